@@ -1,0 +1,468 @@
+//! Offline DTW: a full-matrix oracle and a bounded-memory multiscale aligner (MrMsDTW-style:
+//! align coarse versions of both sequences, project the path one level finer, and compute DTW
+//! only in a band around it).
+//!
+//! Step sizes (1,0), (0,1), (1,1) with weights 1, 1, 2 (the symmetric form: every path from
+//! (0,0) to (i,j) has total weight i + j + 1, so costs of paths ending in different cells are
+//! comparable after dividing by that). An open end on the reference axis lets a performance
+//! that stops early (an excerpt) end anywhere in the reference.
+
+use crate::align::cost::{frame_cost, CostWeights};
+use crate::features::{FeatureFrame, N_CHROMA};
+
+/// A warping path: (performance frame, reference frame) pairs, both non-decreasing.
+pub type Path = Vec<(usize, usize)>;
+
+/// Options for offline DTW.
+#[derive(Clone, Copy, Debug)]
+pub struct DtwOptions {
+    /// Let the path end at any reference frame (the performance covers only part of it).
+    pub open_end: bool,
+    /// Cost weights.
+    pub weights: CostWeights,
+    /// Try all 12 transpositions of the performance at the coarsest level and keep the one of
+    /// least normalised cost (a singer a semitone away from the reference).
+    pub transpose_search: bool,
+}
+
+impl Default for DtwOptions {
+    fn default() -> Self {
+        Self {
+            open_end: true,
+            weights: CostWeights::default(),
+            transpose_search: true,
+        }
+    }
+}
+
+const DIR_DIAG: u8 = 0;
+const DIR_UP: u8 = 1; // from (i-1, j): performance advanced, reference held
+const DIR_LEFT: u8 = 2; // from (i, j-1): reference advanced, performance held
+const DIR_START: u8 = 3;
+
+/// DTW over a band: row `i` (performance frame) covers reference frames `band[i].0 ..
+/// band[i].1`. The band must be monotone (both ends non-decreasing) and consecutive rows must
+/// overlap or touch so a path exists. Memory: one byte per band cell plus two rows of costs.
+/// Returns the path and its total cost.
+pub fn dtw_band(
+    n: usize,
+    m: usize,
+    band: &[(usize, usize)],
+    open_end: bool,
+    mut cost: impl FnMut(usize, usize) -> f32,
+    mut progress: impl FnMut(usize),
+) -> (Path, f64) {
+    assert_eq!(band.len(), n);
+    if n == 0 || m == 0 {
+        return (Vec::new(), 0.0);
+    }
+    let mut offsets = Vec::with_capacity(n + 1);
+    let mut total = 0usize;
+    for &(lo, hi) in band {
+        offsets.push(total);
+        total += hi.saturating_sub(lo);
+    }
+    offsets.push(total);
+    let mut dirs = vec![DIR_START; total];
+    let width_max = band.iter().map(|(lo, hi)| hi - lo).max().unwrap_or(0);
+    let mut prev = vec![f64::INFINITY; width_max];
+    let mut cur = vec![f64::INFINITY; width_max];
+    let (mut prev_lo, mut prev_hi) = (0usize, 0usize);
+    for i in 0..n {
+        let (lo, hi) = band[i];
+        let row_dirs = &mut dirs[offsets[i]..offsets[i + 1]];
+        for j in lo..hi {
+            let c = cost(i, j) as f64;
+            let k = j - lo;
+            let (mut best, mut dir) = if i == 0 && j == 0 {
+                (c, DIR_START)
+            } else {
+                (f64::INFINITY, DIR_START)
+            };
+            if i > 0 {
+                if j > 0 && j - 1 >= prev_lo && j - 1 < prev_hi {
+                    let v = prev[j - 1 - prev_lo] + 2.0 * c;
+                    if v < best {
+                        best = v;
+                        dir = DIR_DIAG;
+                    }
+                }
+                if j >= prev_lo && j < prev_hi {
+                    let v = prev[j - prev_lo] + c;
+                    if v < best {
+                        best = v;
+                        dir = DIR_UP;
+                    }
+                }
+            }
+            if k > 0 {
+                let v = cur[k - 1] + c;
+                if v < best {
+                    best = v;
+                    dir = DIR_LEFT;
+                }
+            }
+            cur[k] = best;
+            row_dirs[k] = dir;
+        }
+        std::mem::swap(&mut prev, &mut cur);
+        prev_lo = lo;
+        prev_hi = hi;
+        if i % 1024 == 0 {
+            progress(i);
+        }
+    }
+    // End cell: (n-1, m-1), or with an open end the reference frame of least normalised cost.
+    let (lo, hi) = band[n - 1];
+    let end_j = if open_end {
+        (lo..hi)
+            .filter(|&j| prev[j - lo].is_finite())
+            .min_by(|&a, &b| {
+                let na = prev[a - lo] / (n + a) as f64;
+                let nb = prev[b - lo] / (n + b) as f64;
+                na.total_cmp(&nb)
+            })
+            .unwrap_or(hi - 1)
+    } else {
+        (m - 1).clamp(lo, hi.saturating_sub(1))
+    };
+    let total_cost = prev[end_j - lo];
+    let mut path = Vec::with_capacity(n + m);
+    let (mut i, mut j) = (n - 1, end_j);
+    loop {
+        path.push((i, j));
+        let (lo, _) = band[i];
+        match dirs[offsets[i] + j - lo] {
+            DIR_DIAG => {
+                i -= 1;
+                j -= 1;
+            }
+            DIR_UP => i -= 1,
+            DIR_LEFT => j -= 1,
+            _ => break,
+        }
+    }
+    path.reverse();
+    (path, total_cost)
+}
+
+/// Full DTW on an explicit row-major cost matrix (n x m): the oracle for everything else.
+pub fn dtw_full_matrix(cost: &[f32], n: usize, m: usize, open_end: bool) -> (Path, f64) {
+    let band = vec![(0, m); n];
+    dtw_band(n, m, &band, open_end, |i, j| cost[i * m + j], |_| {})
+}
+
+/// Average `factor` consecutive frames (chroma re-normalised; onset averaged).
+pub fn downsample(frames: &[FeatureFrame], factor: usize) -> Vec<FeatureFrame> {
+    frames
+        .chunks(factor)
+        .map(|chunk| {
+            let mut out = FeatureFrame::default();
+            for f in chunk {
+                for k in 0..N_CHROMA {
+                    out.chroma[k] += f.chroma[k];
+                    out.onset[k] += f.onset[k];
+                }
+                out.energy += f.energy;
+            }
+            crate::features::chroma::normalize(&mut out.chroma);
+            let inv = 1.0 / chunk.len() as f32;
+            out.onset.iter_mut().for_each(|x| *x *= inv);
+            out.energy *= inv;
+            out
+        })
+        .collect()
+}
+
+/// Largest sequence length aligned with a full matrix at the coarsest level.
+const COARSE_MAX_FRAMES: usize = 1500;
+/// Ratio between consecutive resolution levels.
+const LEVEL_FACTOR: usize = 5;
+/// Band half-width around the projected path, in frames of the finer level.
+const BAND_RADIUS: usize = 12;
+
+/// Multiscale DTW of two feature sequences with bounded memory: at the finest level it touches
+/// only a band of about (2 * radius + 2 * level factor) cells per row. `progress(done, total)`
+/// is called with performance frames done at the finest level.
+pub fn align_multiscale(
+    perf: &[FeatureFrame],
+    reference: &[FeatureFrame],
+    opts: DtwOptions,
+    mut progress: impl FnMut(usize, usize),
+) -> Path {
+    let (n, m) = (perf.len(), reference.len());
+    if n == 0 || m == 0 {
+        return Vec::new();
+    }
+    let mut factors = vec![1usize];
+    while n.max(m) / factors[factors.len() - 1] > COARSE_MAX_FRAMES {
+        let f = factors[factors.len() - 1] * LEVEL_FACTOR;
+        factors.push(f);
+    }
+    let shift = if opts.transpose_search {
+        best_transposition(perf, reference, factors[factors.len() - 1], opts)
+    } else {
+        0
+    };
+    let perf: Vec<FeatureFrame> = perf
+        .iter()
+        .map(|f| crate::align::transpose_frame(f, shift))
+        .collect();
+    let mut path: Path = Vec::new();
+    for (level, &f) in factors.iter().enumerate().rev() {
+        let (p, r) = if f == 1 {
+            (perf.clone(), reference.to_vec())
+        } else {
+            (downsample(&perf, f), downsample(reference, f))
+        };
+        let (pn, rm) = (p.len(), r.len());
+        let band = if level == factors.len() - 1 {
+            vec![(0, rm); pn]
+        } else {
+            project_band(&path, factors[level + 1] / f, pn, rm, BAND_RADIUS)
+        };
+        let finest = f == 1;
+        let (new_path, _) = dtw_band(
+            pn,
+            rm,
+            &band,
+            opts.open_end,
+            |i, j| frame_cost(&p[i], &r[j], opts.weights),
+            |i| {
+                if finest {
+                    progress(i, pn)
+                }
+            },
+        );
+        path = new_path;
+    }
+    progress(n, n);
+    path
+}
+
+/// The transposition (semitones the performance is above the reference) whose coarse DTW has
+/// the least normalised cost. Small inputs are compared at a coarse rate of at least 5 frames.
+pub fn best_transposition(
+    perf: &[FeatureFrame],
+    reference: &[FeatureFrame],
+    factor: usize,
+    opts: DtwOptions,
+) -> usize {
+    let f = factor.max(5);
+    let r = downsample(reference, f);
+    let p0 = downsample(perf, f);
+    let (n, m) = (p0.len(), r.len());
+    if n == 0 || m == 0 {
+        return 0;
+    }
+    let band = vec![(0, m); n];
+    let mut best = (f64::INFINITY, 0usize);
+    for shift in 0..N_CHROMA {
+        let p: Vec<FeatureFrame> = p0
+            .iter()
+            .map(|x| crate::align::transpose_frame(x, shift))
+            .collect();
+        let (path, total) = dtw_band(
+            n,
+            m,
+            &band,
+            opts.open_end,
+            |i, j| frame_cost(&p[i], &r[j], opts.weights),
+            |_| {},
+        );
+        let end_j = path.last().map(|x| x.1).unwrap_or(m - 1);
+        let norm = total / (n + end_j + 1) as f64;
+        if norm < best.0 {
+            best = (norm, shift);
+        }
+    }
+    best.1
+}
+
+/// Project a coarse path to a band at a resolution `ratio` times finer, widened by `radius`.
+fn project_band(
+    coarse: &[(usize, usize)],
+    ratio: usize,
+    n: usize,
+    m: usize,
+    radius: usize,
+) -> Vec<(usize, usize)> {
+    let mut lo = vec![usize::MAX; n];
+    let mut hi = vec![0usize; n];
+    for &(ci, cj) in coarse {
+        let (r0, r1) = (ci * ratio, ((ci + 1) * ratio).min(n));
+        let (c0, c1) = (cj * ratio, ((cj + 1) * ratio).min(m));
+        for i in r0..r1 {
+            lo[i] = lo[i].min(c0);
+            hi[i] = hi[i].max(c1);
+        }
+    }
+    // Rows the coarse path did not cover (a ragged last block) inherit their neighbours.
+    for i in 0..n {
+        if lo[i] == usize::MAX {
+            let (l, h) = if i > 0 { (lo[i - 1], hi[i - 1]) } else { (0, 1) };
+            lo[i] = l;
+            hi[i] = h;
+        }
+    }
+    let mut band: Vec<(usize, usize)> = (0..n)
+        .map(|i| {
+            let a = i.saturating_sub(radius);
+            let b = (i + radius + 1).min(n);
+            let l = lo[a..b].iter().copied().min().unwrap_or(0);
+            let h = hi[a..b].iter().copied().max().unwrap_or(m);
+            (l.saturating_sub(radius), (h + radius).min(m))
+        })
+        .collect();
+    band[0].0 = 0;
+    // Monotone ends, and consecutive rows overlapping so a path always exists.
+    for i in 1..n {
+        band[i].0 = band[i].0.max(band[i - 1].0);
+        band[i].1 = band[i].1.max(band[i - 1].1);
+        if band[i].0 >= band[i - 1].1 {
+            band[i].0 = band[i - 1].1.saturating_sub(1);
+        }
+    }
+    band
+}
+
+/// Reference frame for every performance frame along a path (mean of the matched frames).
+pub fn path_to_ref_per_perf(path: &Path, n: usize) -> Vec<f64> {
+    let mut sum = vec![0.0f64; n];
+    let mut count = vec![0usize; n];
+    for &(i, j) in path {
+        if i < n {
+            sum[i] += j as f64;
+            count[i] += 1;
+        }
+    }
+    let mut last = 0.0;
+    (0..n)
+        .map(|i| {
+            if count[i] > 0 {
+                last = sum[i] / count[i] as f64;
+            }
+            last
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Brute force over every monotone path with steps (1,0),(0,1),(1,1) and weights 1,1,2.
+    fn brute_force(cost: &[f32], n: usize, m: usize) -> f64 {
+        fn go(cost: &[f32], n: usize, m: usize, i: usize, j: usize, acc: f64) -> f64 {
+            if i == n - 1 && j == m - 1 {
+                return acc;
+            }
+            let mut best = f64::INFINITY;
+            if i + 1 < n && j + 1 < m {
+                best = best.min(go(cost, n, m, i + 1, j + 1, acc + 2.0 * cost[(i + 1) * m + j + 1] as f64));
+            }
+            if i + 1 < n {
+                best = best.min(go(cost, n, m, i + 1, j, acc + cost[(i + 1) * m + j] as f64));
+            }
+            if j + 1 < m {
+                best = best.min(go(cost, n, m, i, j + 1, acc + cost[i * m + j + 1] as f64));
+            }
+            best
+        }
+        go(cost, n, m, 0, 0, cost[0] as f64)
+    }
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((*seed >> 33) as f32) / (1u64 << 31) as f32
+    }
+
+    #[test]
+    fn full_dtw_matches_brute_force() {
+        let mut seed = 7u64;
+        for (n, m) in [(1, 1), (1, 4), (3, 3), (4, 5), (5, 6), (6, 4)] {
+            let cost: Vec<f32> = (0..n * m).map(|_| lcg(&mut seed)).collect();
+            let (path, total) = dtw_full_matrix(&cost, n, m, false);
+            let want = brute_force(&cost, n, m);
+            assert!((total - want).abs() < 1e-5, "{n}x{m}: {total} vs {want}");
+            assert_eq!(path[0], (0, 0));
+            assert_eq!(*path.last().unwrap(), (n - 1, m - 1));
+            // Path cost recomputed from the steps equals the total.
+            let mut acc = cost[0] as f64;
+            for w in path.windows(2) {
+                let (a, b) = (w[0], w[1]);
+                let c = cost[b.0 * m + b.1] as f64;
+                acc += if b.0 > a.0 && b.1 > a.1 { 2.0 * c } else { c };
+            }
+            assert!((acc - total).abs() < 1e-5);
+        }
+    }
+
+    fn synthetic(len: usize, seed: u64) -> Vec<FeatureFrame> {
+        let mut s = seed;
+        let mut frames = Vec::with_capacity(len);
+        let mut cur = FeatureFrame::default();
+        for k in 0..len {
+            if k % 7 == 0 {
+                for c in 0..N_CHROMA {
+                    cur.chroma[c] = lcg(&mut s).powi(3);
+                }
+                crate::features::chroma::normalize(&mut cur.chroma);
+            }
+            frames.push(cur);
+        }
+        frames
+    }
+
+    /// Time-stretch a sequence by a smooth warp; returns the stretched sequence and, for each
+    /// of its frames, the source frame it came from.
+    fn stretch(src: &[FeatureFrame], rate: impl Fn(f64) -> f64) -> (Vec<FeatureFrame>, Vec<usize>) {
+        let mut out = Vec::new();
+        let mut gt = Vec::new();
+        let mut pos = 0.0f64;
+        while (pos as usize) < src.len() {
+            out.push(src[pos as usize]);
+            gt.push(pos as usize);
+            pos += rate(pos / src.len() as f64);
+        }
+        (out, gt)
+    }
+
+    #[test]
+    fn multiscale_equals_full_on_stretched_sequence() {
+        let reference = synthetic(4000, 3);
+        let (perf, gt) = stretch(&reference, |x| 0.8 + 0.5 * (x * 9.0).sin().abs());
+        let opts = DtwOptions {
+            open_end: false,
+            weights: CostWeights::default(),
+            transpose_search: false,
+        };
+        let ms = align_multiscale(&perf, &reference, opts, |_, _| {});
+        let ref_of = path_to_ref_per_perf(&ms, perf.len());
+        let mut worst = 0i64;
+        for (i, &g) in gt.iter().enumerate() {
+            // Held source frames are ambiguous inside a run of identical frames; compare the
+            // chroma run (7 frames) the match falls in.
+            worst = worst.max((ref_of[i] as i64 / 7 - g as i64 / 7).abs());
+        }
+        assert!(worst <= 1, "worst run error {worst}");
+    }
+
+    #[test]
+    fn band_of_full_width_equals_full_matrix() {
+        let a = synthetic(60, 1);
+        let b = synthetic(80, 2);
+        let w = CostWeights::default();
+        let cost: Vec<f32> = (0..60 * 80).map(|k| frame_cost(&a[k / 80], &b[k % 80], w)).collect();
+        let (p1, c1) = dtw_full_matrix(&cost, 60, 80, true);
+        let opts = DtwOptions {
+            open_end: true,
+            weights: w,
+            transpose_search: false,
+        };
+        let p2 = align_multiscale(&a, &b, opts, |_, _| {});
+        let (_, c2) = dtw_band(60, 80, &vec![(0, 80); 60], true, |i, j| cost[i * 80 + j], |_| {});
+        assert_eq!(p1, p2);
+        assert!((c1 - c2).abs() < 1e-9);
+    }
+}

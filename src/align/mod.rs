@@ -1,0 +1,54 @@
+//! Alignment: frame costs, offline DTW (full oracle and bounded-memory multiscale), the online
+//! aligners (OLTW, soft-DTW) and the tracker that turns raw matches into reported positions.
+
+pub mod cost;
+pub mod dtw;
+pub mod oltw;
+pub mod soft_dtw;
+pub mod soft_online;
+pub mod tracker;
+pub mod transpose;
+
+use crate::features::FeatureFrame;
+
+/// What an online aligner reports for one performance frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AlignStep {
+    /// Reference frame (fractional) matched to the centre of the performance frame.
+    pub ref_frame: f64,
+    /// Confidence in [0, 1]: 1 = a sharp, low-cost match.
+    pub confidence: f32,
+    /// Spread of the position estimate (standard deviation, reference frames).
+    pub spread_frames: f32,
+    /// Normalised accumulated cost of the match (mean local cost along the best path; lower
+    /// is better). Comparable between aligners fed the same frames, e.g. under different
+    /// transpositions.
+    pub cost: f32,
+}
+
+/// An aligner that consumes performance frames one at a time against a fixed reference.
+/// `step` is O(window) and does not allocate.
+pub trait OnlineAligner: Send {
+    /// Process the next performance frame.
+    fn step(&mut self, frame: &FeatureFrame) -> AlignStep;
+    /// Restart the alignment so that the next frame is matched near `ref_frame`
+    /// (re-localisation after a jump, seek from a remote control).
+    fn reset_to(&mut self, ref_frame: usize);
+    /// Number of performance frames consumed since construction or the last reset.
+    fn frames_seen(&self) -> usize;
+    /// Short name for logs ("oltw", "soft").
+    fn name(&self) -> &'static str;
+}
+
+/// Rotate the pitch classes of a frame: the result's class `c` is the input's class
+/// `(c + shift) % 12`, so a performance transposed up by `shift` semitones is brought back to
+/// the score's key.
+pub fn transpose_frame(frame: &FeatureFrame, shift: usize) -> FeatureFrame {
+    let n = crate::features::N_CHROMA;
+    let mut out = *frame;
+    for c in 0..n {
+        out.chroma[c] = frame.chroma[(c + shift) % n];
+        out.onset[c] = frame.onset[(c + shift) % n];
+    }
+    out
+}

@@ -1,0 +1,360 @@
+//! Online time warping (Dixon 2005, "Live tracking of musical performances using on-line time
+//! warping", DAFx), in the windowed form used for score following: for every performance frame
+//! the accumulated-cost column is computed over a bounded window of reference frames that
+//! follows the current position, so each step is O(window) and allocation-free.
+//!
+//! Recursion (Dixon §3, symmetric weights): D(i,j) = min(D(i-1,j-1) + 2d, D(i-1,j) + d,
+//! D(i,j-1) + d). The position after frame i is the reference frame of least normalised cost
+//! D(i,j) / (i + j + 1) in the current column (Dixon's path-end choice). Horizontal runs inside
+//! one column are capped (Dixon's MaxRunCount, §3.2) through the window's forward reach.
+
+use std::sync::Arc;
+
+use super::cost::{frame_cost, CostWeights};
+use super::tracker::{Tracker, TrackerConfig};
+use super::{AlignStep, OnlineAligner};
+use crate::features::FeatureFrame;
+
+/// Local step pattern of the online recursion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepPattern {
+    /// Dixon's steps (1,0), (0,1), (1,1) with weights 1, 1, 2: any tempo, but skipping a
+    /// reference frame costs a whole cell.
+    Symmetric,
+    /// Slope-constrained steps (1,1), (1,2), (2,1) with weights 2, 3, 3 (FMP §3.2.2.2):
+    /// tempo ratios from 0.5 to 2 with no penalty for skipping frames inside that range.
+    /// Weights equal the step length in i + j, so normalisation by i + j stays valid.
+    Constrained,
+}
+
+/// OLTW parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OltwConfig {
+    /// Step pattern.
+    pub steps: StepPattern,
+    /// Reference frames in the search window (500 = 10 s at 50 frames/s).
+    pub window_frames: usize,
+    /// Share of the window kept behind the current position (for small backward corrections).
+    pub back_fraction: f32,
+    /// Frame cost weights.
+    pub weights: CostWeights,
+    /// Pull towards the tempo prediction (previous position + local tempo), in normalised cost
+    /// per reference frame of distance. Breaks near-ties inside held notes, where the
+    /// accumulated costs of many cells are equal and the plain argmin would lag.
+    pub prediction_weight: f32,
+    /// Sharpness of the soft weighting used for confidence and spread (per unit normalised
+    /// cost).
+    pub spread_sharpness: f32,
+}
+
+impl Default for OltwConfig {
+    fn default() -> Self {
+        Self {
+            steps: StepPattern::Symmetric,
+            window_frames: 500,
+            back_fraction: 0.25,
+            weights: CostWeights::default(),
+            spread_sharpness: 60.0,
+            prediction_weight: 0.0,
+        }
+    }
+}
+
+/// Windowed online DTW aligner.
+pub struct Oltw {
+    reference: Arc<[FeatureFrame]>,
+    cfg: OltwConfig,
+    prev: Vec<f64>,
+    prev2: Vec<f64>,
+    cur: Vec<f64>,
+    prev_lo: usize,
+    prev_len: usize,
+    prev2_lo: usize,
+    prev2_len: usize,
+    start_j: usize,
+    frames_seen: usize,
+    position: usize,
+    tempo: Tracker,
+}
+
+impl Oltw {
+    /// A new aligner at the start of `reference`.
+    pub fn new(reference: Arc<[FeatureFrame]>, cfg: OltwConfig) -> Self {
+        let w = cfg.window_frames.max(2);
+        Self {
+            reference,
+            cfg,
+            prev: vec![f64::INFINITY; w],
+            prev2: vec![f64::INFINITY; w],
+            cur: vec![f64::INFINITY; w],
+            prev_lo: 0,
+            prev_len: 0,
+            prev2_lo: 0,
+            prev2_len: 0,
+            start_j: 0,
+            frames_seen: 0,
+            position: 0,
+            tempo: Tracker::new(TrackerConfig::default()),
+        }
+    }
+
+    /// Current window start and length for the next frame.
+    fn window(&self) -> (usize, usize) {
+        let m = self.reference.len();
+        let w = self.cur.len().min(m);
+        let back = (w as f32 * self.cfg.back_fraction) as usize;
+        let mut lo = self.position.saturating_sub(back).min(m - w);
+        if self.frames_seen > 0 {
+            // The window never moves back: cells left behind keep their meaning.
+            lo = lo.max(self.prev_lo);
+        }
+        (lo, w.min(m - lo))
+    }
+}
+
+impl OnlineAligner for Oltw {
+    fn step(&mut self, frame: &FeatureFrame) -> AlignStep {
+        let m = self.reference.len();
+        if m == 0 {
+            return AlignStep::default();
+        }
+        let (lo, len) = self.window();
+        let i = self.frames_seen;
+        let weights = self.cfg.weights;
+        for k in 0..len {
+            let j = lo + k;
+            if j < self.start_j {
+                self.cur[k] = f64::INFINITY;
+                continue;
+            }
+            let d = frame_cost(frame, &self.reference[j], weights) as f64;
+            let mut best = if i == 0 && j == self.start_j {
+                d
+            } else {
+                f64::INFINITY
+            };
+            let (plo, plen, p2lo, p2len) = (self.prev_lo, self.prev_len, self.prev2_lo, self.prev2_len);
+            let prev_at = |jj: usize| -> f64 {
+                if jj >= plo && jj < plo + plen {
+                    self.prev[jj - plo]
+                } else {
+                    f64::INFINITY
+                }
+            };
+            match self.cfg.steps {
+                StepPattern::Symmetric => {
+                    if i > 0 {
+                        if j > 0 {
+                            best = best.min(prev_at(j - 1) + 2.0 * d);
+                        }
+                        best = best.min(prev_at(j) + d);
+                    }
+                    if k > 0 {
+                        best = best.min(self.cur[k - 1] + d);
+                    }
+                }
+                StepPattern::Constrained => {
+                    if i > 0 && j > 0 {
+                        best = best.min(prev_at(j - 1) + 2.0 * d);
+                        if j > 1 {
+                            best = best.min(prev_at(j - 2) + 3.0 * d);
+                        }
+                        if i > 1 && j - 1 >= p2lo && j - 1 < p2lo + p2len {
+                            best = best.min(self.prev2[j - 1 - p2lo] + 3.0 * d);
+                        }
+                    }
+                }
+            }
+            self.cur[k] = best;
+        }
+        // Position: least normalised cost in this column, plus a small pull towards the
+        // tempo prediction.
+        let predicted = self.position as f64 + if i > 0 { self.tempo.tempo() } else { 0.0 };
+        let pull = self.cfg.prediction_weight as f64;
+        let mut best_k = 0usize;
+        let mut best_norm = f64::INFINITY;
+        let mut best_score = f64::INFINITY;
+        for k in 0..len {
+            let j = lo + k;
+            if j < self.start_j {
+                continue;
+            }
+            let norm = self.cur[k] / (i + (j - self.start_j) + 1) as f64;
+            let score = norm + pull * (j as f64 - predicted).abs();
+            // Ties (cells of a held note) go to the later frame.
+            if score <= best_score {
+                best_score = score;
+                best_norm = norm;
+                best_k = k;
+            }
+        }
+        // Spread and confidence from soft weights around the best cell.
+        let sharp = self.cfg.spread_sharpness as f64;
+        let (mut sw, mut sj, mut sjj, mut mean_norm, mut count) = (0.0, 0.0, 0.0, 0.0, 0usize);
+        for k in 0..len {
+            let j = lo + k;
+            if j < self.start_j || !self.cur[k].is_finite() {
+                continue;
+            }
+            let norm = self.cur[k] / (i + (j - self.start_j) + 1) as f64;
+            let w = (-(norm - best_norm) * sharp).exp();
+            let x = k as f64 - best_k as f64;
+            sw += w;
+            sj += w * x;
+            sjj += w * x * x;
+            mean_norm += norm;
+            count += 1;
+        }
+        let var = if sw > 0.0 {
+            (sjj / sw - (sj / sw).powi(2)).max(0.0)
+        } else {
+            0.0
+        };
+        mean_norm /= count.max(1) as f64;
+        let confidence = if mean_norm > 0.0 && best_norm.is_finite() {
+            (1.0 - best_norm / mean_norm).clamp(0.0, 1.0) as f32
+        } else {
+            0.0
+        };
+        // Rotate columns: prev2 <- prev <- cur.
+        std::mem::swap(&mut self.prev2, &mut self.prev);
+        std::mem::swap(&mut self.prev, &mut self.cur);
+        self.prev2_lo = self.prev_lo;
+        self.prev2_len = self.prev_len;
+        self.prev_lo = lo;
+        self.prev_len = len;
+        self.frames_seen += 1;
+        self.position = lo + best_k;
+        self.tempo.update(&AlignStep {
+            ref_frame: self.position as f64,
+            ..AlignStep::default()
+        });
+        AlignStep {
+            ref_frame: self.position as f64,
+            confidence,
+            spread_frames: var.sqrt() as f32,
+            cost: best_norm as f32,
+        }
+    }
+
+    fn reset_to(&mut self, ref_frame: usize) {
+        let m = self.reference.len();
+        self.start_j = ref_frame.min(m.saturating_sub(1));
+        self.position = self.start_j;
+        self.frames_seen = 0;
+        self.tempo.reset();
+        self.prev_lo = 0;
+        self.prev_len = 0;
+        self.prev2_lo = 0;
+        self.prev2_len = 0;
+    }
+
+    fn frames_seen(&self) -> usize {
+        self.frames_seen
+    }
+
+    fn name(&self) -> &'static str {
+        "oltw"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::align::dtw::{dtw_full_matrix, path_to_ref_per_perf};
+    use crate::features::N_CHROMA;
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 33) as f32) / (1u64 << 31) as f32
+    }
+
+    fn random_frames(n: usize, seed: u64) -> Vec<FeatureFrame> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                let mut f = FeatureFrame::default();
+                for c in 0..N_CHROMA {
+                    f.chroma[c] = lcg(&mut s).powi(4);
+                }
+                crate::features::chroma::normalize(&mut f.chroma);
+                f
+            })
+            .collect()
+    }
+
+    /// With an unlimited window the OLTW column is exactly the DTW matrix row, so on a
+    /// noise-free time-stretched sequence it recovers the exact path, like full offline DTW.
+    #[test]
+    fn unlimited_window_recovers_exact_stretch() {
+        let reference = random_frames(300, 11);
+        // Every reference frame held for 1 or 2 performance frames (tempo 0.5x..1x).
+        let mut perf = Vec::new();
+        let mut gt = Vec::new();
+        for (j, f) in reference.iter().enumerate() {
+            let reps = 1 + (j * 7 % 3 == 0) as usize;
+            for _ in 0..reps {
+                perf.push(*f);
+                gt.push(j);
+            }
+        }
+        let cfg = OltwConfig {
+            window_frames: 10_000,
+            ..OltwConfig::default()
+        };
+        let mut oltw = Oltw::new(reference.clone().into(), cfg);
+        let online: Vec<usize> = perf.iter().map(|f| oltw.step(f).ref_frame as usize).collect();
+        assert_eq!(online, gt);
+
+        // Offline oracle agrees.
+        let w = CostWeights::default();
+        let (n, m) = (perf.len(), reference.len());
+        let cost: Vec<f32> = (0..n * m)
+            .map(|k| frame_cost(&perf[k / m], &reference[k % m], w))
+            .collect();
+        let (path, _) = dtw_full_matrix(&cost, n, m, false);
+        let off = path_to_ref_per_perf(&path, n);
+        assert!(off.iter().zip(&gt).all(|(a, &b)| *a as usize == b));
+    }
+
+    #[test]
+    fn bounded_window_follows_a_faster_performance() {
+        let reference = random_frames(3000, 5);
+        // Performance 1.5x faster: skips every third reference frame.
+        let perf: Vec<FeatureFrame> = (0..3000).filter(|j| j % 3 != 2).map(|j| reference[j]).collect();
+        let cfg = OltwConfig {
+            steps: StepPattern::Constrained,
+            ..OltwConfig::default()
+        };
+        let mut oltw = Oltw::new(reference.clone().into(), cfg);
+        let mut last = 0.0;
+        for (i, f) in perf.iter().enumerate() {
+            let s = oltw.step(f);
+            let want = (i / 2 * 3 + i % 2) as f64;
+            // After a short warm-up (the normalised cost of a few random frames is noisy).
+            if i >= 30 {
+                assert!((s.ref_frame - want).abs() <= 1.0, "frame {i}: {} vs {want}", s.ref_frame);
+            }
+            last = s.ref_frame;
+        }
+        assert!(last >= 2990.0);
+    }
+
+    #[test]
+    fn reset_restarts_at_the_given_frame() {
+        let reference = random_frames(2000, 9);
+        let mut oltw = Oltw::new(reference.clone().into(), OltwConfig::default());
+        for f in &reference[..100] {
+            oltw.step(f);
+        }
+        oltw.reset_to(1200);
+        let mut s = AlignStep::default();
+        for f in &reference[1200..1300] {
+            s = oltw.step(f);
+        }
+        assert_eq!(s.ref_frame, 1299.0);
+        assert!(s.confidence > 0.5, "{}", s.confidence);
+    }
+}

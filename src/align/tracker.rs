@@ -1,0 +1,188 @@
+//! Turns the raw per-frame matches of an online aligner into what a listener is told: the
+//! score position *now* (when the frame's last sample arrived), the tempo and a confidence.
+//!
+//! An aligner matches the centre of the performance frame, which is half a window older than
+//! the newest sample. The tracker extrapolates over that lag with the local tempo, estimated as
+//! the least-squares slope of the recent matches (reference frames per performance frame).
+
+use super::AlignStep;
+
+/// Tracker parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrackerConfig {
+    /// Lag between a frame's newest sample and its centre (performance frames).
+    pub lag_frames: f64,
+    /// Frames of match history used for the tempo slope.
+    pub tempo_history_frames: usize,
+    /// Tempo ratio limits (reference frames per performance frame).
+    pub min_tempo: f64,
+    /// Upper tempo ratio limit.
+    pub max_tempo: f64,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            lag_frames: 0.0,
+            tempo_history_frames: 100,
+            min_tempo: 0.25,
+            max_tempo: 4.0,
+        }
+    }
+}
+
+/// What the tracker reports for one frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Tracked {
+    /// Reference frame (fractional) at the arrival time of the frame's newest sample.
+    pub ref_frame_now: f64,
+    /// Tempo ratio: reference time per performance time (1 = as in the reference).
+    pub tempo: f64,
+    /// Confidence in [0, 1].
+    pub confidence: f32,
+    /// Spread (reference frames).
+    pub spread_frames: f32,
+}
+
+/// Position tracker with a fixed-size history (no allocation per frame).
+///
+/// Inside a held note the aligner's match does not move (every cell of the note costs the
+/// same), then jumps when the next onset is heard. With reference onsets given
+/// ([`Tracker::with_onsets`]) the tracker lets the reported position flow on at the local tempo
+/// inside the note, but never past the next reference onset that has not been heard yet.
+pub struct Tracker {
+    cfg: TrackerConfig,
+    history: Vec<f64>,
+    next: usize,
+    filled: usize,
+    tempo: f64,
+    onsets: Option<std::sync::Arc<[u32]>>,
+    flowing: f64,
+}
+
+impl Tracker {
+    /// A new tracker.
+    pub fn new(cfg: TrackerConfig) -> Self {
+        Self {
+            history: vec![0.0; cfg.tempo_history_frames.max(2)],
+            cfg,
+            next: 0,
+            filled: 0,
+            tempo: 1.0,
+            onsets: None,
+            flowing: 0.0,
+        }
+    }
+
+    /// Use the reference's note onsets (sorted reference frames) to let the position flow
+    /// inside held notes.
+    pub fn with_onsets(mut self, onsets: std::sync::Arc<[u32]>) -> Self {
+        self.onsets = Some(onsets);
+        self
+    }
+
+    /// The first onset strictly after `frame` (or infinity).
+    fn next_onset_after(&self, frame: f64) -> f64 {
+        match &self.onsets {
+            Some(on) => {
+                let k = on.partition_point(|&o| (o as f64) <= frame);
+                on.get(k).map(|&o| o as f64).unwrap_or(f64::INFINITY)
+            }
+            None => f64::INFINITY,
+        }
+    }
+
+    /// Forget the history (after a jump or a seek).
+    pub fn reset(&mut self) {
+        self.next = 0;
+        self.filled = 0;
+        self.tempo = 1.0;
+        self.flowing = 0.0;
+    }
+
+    /// Current tempo ratio.
+    pub fn tempo(&self) -> f64 {
+        self.tempo
+    }
+
+    /// Feed one aligner step.
+    pub fn update(&mut self, step: &AlignStep) -> Tracked {
+        let cap = self.history.len();
+        self.history[self.next] = step.ref_frame;
+        self.next = (self.next + 1) % cap;
+        self.filled = (self.filled + 1).min(cap);
+        if self.filled >= 10 {
+            // Least-squares slope over the history, oldest first at x = 0.
+            let n = self.filled;
+            let start = (self.next + cap - n) % cap;
+            let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
+            for k in 0..n {
+                let y = self.history[(start + k) % cap];
+                let x = k as f64;
+                sx += x;
+                sy += y;
+                sxx += x * x;
+                sxy += x * y;
+            }
+            let nf = n as f64;
+            let den = nf * sxx - sx * sx;
+            if den > 0.0 {
+                let slope = (nf * sxy - sx * sy) / den;
+                self.tempo = slope.clamp(self.cfg.min_tempo, self.cfg.max_tempo);
+            }
+        }
+        let raw = step.ref_frame;
+        let now = if self.onsets.is_some() {
+            // Flow on from the last reported position at the local tempo, between the raw
+            // match and the frame before the next unheard onset.
+            let cap = (self.next_onset_after(raw) - 1.0).max(raw);
+            let flowed = (self.flowing + self.tempo).min(cap);
+            self.flowing = flowed.max(raw);
+            (self.flowing + self.tempo * self.cfg.lag_frames).min(cap.max(self.flowing))
+        } else {
+            raw + self.tempo * self.cfg.lag_frames
+        };
+        Tracked {
+            ref_frame_now: now,
+            tempo: self.tempo,
+            confidence: step.confidence,
+            spread_frames: step.spread_frames,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_tempo_is_recovered_and_extrapolated() {
+        let mut t = Tracker::new(TrackerConfig {
+            lag_frames: 4.0,
+            ..TrackerConfig::default()
+        });
+        let mut out = Tracked::default();
+        for i in 0..200 {
+            out = t.update(&AlignStep {
+                ref_frame: 1.5 * i as f64,
+                confidence: 1.0,
+                spread_frames: 0.0,
+            });
+        }
+        assert!((out.tempo - 1.5).abs() < 1e-9);
+        assert!((out.ref_frame_now - (1.5 * 199.0 + 6.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn tempo_is_clamped() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        let mut out = Tracked::default();
+        for i in 0..50 {
+            out = t.update(&AlignStep {
+                ref_frame: 100.0 * i as f64,
+                ..AlignStep::default()
+            });
+        }
+        assert_eq!(out.tempo, 4.0);
+    }
+}

@@ -1,0 +1,132 @@
+//! Key detection while following: for the first seconds, one aligner per transposition
+//! (12 cyclic shifts of the performance's pitch classes) runs side by side; the report comes
+//! from the one with the lowest normalised path cost. Once the trial ends only that one goes on,
+//! so the steady-state cost is a single aligner's.
+
+use super::{transpose_frame, AlignStep, OnlineAligner};
+use crate::features::{FeatureFrame, N_CHROMA};
+
+/// Runs aligners under several transpositions and keeps the best.
+pub struct KeyTrial {
+    /// (shift in semitones, aligner), best first after the trial.
+    candidates: Vec<(usize, Box<dyn OnlineAligner>)>,
+    trial_frames: usize,
+    frames_seen: usize,
+    best: usize,
+}
+
+impl KeyTrial {
+    /// `make()` builds one aligner per candidate shift (`shifts`, semitones up); the trial
+    /// lasts `trial_frames` performance frames.
+    pub fn new(
+        shifts: &[usize],
+        trial_frames: usize,
+        mut make: impl FnMut() -> Box<dyn OnlineAligner>,
+    ) -> Self {
+        let candidates = shifts.iter().map(|&s| (s % N_CHROMA, make())).collect();
+        Self {
+            candidates,
+            trial_frames,
+            frames_seen: 0,
+            best: 0,
+        }
+    }
+
+    /// The transposition currently believed (semitones the performance is above the score).
+    pub fn shift(&self) -> usize {
+        self.candidates[self.best].0
+    }
+
+    /// True while several transpositions are still being compared.
+    pub fn in_trial(&self) -> bool {
+        self.candidates.len() > 1
+    }
+}
+
+impl OnlineAligner for KeyTrial {
+    fn step(&mut self, frame: &FeatureFrame) -> AlignStep {
+        let mut best_step = AlignStep {
+            cost: f32::INFINITY,
+            ..AlignStep::default()
+        };
+        for (k, (shift, aligner)) in self.candidates.iter_mut().enumerate() {
+            let f = if *shift == 0 {
+                *frame
+            } else {
+                transpose_frame(frame, *shift)
+            };
+            let s = aligner.step(&f);
+            if s.cost < best_step.cost || k == 0 && !best_step.cost.is_finite() {
+                best_step = s;
+                self.best = k;
+            }
+        }
+        self.frames_seen += 1;
+        if self.in_trial() && self.frames_seen >= self.trial_frames {
+            let keep = self.candidates.swap_remove(self.best);
+            self.candidates.clear();
+            self.candidates.push(keep);
+            self.best = 0;
+            tracing::info!("key trial: performance is {} semitones above the score", self.shift());
+        }
+        best_step
+    }
+
+    fn reset_to(&mut self, ref_frame: usize) {
+        for (_, a) in &mut self.candidates {
+            a.reset_to(ref_frame);
+        }
+    }
+
+    fn frames_seen(&self) -> usize {
+        self.frames_seen
+    }
+
+    fn name(&self) -> &'static str {
+        "key-trial"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::align::oltw::{Oltw, OltwConfig};
+    use std::sync::Arc;
+
+    #[test]
+    fn finds_the_transposition_and_follows() {
+        let mut seed = 3u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32) / (1u64 << 31) as f32
+        };
+        let reference: Vec<FeatureFrame> = (0..1500)
+            .map(|k| {
+                let mut f = FeatureFrame::default();
+                // Slowly changing "harmony": a new random chord every 10 frames.
+                let _ = k;
+                for c in 0..N_CHROMA {
+                    f.chroma[c] = next().powi(4);
+                }
+                crate::features::chroma::normalize(&mut f.chroma);
+                f
+            })
+            .collect();
+        // The performance is the reference played 3 semitones higher.
+        let perf: Vec<FeatureFrame> = reference
+            .iter()
+            .map(|f| transpose_frame(f, N_CHROMA - 3))
+            .collect();
+        let frames: Arc<[FeatureFrame]> = reference.into();
+        let mut trial = KeyTrial::new(&(0..12).collect::<Vec<_>>(), 200, || {
+            Box::new(Oltw::new(frames.clone(), OltwConfig::default()))
+        });
+        let mut last = AlignStep::default();
+        for f in &perf[..600] {
+            last = trial.step(f);
+        }
+        assert_eq!(trial.shift(), 3);
+        assert!(!trial.in_trial());
+        assert_eq!(last.ref_frame, 599.0);
+    }
+}

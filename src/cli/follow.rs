@@ -1,0 +1,205 @@
+//! `scorefollow follow`: follow a performance (replayed or live) and report positions.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use super::common::{parse_speed, ReferenceArgs};
+use crate::align::oltw::{OltwConfig, StepPattern};
+use crate::audio::replay::{ReplayOptions, Speed};
+use crate::audio::Capture;
+use crate::engine::{self, AlignerKind, FollowOptions};
+use crate::features::FeatureConfig;
+use crate::output::console::ConsoleSink;
+use crate::output::csv::{FileFormat, FileSink};
+use crate::output::osc::{parse_target, OscSink};
+use crate::output::Sink;
+
+/// Follow a performance in a score and say where the performer is, frame by frame.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  scorefollow follow --replay scores/bach/performance.flac --score scores/bach/score.mid --osc 127.0.0.1:9000\n  scorefollow follow --live --score piece.mid --osc 192.168.1.20:53000 --osc-rate 30")]
+pub struct FollowArgs {
+    /// Play this recording into the follower as if it were live input.
+    #[arg(long, value_name = "AUDIO", conflicts_with = "live")]
+    pub replay: Option<PathBuf>,
+    /// Listen to a sound-card input (needs a build with the `live` feature).
+    #[arg(long)]
+    pub live: bool,
+    /// Input device for --live (an id or name from `scorefollow devices`; default input if
+    /// omitted).
+    #[arg(long, value_name = "NAME", requires = "live")]
+    pub device: Option<String>,
+    #[command(flatten)]
+    pub reference: ReferenceArgs,
+    /// Replay pace: 1.0 = real time, 2 = twice as fast, max = as fast as possible.
+    #[arg(long, default_value = "1.0", value_parser = parse_speed)]
+    pub speed: Speed,
+    /// Send OSC to HOST:PORT (repeat for several receivers).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub osc: Vec<String>,
+    /// Position messages per second over OSC (default: every frame, 50 per second).
+    #[arg(long, value_name = "HZ")]
+    pub osc_rate: Option<f64>,
+    /// Write every reported position to this CSV file
+    /// (perf_time_s,score_time_s,beat,bar,tempo,confidence).
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: Option<PathBuf>,
+    /// Write every reported position as JSON lines to this file.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub jsonl: Option<PathBuf>,
+    /// Which follower: oltw (online time warping).
+    #[arg(long, default_value = "oltw")]
+    pub aligner: AlignerKind,
+    /// How far ahead and behind the follower looks (s of the score).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub window_s: f64,
+    /// Start following at this score time (s) instead of the beginning.
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    pub start_s: f64,
+    /// Tuning of the performer in cents from A4 = 440 Hz (e.g. 10 for A = 442.5 Hz).
+    #[arg(long, value_name = "CENTS", allow_negative_numbers = true)]
+    pub tuning: Option<f32>,
+    /// Transposition of the performer in semitones up from the score (0-11), or 'auto' to
+    /// detect it during the first seconds.
+    #[arg(long, default_value = "auto", value_parser = parse_transpose, allow_negative_numbers = true)]
+    pub transpose: TransposeArg,
+    /// Print a position line every this many seconds of audio (0 = never).
+    #[arg(long, default_value_t = 0.5, value_name = "SECONDS")]
+    pub print_every: f64,
+    /// Print latency statistics (last sample of a frame in the ring -> OSC datagram sent).
+    #[arg(long)]
+    pub latency: bool,
+}
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_speed(s)
+    }
+}
+
+/// Run `follow`.
+pub fn run(args: FollowArgs) -> anyhow::Result<()> {
+    let cfg = FeatureConfig::default();
+    if !(args.window_s > 0.5 && args.window_s.is_finite()) {
+        bail!("invalid --window-s '{}': give at least 0.5 seconds", args.window_s);
+    }
+    // Validate every output before any audio starts.
+    let targets = args
+        .osc
+        .iter()
+        .map(|t| parse_target(t).context("--osc"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(r) = args.osc_rate {
+        if !(r > 0.0 && r.is_finite()) {
+            bail!("invalid --osc-rate '{r}': give a positive number of messages per second");
+        }
+    }
+    let reference = args.reference.load(&cfg)?;
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if args.print_every > 0.0 {
+        sinks.push(Box::new(ConsoleSink::new(args.print_every)));
+    }
+    if let Some(p) = &args.out {
+        sinks.push(Box::new(FileSink::create(p, FileFormat::Csv)?));
+    }
+    if let Some(p) = &args.jsonl {
+        sinks.push(Box::new(FileSink::create(p, FileFormat::JsonLines)?));
+    }
+
+    let capture = if let Some(path) = &args.replay {
+        Capture::replay(
+            path,
+            ReplayOptions {
+                speed: args.speed,
+                ..ReplayOptions::default()
+            },
+        )
+        .with_context(|| format!("replaying {}", path.display()))?
+    } else if args.live {
+        open_live(args.device.as_deref())?
+    } else {
+        bail!("give the input: --replay AUDIO, or --live for a sound card");
+    };
+
+    let mut latency_log = None;
+    if !targets.is_empty() {
+        let mut osc = OscSink::new(targets, args.osc_rate)?;
+        if args.latency {
+            latency_log = Some(osc.log_latency(capture.epoch));
+        }
+        sinks.push(Box::new(osc));
+    }
+    let opts = FollowOptions {
+        aligner: args.aligner,
+        oltw: OltwConfig {
+            window_frames: (args.window_s * cfg.frame_rate_hz()).round() as usize,
+            steps: StepPattern::Symmetric,
+            ..OltwConfig::default()
+        },
+        perf_tuning_cents: args.tuning,
+        start_score_s: args.start_s,
+        transpose: args.transpose.0,
+        ..FollowOptions::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (summary, _sinks) = engine::run(capture, reference, &opts, sinks, Some(stop))?;
+    eprintln!(
+        "followed {:.1} s of audio in {:.2} s ({:.0}x real time), {} frames, {} samples dropped, per-frame p50 {:.1} us p99 {:.1} us",
+        summary.audio_s,
+        summary.wall_s,
+        summary.realtime_factor(),
+        summary.frames,
+        summary.dropped_samples,
+        summary.frame_us_percentile(50.0),
+        summary.frame_us_percentile(99.0),
+    );
+    if let Some(log) = latency_log {
+        let pairs = log.lock().map(|v| v.clone()).unwrap_or_default();
+        let mut lat: Vec<u32> = pairs
+            .iter()
+            .map(|&(cap, sent)| sent.saturating_sub(cap).min(u32::MAX as u64) as u32)
+            .collect();
+        lat.sort_unstable();
+        eprintln!(
+            "latency, last sample of a frame in the ring -> OSC datagram sent ({} datagrams): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (hop {:.1} ms)",
+            lat.len(),
+            engine::percentile_ns(&lat, 50.0) / 1e6,
+            engine::percentile_ns(&lat, 99.0) / 1e6,
+            lat.last().copied().unwrap_or(0) as f64 / 1e6,
+            1000.0 * cfg.hop_s()
+        );
+    }
+    for e in &summary.sink_errors {
+        eprintln!("warning: output error: {e}");
+    }
+    Ok(())
+}
+
+#[cfg(feature = "live")]
+fn open_live(device: Option<&str>) -> anyhow::Result<Capture> {
+    Capture::live(device, crate::audio::LiveOptions::default()).context("opening the audio input")
+}
+
+#[cfg(not(feature = "live"))]
+fn open_live(_device: Option<&str>) -> anyhow::Result<Capture> {
+    bail!("this scorefollow was built without live input; rebuild with `cargo build --release --features live`")
+}
+
+/// A transposition option: None = detect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransposeArg(pub Option<usize>);
+
+/// Parse a transposition: "auto" or semitones (negative values wrap: -1 = 11).
+pub fn parse_transpose(s: &str) -> Result<TransposeArg, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(TransposeArg(None));
+    }
+    match s.parse::<i32>() {
+        Ok(k) if (-11..=11).contains(&k) => Ok(TransposeArg(Some(k.rem_euclid(12) as usize))),
+        _ => Err(format!("'{s}': give 'auto' or semitones from -11 to 11")),
+    }
+}

@@ -1,0 +1,88 @@
+//! Command-line interface: parse, validate, run, map errors to a one-line message and a
+//! non-zero exit code.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod align;
+pub mod chroma;
+pub mod common;
+pub mod devices;
+pub mod eval;
+pub mod follow;
+pub mod index;
+pub mod plot;
+pub mod softdtw;
+pub mod spot;
+
+/// Follow a performance in a score, live or from a recording.
+#[derive(Debug, Parser)]
+#[command(name = "scorefollow", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Follow a performance (a recording replayed as live, or live input) in a score.
+    Follow(follow::FollowArgs),
+    /// Align a whole recording to a score or another recording, offline.
+    Align(align::AlignArgs),
+    /// Write the chroma features of an audio or MIDI file as CSV.
+    Chroma(chroma::ChromaArgs),
+    /// Run every case of an evaluation corpus and print accuracy tables.
+    Eval(eval::EvalArgs),
+    /// Soft-DTW value, DTW cost and soft-DTW divergence between two sequences.
+    Softdtw(softdtw::SoftDtwArgs),
+    /// PNG pictures: chromagram, cost matrix with paths, expected alignments, follower trace.
+    Plot(plot::PlotArgs),
+    /// Build or query an audio-matching index over a collection of recordings.
+    Index(index::IndexArgs),
+    /// Find every occurrence of themes (MIDI or audio queries) in recordings or MIDI files.
+    Spot(spot::SpotArgs),
+    /// List the audio input devices (needs a build with the `live` feature).
+    Devices(devices::DevicesArgs),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result: anyhow::Result<()> = match cli.command {
+        Command::Follow(args) => follow::run(args),
+        Command::Align(args) => align::run(args),
+        Command::Chroma(args) => chroma::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Softdtw(args) => softdtw::run(args),
+        Command::Plot(args) => plot::run(args),
+        Command::Devices(args) => devices::run(args),
+        Command::Spot(args) => spot::run(args),
+        Command::Index(args) => index::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scorefollow: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        2 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,372 @@
+//! The follow loop, one for live and replayed input.
+//!
+//! [`Follower`] is the pure core: samples at the analysis rate in, one [`PositionEvent`] per
+//! frame out (features -> online aligner -> tracker -> musical position). [`run`] wires it
+//! between a [`Capture`] (audio thread + SPSC ring) and the sinks, which run on their own output
+//! thread behind a bounded channel so a slow sink never stalls the audio path.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, TrySendError};
+
+use crate::align::oltw::{Oltw, OltwConfig};
+use crate::align::tracker::{Tracker, TrackerConfig};
+use crate::align::transpose::KeyTrial;
+use crate::align::OnlineAligner;
+use crate::audio::Capture;
+use crate::features::{FeatureConfig, StreamingExtractor};
+use crate::output::{Event, PositionEvent, Sink, StatusEvent, StatusKind};
+use crate::score::reference::Reference;
+
+/// Which online aligner follows the performance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AlignerKind {
+    /// Windowed online time warping (Dixon 2005).
+    #[default]
+    Oltw,
+}
+
+impl std::str::FromStr for AlignerKind {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "oltw" => Ok(AlignerKind::Oltw),
+            _ => Err(crate::Error::invalid("aligner", s, "expected 'oltw' or 'soft'")),
+        }
+    }
+}
+
+/// Options of the follower.
+#[derive(Clone, Debug)]
+pub struct FollowOptions {
+    /// Which aligner.
+    pub aligner: AlignerKind,
+    /// OLTW parameters (window etc.).
+    pub oltw: OltwConfig,
+    /// Tuning of the performance (cents); None = assume A4 = 440 Hz.
+    pub perf_tuning_cents: Option<f32>,
+    /// Score time (s) to start following from.
+    pub start_score_s: f64,
+    /// Transposition of the performance relative to the score (semitones up, 0-11), or None
+    /// to detect it during the first [`FollowOptions::key_trial_s`] seconds.
+    pub transpose: Option<usize>,
+    /// Length of the key-detection trial (s of audio).
+    pub key_trial_s: f64,
+    /// Let the reported position flow at the local tempo inside held notes (see
+    /// [`Tracker`]).
+    pub flow_in_notes: bool,
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        Self {
+            aligner: AlignerKind::Oltw,
+            oltw: OltwConfig::default(),
+            perf_tuning_cents: None,
+            start_score_s: 0.0,
+            transpose: None,
+            key_trial_s: 12.0,
+            flow_in_notes: true,
+        }
+    }
+}
+
+/// Features -> aligner -> tracker -> positions, for one performance against one reference.
+/// Independent instances do not share state (two followers in one process do not interfere).
+pub struct Follower {
+    reference: Arc<Reference>,
+    extractor: StreamingExtractor,
+    aligner: Box<dyn OnlineAligner>,
+    tracker: Tracker,
+    config: FeatureConfig,
+}
+
+impl Follower {
+    /// A follower at `opts.start_score_s` in `reference`.
+    pub fn new(reference: Arc<Reference>, opts: &FollowOptions) -> Self {
+        let config = reference.config.clone();
+        let extractor = StreamingExtractor::new(&config, opts.perf_tuning_cents.unwrap_or(0.0));
+        let make = || -> Box<dyn OnlineAligner> {
+            match opts.aligner {
+                AlignerKind::Oltw => Box::new(Oltw::new(reference.frames.clone(), opts.oltw)),
+            }
+        };
+        let mut aligner: Box<dyn OnlineAligner> = match opts.transpose {
+            Some(0) => make(),
+            Some(k) => Box::new(KeyTrial::new(&[k], 0, make)),
+            None => {
+                let trial_frames = (opts.key_trial_s * config.frame_rate_hz()).round() as usize;
+                let shifts: Vec<usize> = (0..crate::features::N_CHROMA).collect();
+                Box::new(KeyTrial::new(&shifts, trial_frames, make))
+            }
+        };
+        if opts.start_score_s > 0.0 {
+            aligner.reset_to(reference.frame_at_score_s(opts.start_score_s));
+        }
+        let lag_s = extractor.centre_lag_s();
+        let mut tracker = Tracker::new(TrackerConfig {
+            lag_frames: lag_s * config.frame_rate_hz(),
+            ..TrackerConfig::default()
+        });
+        if opts.flow_in_notes {
+            tracker = tracker.with_onsets(reference.onset_frames().into());
+        }
+        Self {
+            reference,
+            extractor,
+            aligner,
+            tracker,
+            config,
+        }
+    }
+
+    /// The reference followed.
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    /// Feed samples at the analysis rate. `capture_wall_ns` is when the newest of them entered
+    /// the ring; `on_position` gets one event per completed frame.
+    pub fn push(
+        &mut self,
+        samples: &[f32],
+        capture_wall_ns: u64,
+        mut on_position: impl FnMut(&PositionEvent),
+    ) {
+        let Self {
+            reference,
+            extractor,
+            aligner,
+            tracker,
+            config,
+        } = self;
+        extractor.push(samples, |k, frame| {
+            let step = aligner.step(frame);
+            let tracked = tracker.update(&step);
+            let score_time_s = reference.score_time_s(tracked.ref_frame_now);
+            let (beat, bar, beat_in_bar) = reference.musical_position(score_time_s);
+            let ev = PositionEvent {
+                frame: k as u64,
+                perf_time_s: config.frame_end_s(k),
+                score_time_s,
+                beat,
+                bar,
+                beat_in_bar,
+                tempo: tracked.tempo as f32,
+                confidence: tracked.confidence,
+                spread_s: (tracked.spread_frames as f64 * config.hop_s()) as f32,
+                capture_wall_ns,
+            };
+            on_position(&ev);
+        });
+    }
+
+    /// Restart following at score time `score_s` (seek).
+    pub fn seek(&mut self, score_s: f64) {
+        self.aligner.reset_to(self.reference.frame_at_score_s(score_s));
+        self.tracker.reset();
+    }
+}
+
+/// What a run reports at the end.
+#[derive(Clone, Debug, Default)]
+pub struct FollowSummary {
+    /// Frames processed.
+    pub frames: u64,
+    /// Audio processed (s).
+    pub audio_s: f64,
+    /// Wall time of the run (s).
+    pub wall_s: f64,
+    /// Samples dropped by the input (ring full or simulated xruns).
+    pub dropped_samples: u64,
+    /// Events the output thread could not take in time (dropped, counted).
+    pub dropped_events: u64,
+    /// Per-frame processing time (features + aligner + tracker), ns, sorted.
+    pub frame_ns: Vec<u32>,
+    /// Errors reported by sinks (first of each sink), as text.
+    pub sink_errors: Vec<String>,
+}
+
+impl FollowSummary {
+    /// Real-time factor: audio seconds per wall second.
+    pub fn realtime_factor(&self) -> f64 {
+        if self.wall_s > 0.0 {
+            self.audio_s / self.wall_s
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// Percentile (0..=100) of the per-frame processing time (µs).
+    pub fn frame_us_percentile(&self, p: f64) -> f64 {
+        percentile_ns(&self.frame_ns, p) / 1000.0
+    }
+}
+
+/// Percentile of sorted nanosecond values.
+pub fn percentile_ns(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[idx.min(sorted.len() - 1)] as f64
+}
+
+/// Follow `capture` against `reference` until the input ends (or `stop` is set), sending every
+/// event to every sink on an output thread. Returns the summary and the sinks (for their logs).
+pub fn run(
+    mut capture: Capture,
+    reference: Arc<Reference>,
+    opts: &FollowOptions,
+    sinks: Vec<Box<dyn Sink>>,
+    stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+) -> crate::Result<(FollowSummary, Vec<Box<dyn Sink>>)> {
+    let (tx, rx) = bounded::<Event>(8192);
+    let output = std::thread::Builder::new()
+        .name("scorefollow-output".into())
+        .spawn(move || {
+            let mut sinks = sinks;
+            let mut errors: Vec<Option<String>> = vec![None; sinks.len()];
+            for ev in rx.iter() {
+                for (s, err) in sinks.iter_mut().zip(errors.iter_mut()) {
+                    if let Err(e) = s.handle(&ev) {
+                        if err.is_none() {
+                            tracing::error!("output: {e}");
+                            *err = Some(e.to_string());
+                        }
+                    }
+                }
+            }
+            for (s, err) in sinks.iter_mut().zip(errors.iter_mut()) {
+                if let Err(e) = s.finish() {
+                    err.get_or_insert(e.to_string());
+                }
+            }
+            (sinks, errors.into_iter().flatten().collect::<Vec<_>>())
+        })
+        .map_err(|e| crate::Error::Other(format!("cannot start output thread: {e}")))?;
+
+    let analysis_rate = reference.config.sample_rate_hz;
+    let mut resampler = if capture.sample_rate_hz != analysis_rate {
+        Some(crate::audio::StreamResampler::new(
+            capture.sample_rate_hz,
+            analysis_rate,
+        )?)
+    } else {
+        None
+    };
+    let mut follower = Follower::new(reference.clone(), opts);
+    let mut summary = FollowSummary::default();
+    let mut dropped_events = 0u64;
+    let send = |ev: Event, dropped: &mut u64| {
+        if let Err(TrySendError::Full(_)) = tx.try_send(ev) {
+            *dropped += 1;
+        }
+    };
+    send(
+        Event::Status(StatusEvent {
+            kind: StatusKind::Start,
+            perf_time_s: 0.0,
+            dropped_samples: 0,
+            frames: 0,
+        }),
+        &mut dropped_events,
+    );
+
+    let start = Instant::now();
+    let chunk_cap = 1 << 14;
+    let mut chunk = vec![0.0f32; chunk_cap];
+    let mut resampled: Vec<f32> = Vec::with_capacity(chunk_cap * 4 + 1024);
+    let mut popped_samples: u64 = 0;
+    let mut last_reported_drops = 0u64;
+    let mut frame_ns: Vec<u32> = Vec::with_capacity(1 << 16);
+    loop {
+        let stopped = stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
+        if stopped {
+            capture.stop();
+        }
+        // One block stamp at a time: process the samples up to its end, so every frame knows
+        // when its newest sample was captured. The audio thread pushes a block's samples
+        // before its stamp, so they are already in the ring.
+        let (target_end, wall_ns, draining) = match capture.pop_stamp() {
+            Some(st) => (st.end_sample, st.wall_ns, false),
+            None if capture.is_finished() || stopped => {
+                (u64::MAX, capture.epoch.elapsed().as_nanos() as u64, true)
+            }
+            None => {
+                std::thread::sleep(Duration::from_micros(100));
+                continue;
+            }
+        };
+        while popped_samples < target_end {
+            let want = ((target_end - popped_samples).min(chunk_cap as u64)) as usize;
+            let got = capture.pop_samples(&mut chunk[..want]);
+            if got == 0 {
+                if draining {
+                    break;
+                }
+                std::thread::yield_now();
+                continue;
+            }
+            popped_samples += got as u64;
+            let input: &[f32] = match resampler.as_mut() {
+                Some(r) => {
+                    resampled.clear();
+                    r.process(&chunk[..got], &mut resampled);
+                    &resampled
+                }
+                None => &chunk[..got],
+            };
+            let mut last_frame_end = Instant::now();
+            follower.push(input, wall_ns, |ev| {
+                let now = Instant::now();
+                let ns = now.duration_since(last_frame_end).as_nanos();
+                frame_ns.push(ns.min(u32::MAX as u128) as u32);
+                last_frame_end = now;
+                summary.frames += 1;
+                summary.audio_s = ev.perf_time_s;
+                send(Event::Position(*ev), &mut dropped_events);
+            });
+        }
+        let dropped = capture.stats.snapshot().samples_dropped;
+        if dropped > last_reported_drops {
+            last_reported_drops = dropped;
+            send(
+                Event::Status(StatusEvent {
+                    kind: StatusKind::Drops,
+                    perf_time_s: summary.audio_s,
+                    dropped_samples: dropped,
+                    frames: summary.frames,
+                }),
+                &mut dropped_events,
+            );
+        }
+        if draining {
+            break;
+        }
+    }
+    summary.wall_s = start.elapsed().as_secs_f64();
+    let report = capture.join();
+    summary.dropped_samples = capture.stats.snapshot().samples_dropped;
+    send(
+        Event::Status(StatusEvent {
+            kind: StatusKind::End,
+            perf_time_s: summary.audio_s,
+            dropped_samples: summary.dropped_samples,
+            frames: summary.frames,
+        }),
+        &mut dropped_events,
+    );
+    drop(tx);
+    let (sinks, sink_errors) = output
+        .join()
+        .map_err(|_| crate::Error::Other("output thread panicked".into()))?;
+    summary.dropped_events = dropped_events;
+    summary.sink_errors = sink_errors;
+    frame_ns.sort_unstable();
+    summary.frame_ns = frame_ns;
+    report?;
+    Ok((summary, sinks))
+}

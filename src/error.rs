@@ -1,0 +1,64 @@
+//! Library error type. Every variant names the file or value at fault, so the binary can print
+//! a one-line message and exit non-zero.
+
+use std::path::PathBuf;
+
+/// Errors from the scorefollow library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An audio file could not be decoded (corrupt, truncated, not audio, unsupported).
+    #[error("cannot decode audio {path}: {reason}")]
+    Audio { path: PathBuf, reason: String },
+    /// A MIDI file could not be parsed or holds no notes.
+    #[error("bad MIDI file {path}: {reason}")]
+    Midi { path: PathBuf, reason: String },
+    /// A user-supplied value (address, option, file contents) is invalid.
+    #[error("invalid {what} '{value}': {reason}")]
+    Invalid {
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// An audio device could not be found or opened.
+    #[error("audio device: {0}")]
+    Device(String),
+    /// A parse error in a text file at a given line (1-based).
+    #[error("{path}:{line}: {reason}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// Anything else the library reports, with context.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result alias for the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Build an [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Build an [`Error::Invalid`].
+    pub fn invalid(what: &'static str, value: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            what,
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+}

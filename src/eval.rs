@@ -1,0 +1,277 @@
+//! Evaluation against ground truth, with the metrics of the corpus's `METRICS.md`
+//! (`score_alignment.py`): for every ground-truth event the predicted score time at its
+//! performance time (interpolated, or with `hold` the latest prediction at or before it), the
+//! absolute error in ms, and the share of events within 50/100/200/300/500/1000 ms.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+
+/// Thresholds (ms) of the `le_X_ms_pct` metrics.
+pub const THRESH_MS: [f64; 6] = [50.0, 100.0, 200.0, 300.0, 500.0, 1000.0];
+
+/// Error statistics of one case or a pool of cases.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Metrics {
+    /// Number of ground-truth events.
+    pub n: usize,
+    /// Mean absolute error (ms).
+    pub mean_ms: f64,
+    /// Median absolute error (ms).
+    pub median_ms: f64,
+    /// 90th percentile (ms), as `score_alignment.py` takes it.
+    pub p90_ms: f64,
+    /// Largest error (ms).
+    pub max_ms: f64,
+    /// % of events within each of [`THRESH_MS`].
+    pub le_pct: [f64; 6],
+}
+
+impl Metrics {
+    /// % of events within `ms` (one of [`THRESH_MS`]).
+    pub fn le(&self, ms: f64) -> f64 {
+        THRESH_MS
+            .iter()
+            .position(|&t| t == ms)
+            .map(|k| self.le_pct[k])
+            .unwrap_or(f64::NAN)
+    }
+}
+
+/// Statistics of a list of absolute errors (ms).
+pub fn summarize(errors_ms: &[f64]) -> Metrics {
+    if errors_ms.is_empty() {
+        return Metrics::default();
+    }
+    let mut e = errors_ms.to_vec();
+    e.sort_by(f64::total_cmp);
+    let n = e.len();
+    let median = if n % 2 == 1 {
+        e[n / 2]
+    } else {
+        0.5 * (e[n / 2 - 1] + e[n / 2])
+    };
+    let mut le_pct = [0.0; 6];
+    for (k, t) in THRESH_MS.iter().enumerate() {
+        le_pct[k] = 100.0 * e.iter().filter(|&&x| x <= *t).count() as f64 / n as f64;
+    }
+    Metrics {
+        n,
+        mean_ms: e.iter().sum::<f64>() / n as f64,
+        median_ms: median,
+        p90_ms: e[((0.9 * n as f64) as usize).min(n - 1)],
+        max_ms: e[n - 1],
+        le_pct,
+    }
+}
+
+/// Predicted score time at performance time `t` from prediction rows sorted by time.
+pub fn predict(px: &[f64], py: &[f64], t: f64, hold: bool) -> f64 {
+    if px.is_empty() {
+        return f64::NAN;
+    }
+    if t <= px[0] {
+        return py[0];
+    }
+    if t >= px[px.len() - 1] {
+        return py[py.len() - 1];
+    }
+    let i = px.partition_point(|&x| x <= t) - 1;
+    if hold {
+        return py[i];
+    }
+    let (x0, x1, y0, y1) = (px[i], px[i + 1], py[i], py[i + 1]);
+    if x1 <= x0 {
+        return y1;
+    }
+    y0 + (y1 - y0) * (t - x0) / (x1 - x0)
+}
+
+/// Absolute errors (ms) of predictions against ground truth.
+pub fn errors_ms(gt: &(Vec<f64>, Vec<f64>), pred: &(Vec<f64>, Vec<f64>), hold: bool) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..pred.0.len()).collect();
+    order.sort_by(|&a, &b| pred.0[a].total_cmp(&pred.0[b]));
+    let px: Vec<f64> = order.iter().map(|&i| pred.0[i]).collect();
+    let py: Vec<f64> = order.iter().map(|&i| pred.1[i]).collect();
+    gt.0.iter()
+        .zip(&gt.1)
+        .map(|(&t, &s)| 1000.0 * (predict(&px, &py, t, hold) - s).abs())
+        .collect()
+}
+
+/// Read the `perf_time_s` and `score_time_s` columns of a CSV with a header (rows that do not
+/// parse are skipped, as the reference evaluator does).
+pub fn read_xy(path: &Path) -> crate::Result<(Vec<f64>, Vec<f64>)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .map(|s| s.trim())
+        .collect();
+    let col = |name: &str| {
+        header.iter().position(|h| *h == name).ok_or_else(|| Error::Parse {
+            path: path.to_path_buf(),
+            line: 1,
+            reason: format!("no '{name}' column in the header"),
+        })
+    };
+    let (cx, cy) = (col("perf_time_s")?, col("score_time_s")?);
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        if let (Some(x), Some(y)) = (f.get(cx), f.get(cy)) {
+            if let (Ok(x), Ok(y)) = (x.trim().parse::<f64>(), y.trim().parse::<f64>()) {
+                xs.push(x);
+                ys.push(y);
+            }
+        }
+    }
+    Ok((xs, ys))
+}
+
+/// One row of the corpus `index.csv`.
+#[derive(Clone, Debug)]
+pub struct CorpusCase {
+    /// Piece id.
+    pub piece: String,
+    /// Case id.
+    pub case: String,
+    /// Case kind (human_midi, synthetic_warp, real_recording, robustness).
+    pub kind: String,
+    /// Performance audio.
+    pub performance: PathBuf,
+    /// Reference audio.
+    pub reference: PathBuf,
+    /// MIDI score, if the piece has one.
+    pub score: Option<PathBuf>,
+    /// Ground truth.
+    pub gt_csv: PathBuf,
+    /// Theme ground truth, if any.
+    pub themes_gt: Option<PathBuf>,
+    /// Duration of the performance (s).
+    pub duration_s: f64,
+}
+
+impl CorpusCase {
+    /// `piece/case`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.piece, self.case)
+    }
+
+    /// True for the cases the main accuracy targets leave out (their own issue).
+    pub fn is_jump_or_transpose(&self) -> bool {
+        ["robust_skip", "robust_repeat", "robust_transpose"].contains(&self.case.as_str())
+    }
+}
+
+/// Read `CORPUS_DIR/index.csv`.
+pub fn read_index(corpus_dir: &Path) -> crate::Result<Vec<CorpusCase>> {
+    let path = corpus_dir.join("index.csv");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let idx: HashMap<&str, usize> = header.iter().enumerate().map(|(i, h)| (*h, i)).collect();
+    let mut out = Vec::new();
+    for (n, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').collect();
+        let get = |k: &str| -> crate::Result<&str> {
+            idx.get(k)
+                .and_then(|&i| f.get(i))
+                .copied()
+                .ok_or_else(|| Error::Parse {
+                    path: path.clone(),
+                    line: n + 2,
+                    reason: format!("missing column '{k}'"),
+                })
+        };
+        let opt = |k: &str| -> Option<PathBuf> {
+            get(k)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(|s| corpus_dir.join(s))
+        };
+        out.push(CorpusCase {
+            piece: get("piece")?.to_string(),
+            case: get("case")?.to_string(),
+            kind: get("kind")?.to_string(),
+            performance: corpus_dir.join(get("performance")?),
+            reference: corpus_dir.join(get("reference")?),
+            score: opt("score"),
+            gt_csv: corpus_dir.join(get("gt_csv")?),
+            themes_gt: opt("themes_gt"),
+            duration_s: get("duration_s")?.parse().unwrap_or(0.0),
+        });
+    }
+    Ok(out)
+}
+
+/// One line of a results table.
+pub struct Row<'a>(pub &'a str, pub &'a Metrics);
+
+impl fmt::Display for Row<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.1;
+        write!(
+            f,
+            "| {:<48} | {:>5} | {:>7.1} | {:>7.1} |",
+            self.0, m.n, m.mean_ms, m.median_ms
+        )?;
+        for p in m.le_pct {
+            write!(f, " {p:>5.1} |")?;
+        }
+        Ok(())
+    }
+}
+
+/// Header of the results table.
+pub fn table_header() -> String {
+    let mut s = format!(
+        "| {:<48} | {:>5} | {:>7} | {:>7} |",
+        "case", "n", "mean ms", "med ms"
+    );
+    for t in THRESH_MS {
+        s.push_str(&format!(" {:>5} |", format!("<={t}")));
+    }
+    s.push('\n');
+    s.push_str(&format!("|{}|{}|{}|{}|", "-".repeat(50), "-".repeat(7), "-".repeat(9), "-".repeat(9)));
+    for _ in THRESH_MS {
+        s.push_str(&format!("{}|", "-".repeat(7)));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn predict_interpolates_and_holds() {
+        let px = [0.0, 1.0, 2.0];
+        let py = [10.0, 20.0, 40.0];
+        assert_eq!(predict(&px, &py, -1.0, false), 10.0);
+        assert_eq!(predict(&px, &py, 0.5, false), 15.0);
+        assert_eq!(predict(&px, &py, 0.5, true), 10.0);
+        assert_eq!(predict(&px, &py, 1.0, true), 20.0);
+        assert_eq!(predict(&px, &py, 1.5, false), 30.0);
+        assert_eq!(predict(&px, &py, 3.0, true), 40.0);
+    }
+
+    #[test]
+    fn summary_matches_hand_computation() {
+        let m = summarize(&[10.0, 40.0, 120.0, 250.0, 2000.0, 90.0]);
+        assert_eq!(m.n, 6);
+        assert!((m.median_ms - 105.0).abs() < 1e-12);
+        assert_eq!(m.p90_ms, 2000.0);
+        assert_eq!(m.max_ms, 2000.0);
+        assert!((m.le(50.0) - 100.0 * 2.0 / 6.0).abs() < 1e-9);
+        assert!((m.le(300.0) - 100.0 * 5.0 / 6.0).abs() < 1e-9);
+        assert_eq!(summarize(&[]).n, 0);
+    }
+}

@@ -1,0 +1,360 @@
+//! Chroma and onset-chroma frames, offline and streaming through one code path.
+
+use super::stft::PowerSpectrum;
+use super::tuning::estimate_tuning_cents;
+use super::{Chroma, FeatureConfig, FeatureFrame, Features, N_CHROMA};
+
+/// Sparse semitone filterbank: each FFT bin contributes to the two semitones nearest to its
+/// frequency, linearly weighted by distance in (tuning-shifted) semitones. Linear interpolation
+/// keeps the energy of a tone that falls between two semitones (e.g. a detuned instrument).
+#[derive(Clone, Debug)]
+pub struct SemitoneFilterbank {
+    /// (bin, pitch index from `min_pitch`, weight), sorted by bin.
+    taps: Vec<(u32, u16, f32)>,
+    /// Pitch class (0 = C) of each pitch index.
+    pitch_class: Vec<u8>,
+}
+
+impl SemitoneFilterbank {
+    /// Build the filterbank for `cfg` with the reference A4 shifted by `tuning_cents`.
+    pub fn new(cfg: &FeatureConfig, tuning_cents: f32) -> Self {
+        let n_bins = cfg.window_samples / 2 + 1;
+        let bin_hz = cfg.sample_rate_hz as f64 / cfg.window_samples as f64;
+        let lo = cfg.min_pitch as f64 - 0.5;
+        let hi = cfg.max_pitch as f64 + 0.5;
+        let mut taps = Vec::new();
+        for bin in 1..n_bins {
+            let f = bin as f64 * bin_hz;
+            let q = 69.0 + 12.0 * (f / 440.0).log2() - tuning_cents as f64 / 100.0;
+            if q < lo || q > hi {
+                continue;
+            }
+            let below = q.floor();
+            let frac = (q - below) as f32;
+            for (p, w) in [(below, 1.0 - frac), (below + 1.0, frac)] {
+                if w > 0.0 && p >= cfg.min_pitch as f64 && p <= cfg.max_pitch as f64 {
+                    taps.push((bin as u32, (p as u8 - cfg.min_pitch) as u16, w));
+                }
+            }
+        }
+        let pitch_class = (cfg.min_pitch..=cfg.max_pitch).map(|p| p % 12).collect();
+        Self { taps, pitch_class }
+    }
+
+    /// Number of semitone bands.
+    pub fn pitches(&self) -> usize {
+        self.pitch_class.len()
+    }
+
+    /// Semitone energies from a power spectrum (`out` has [`Self::pitches`] entries).
+    pub fn apply(&self, power: &[f32], out: &mut [f32]) {
+        out.iter_mut().for_each(|x| *x = 0.0);
+        for &(bin, p, w) in &self.taps {
+            out[p as usize] += w * power[bin as usize];
+        }
+    }
+
+    /// Pitch class of a pitch index.
+    pub fn pitch_class(&self, pitch_index: usize) -> usize {
+        self.pitch_class[pitch_index] as usize
+    }
+}
+
+/// Per-frame analysis state: turns one window of samples into a [`FeatureFrame`]. Owns every
+/// buffer it needs, so `analyze` does not allocate.
+pub struct FrameAnalyzer {
+    cfg: FeatureConfig,
+    spectrum: PowerSpectrum,
+    filterbank: SemitoneFilterbank,
+    power: Vec<f32>,
+    pitch_energy: Vec<f32>,
+    log_pitch: Vec<f32>,
+    prev_log_pitch: Vec<f32>,
+    onset_decay: Chroma,
+    onset_level: f32,
+}
+
+/// Per-frame decay of the onset trace (about 0.1 s to fall to a third at 50 frames/s).
+const ONSET_DECAY: f32 = 0.8;
+/// Per-frame decay of the running onset level used for local normalisation (about 2 s).
+const ONSET_LEVEL_DECAY: f32 = 0.99;
+
+impl FrameAnalyzer {
+    /// A fresh analyzer (no history).
+    pub fn new(cfg: &FeatureConfig, tuning_cents: f32) -> Self {
+        let spectrum = PowerSpectrum::new(cfg.window_samples);
+        let filterbank = SemitoneFilterbank::new(cfg, tuning_cents);
+        let n = filterbank.pitches();
+        Self {
+            cfg: cfg.clone(),
+            power: vec![0.0; spectrum.bins()],
+            spectrum,
+            filterbank,
+            pitch_energy: vec![0.0; n],
+            log_pitch: vec![0.0; n],
+            prev_log_pitch: vec![0.0; n],
+            onset_decay: [0.0; N_CHROMA],
+            onset_level: 0.0,
+        }
+    }
+
+    /// Analyse one window given as the two halves of a circular buffer (oldest first).
+    pub fn analyze_split(&mut self, first: &[f32], second: &[f32], out: &mut FeatureFrame) {
+        self.spectrum.process_split(first, second, &mut self.power);
+        self.filterbank.apply(&self.power, &mut self.pitch_energy);
+
+        let gamma = self.cfg.log_compression;
+        let mut raw = [0.0f32; N_CHROMA];
+        let mut onset = [0.0f32; N_CHROMA];
+        let mut energy = 0.0f32;
+        for (p, &e) in self.pitch_energy.iter().enumerate() {
+            let pc = self.filterbank.pitch_class(p);
+            raw[pc] += e;
+            energy += e;
+            let l = (1.0 + gamma * e).ln();
+            self.log_pitch[p] = l;
+            // Onsets per pitch, not per class: a new note in a class already sounding in another
+            // octave still counts.
+            onset[pc] += (l - self.prev_log_pitch[p]).max(0.0);
+        }
+        std::mem::swap(&mut self.log_pitch, &mut self.prev_log_pitch);
+
+        out.energy = energy;
+        if energy < self.cfg.silence_energy {
+            out.chroma = [1.0 / (N_CHROMA as f32).sqrt(); N_CHROMA];
+        } else {
+            let mut c = [0.0f32; N_CHROMA];
+            for (dst, &r) in c.iter_mut().zip(&raw) {
+                *dst = (1.0 + gamma * r).ln();
+            }
+            normalize(&mut c);
+            out.chroma = c;
+        }
+
+        // Locally adaptive normalisation (causal): divide by a slowly decaying running maximum
+        // of the onset strength, so soft and loud passages give comparable onset vectors.
+        let strength: f32 = onset.iter().sum();
+        self.onset_level = (self.onset_level * ONSET_LEVEL_DECAY).max(strength);
+        let scale = if self.onset_level > 1e-3 {
+            1.0 / self.onset_level
+        } else {
+            0.0
+        };
+        for (d, &o) in self.onset_decay.iter_mut().zip(&onset) {
+            *d = (*d * ONSET_DECAY).max(o * scale);
+        }
+        out.onset = self.onset_decay;
+    }
+}
+
+/// L2-normalise in place; leaves an all-zero vector as it is.
+pub fn normalize(v: &mut Chroma) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+/// Incremental feature extractor: push samples in chunks of any size, get frames as soon as
+/// they are complete. Frames are identical to [`extract_with_tuning`] on the concatenated input
+/// (same frame convention; see the module docs). No allocation after construction.
+pub struct StreamingExtractor {
+    cfg: FeatureConfig,
+    analyzer: FrameAnalyzer,
+    /// Circular buffer holding the last `window_samples` samples.
+    ring: Vec<f32>,
+    write_pos: usize,
+    since_last_frame: usize,
+    frames_out: usize,
+    tuning_cents: f32,
+}
+
+impl StreamingExtractor {
+    /// A new extractor with a fixed tuning (cents from A4 = 440 Hz).
+    pub fn new(cfg: &FeatureConfig, tuning_cents: f32) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            analyzer: FrameAnalyzer::new(cfg, tuning_cents),
+            ring: vec![0.0; cfg.window_samples],
+            write_pos: 0,
+            since_last_frame: 0,
+            frames_out: 0,
+            tuning_cents,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FeatureConfig {
+        &self.cfg
+    }
+
+    /// The tuning in use (cents).
+    pub fn tuning_cents(&self) -> f32 {
+        self.tuning_cents
+    }
+
+    /// Frames produced so far.
+    pub fn frames_out(&self) -> usize {
+        self.frames_out
+    }
+
+    /// Latency of a frame from its last sample to its centre (s): half a window.
+    pub fn centre_lag_s(&self) -> f64 {
+        0.5 * self.cfg.window_samples as f64 / self.cfg.sample_rate_hz as f64
+    }
+
+    /// Feed samples; `on_frame(index, frame)` is called for each completed frame.
+    pub fn push(&mut self, samples: &[f32], mut on_frame: impl FnMut(usize, &FeatureFrame)) {
+        let hop = self.cfg.hop_samples;
+        let n = self.ring.len();
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let take = (hop - self.since_last_frame).min(rest.len());
+            for &x in &rest[..take] {
+                self.ring[self.write_pos] = x;
+                self.write_pos += 1;
+                if self.write_pos == n {
+                    self.write_pos = 0;
+                }
+            }
+            rest = &rest[take..];
+            self.since_last_frame += take;
+            if self.since_last_frame == hop {
+                self.since_last_frame = 0;
+                let (newer, older) = self.ring.split_at(self.write_pos);
+                let mut frame = FeatureFrame::default();
+                self.analyzer.analyze_split(older, newer, &mut frame);
+                on_frame(self.frames_out, &frame);
+                self.frames_out += 1;
+            }
+        }
+    }
+}
+
+/// Offline extraction with a given tuning (cents). Same frames as [`StreamingExtractor`].
+pub fn extract_with_tuning(samples: &[f32], cfg: &FeatureConfig, tuning_cents: f32) -> Features {
+    let mut ex = StreamingExtractor::new(cfg, tuning_cents);
+    let mut frames = Vec::with_capacity(samples.len() / cfg.hop_samples + 1);
+    ex.push(samples, |_, f| frames.push(*f));
+    Features {
+        config: cfg.clone(),
+        tuning_cents,
+        frames,
+    }
+}
+
+/// Offline extraction: estimates the tuning from the whole signal, then extracts frames.
+pub fn extract(samples: &[f32], cfg: &FeatureConfig) -> Features {
+    let tuning = estimate_tuning_cents(samples, cfg);
+    extract_with_tuning(samples, cfg, tuning)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(freqs: &[f64], seconds: f64, rate: u32) -> Vec<f32> {
+        let n = (seconds * rate as f64) as usize;
+        (0..n)
+            .map(|i| {
+                let t = i as f64 / rate as f64;
+                freqs
+                    .iter()
+                    .map(|f| (2.0 * std::f64::consts::PI * f * t).sin() * 0.3)
+                    .sum::<f64>() as f32
+            })
+            .collect()
+    }
+
+    fn midi_hz(p: f64) -> f64 {
+        440.0 * 2f64.powf((p - 69.0) / 12.0)
+    }
+
+    #[test]
+    fn pure_tone_lands_in_its_pitch_class() {
+        let cfg = FeatureConfig::default();
+        for pitch in [48.0, 57.0, 64.0, 71.0, 79.0] {
+            let x = tone(&[midi_hz(pitch)], 1.0, cfg.sample_rate_hz);
+            let f = extract_with_tuning(&x, &cfg, 0.0);
+            let c = f.frames[f.len() - 5].chroma;
+            let best = (0..12)
+                .max_by(|&a, &b| c[a].total_cmp(&c[b]))
+                .unwrap_or(0);
+            assert_eq!(best, pitch as usize % 12, "pitch {pitch}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn c_major_triad_has_c_e_g() {
+        let cfg = FeatureConfig::default();
+        let x = tone(&[midi_hz(60.0), midi_hz(64.0), midi_hz(67.0)], 1.0, 22050);
+        let f = extract_with_tuning(&x, &cfg, 0.0);
+        let c = f.frames[40].chroma;
+        let mut idx: Vec<usize> = (0..12).collect();
+        idx.sort_by(|&a, &b| c[b].total_cmp(&c[a]));
+        let mut top3 = idx[..3].to_vec();
+        top3.sort();
+        assert_eq!(top3, vec![0, 4, 7]);
+        let norm: f32 = c.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn silence_gives_flat_chroma_and_no_onset() {
+        let cfg = FeatureConfig::default();
+        let f = extract_with_tuning(&vec![0.0; 22050], &cfg, 0.0);
+        assert_eq!(f.len(), 50);
+        for fr in &f.frames {
+            assert!(fr.chroma.iter().all(|&v| (v - fr.chroma[0]).abs() < 1e-7));
+            assert!(fr.onset.iter().all(|&v| v == 0.0));
+        }
+    }
+
+    #[test]
+    fn onset_fires_when_a_note_starts() {
+        let cfg = FeatureConfig::default();
+        let mut x = vec![0.0f32; 11025];
+        x.extend(tone(&[midi_hz(62.0)], 0.5, 22050));
+        let f = extract_with_tuning(&x, &cfg, 0.0);
+        let before: f32 = f.frames[10].onset.iter().sum();
+        let at = cfg.frame_at_s(0.5);
+        let peak_frame = (at.saturating_sub(3)..at + 5)
+            .max_by(|&a, &b| f.frames[a].onset[2].total_cmp(&f.frames[b].onset[2]))
+            .unwrap_or(at);
+        let o = f.frames[peak_frame].onset;
+        assert_eq!(before, 0.0);
+        // The onset is in D and dominates the onset vector.
+        let best = (0..12).max_by(|&a, &b| o[a].total_cmp(&o[b])).unwrap_or(0);
+        assert_eq!(best, 2, "{o:?}");
+        assert!(o[2] > 0.2, "{o:?}");
+        // And it decays once the note is held.
+        let later = f.frames[peak_frame + 20].onset[2];
+        assert!(later < 0.2 * o[2], "{later} vs {}", o[2]);
+    }
+
+    #[test]
+    fn detuned_tone_with_tuning_estimate_is_centred() {
+        let cfg = FeatureConfig::default();
+        // A4 played 30 cents sharp: with the tuning applied, the energy is in A, not split.
+        let x = tone(&[midi_hz(69.3)], 1.0, 22050);
+        let f = extract(&x, &cfg);
+        assert!((f.tuning_cents - 30.0).abs() < 5.0, "tuning {}", f.tuning_cents);
+        let c = f.frames[30].chroma;
+        let best = (0..12).max_by(|&a, &b| c[a].total_cmp(&c[b])).unwrap_or(0);
+        assert_eq!(best, 9, "{c:?}");
+        // Centred: the window's leakage falls evenly on both neighbours (without the tuning
+        // shift, 30 cents put a third of the energy on A# alone).
+        assert!((c[8] - c[10]).abs() < 0.05, "{c:?}");
+        let untuned = extract_with_tuning(&x, &cfg, 0.0).frames[30].chroma;
+        assert!(untuned[10] - untuned[8] > 0.1, "{untuned:?}");
+    }
+
+    #[test]
+    fn frame_convention() {
+        let cfg = FeatureConfig::default();
+        let f = extract_with_tuning(&vec![0.1; 4410], &cfg, 0.0);
+        assert_eq!(f.len(), 10);
+        assert!((cfg.frame_end_s(0) - 0.02).abs() < 1e-12);
+        assert_eq!(cfg.frame_at_s(cfg.frame_centre_s(17)), 17);
+    }
+}

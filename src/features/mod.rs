@@ -1,0 +1,134 @@
+//! Feature extraction: framer -> Hann window -> real FFT -> semitone filterbank (shifted by the
+//! estimated tuning) -> pitch-class folding -> log compression -> normalisation.
+//!
+//! Frame convention (shared by the offline and the streaming extractor, and by every consumer):
+//! frame `k` covers the `window_samples` samples that end at sample `(k + 1) * hop_samples`
+//! (the signal is preceded by zeros). So frame `k` is complete when sample `(k + 1) * hop - 1`
+//! arrives: [`FeatureConfig::frame_end_s`]. Its centre is half a window earlier:
+//! [`FeatureConfig::frame_centre_s`].
+
+pub mod cens;
+pub mod chroma;
+pub mod stft;
+pub mod tuning;
+
+pub use chroma::{extract, extract_with_tuning, StreamingExtractor};
+
+/// Number of pitch classes.
+pub const N_CHROMA: usize = 12;
+
+/// One chroma vector, pitch class 0 = C.
+pub type Chroma = [f32; N_CHROMA];
+
+/// The analysis sample rate every source is resampled to before feature extraction (Hz).
+pub const ANALYSIS_RATE_HZ: u32 = 22_050;
+
+/// Parameters of the feature extractor. The defaults were chosen by measured alignment accuracy
+/// on the development corpus (see README).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureConfig {
+    /// Sample rate of the input (Hz). Sources are resampled to this first.
+    pub sample_rate_hz: u32,
+    /// Hop between frames (samples). 441 at 22 050 Hz = 50 frames per second.
+    pub hop_samples: usize,
+    /// Analysis window and FFT length (samples).
+    pub window_samples: usize,
+    /// Lowest MIDI pitch of the semitone filterbank.
+    pub min_pitch: u8,
+    /// Highest MIDI pitch of the semitone filterbank.
+    pub max_pitch: u8,
+    /// Log compression factor: chroma = log(1 + compression * energy).
+    pub log_compression: f32,
+    /// Frames whose total semitone energy is below this are treated as silence (flat chroma
+    /// of small norm).
+    pub silence_energy: f32,
+}
+
+impl Default for FeatureConfig {
+    fn default() -> Self {
+        Self {
+            sample_rate_hz: ANALYSIS_RATE_HZ,
+            hop_samples: 441,
+            window_samples: 2048,
+            min_pitch: 24,
+            max_pitch: 108,
+            log_compression: 100.0,
+            silence_energy: 1e-4,
+        }
+    }
+}
+
+impl FeatureConfig {
+    /// Frames per second.
+    pub fn frame_rate_hz(&self) -> f64 {
+        self.sample_rate_hz as f64 / self.hop_samples as f64
+    }
+
+    /// Seconds between frames.
+    pub fn hop_s(&self) -> f64 {
+        self.hop_samples as f64 / self.sample_rate_hz as f64
+    }
+
+    /// Audio time (s) at which frame `k`'s last sample has arrived.
+    pub fn frame_end_s(&self, k: usize) -> f64 {
+        ((k + 1) * self.hop_samples) as f64 / self.sample_rate_hz as f64
+    }
+
+    /// Audio time (s) of the centre of frame `k`'s window.
+    pub fn frame_centre_s(&self, k: usize) -> f64 {
+        self.frame_end_s(k) - 0.5 * self.window_samples as f64 / self.sample_rate_hz as f64
+    }
+
+    /// The frame whose centre is nearest to audio time `t_s` (clamped at 0).
+    pub fn frame_at_s(&self, t_s: f64) -> usize {
+        let k = (t_s + 0.5 * self.window_samples as f64 / self.sample_rate_hz as f64)
+            * self.frame_rate_hz()
+            - 1.0;
+        k.round().max(0.0) as usize
+    }
+}
+
+/// One analysis frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FeatureFrame {
+    /// Log-compressed, L2-normalised chroma (unit norm, or the flat silence vector).
+    pub chroma: Chroma,
+    /// Onset-sensitive chroma: positive per-pitch-class increase of the log semitone energy,
+    /// with a decay (DLNCO-like), L2-normalised, zero when nothing starts.
+    pub onset: Chroma,
+    /// Total semitone energy of the frame before normalisation (linear, arbitrary units).
+    pub energy: f32,
+}
+
+/// A sequence of frames with its configuration and the tuning used.
+#[derive(Clone, Debug)]
+pub struct Features {
+    /// Extractor configuration.
+    pub config: FeatureConfig,
+    /// Tuning deviation from A4 = 440 Hz used by the filterbank (cents).
+    pub tuning_cents: f32,
+    /// Frames, in time order.
+    pub frames: Vec<FeatureFrame>,
+}
+
+impl Features {
+    /// The chroma vectors alone.
+    pub fn chroma(&self) -> Vec<Chroma> {
+        self.frames.iter().map(|f| f.chroma).collect()
+    }
+
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// True when there are no frames.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Duration covered (s).
+    pub fn duration_s(&self) -> f64 {
+        self.frames.len() as f64 * self.config.hop_s()
+    }
+}

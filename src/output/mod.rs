@@ -1,0 +1,105 @@
+//! Output stage: events from the follower and the sinks that receive them (OSC over UDP, CSV,
+//! JSON lines, the console). The core never knows its outputs: it produces [`Event`]s, plain
+//! data with the capture timestamp, and the engine hands them to every [`Sink`].
+
+pub mod console;
+pub mod csv;
+pub mod memory;
+pub mod osc;
+pub mod plot;
+
+/// One reported position.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PositionEvent {
+    /// Performance frame index.
+    pub frame: u64,
+    /// Audio time (s) at which the frame's last sample arrived: what a live listener knew then.
+    pub perf_time_s: f64,
+    /// Score position (s of the reference timeline).
+    pub score_time_s: f64,
+    /// Score position in quarter-note beats from the start (MIDI references; NaN otherwise).
+    pub beat: f64,
+    /// Bar number, 1-based (MIDI references; 0 otherwise).
+    pub bar: i32,
+    /// Beat within the bar, 1-based, in units of the time signature's denominator (MIDI; NaN
+    /// otherwise).
+    pub beat_in_bar: f64,
+    /// Tempo ratio: score seconds per performance second.
+    pub tempo: f32,
+    /// Confidence in [0, 1].
+    pub confidence: f32,
+    /// Spread of the estimate (standard deviation, s of score time).
+    pub spread_s: f32,
+    /// Wall-clock time since the capture epoch (ns) when the frame's last sample was pushed
+    /// into the ring by the audio thread.
+    pub capture_wall_ns: u64,
+}
+
+/// What the status message reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusKind {
+    /// Following started.
+    Start,
+    /// Samples were dropped since the last status (the ring was full, or simulated xruns).
+    Drops,
+    /// Following ended.
+    End,
+}
+
+impl StatusKind {
+    /// The word sent over OSC.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusKind::Start => "start",
+            StatusKind::Drops => "drops",
+            StatusKind::End => "end",
+        }
+    }
+}
+
+/// A status change.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StatusEvent {
+    /// What happened.
+    pub kind: StatusKind,
+    /// Audio time (s).
+    pub perf_time_s: f64,
+    /// Samples dropped since the start.
+    pub dropped_samples: u64,
+    /// Frames processed since the start.
+    pub frames: u64,
+}
+
+/// A theme occurrence found in the stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThemeEvent {
+    /// Theme id.
+    pub theme_id: String,
+    /// Start of the occurrence (s of performance audio).
+    pub start_s: f64,
+    /// End of the occurrence (s of performance audio).
+    pub end_s: f64,
+    /// Match score, higher is more confident.
+    pub score: f32,
+}
+
+/// Everything a sink may receive.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A position (one per frame).
+    Position(PositionEvent),
+    /// A status change.
+    Status(StatusEvent),
+    /// A theme occurrence.
+    Theme(ThemeEvent),
+}
+
+/// A receiver of events. Sinks run on the output thread, never on the audio thread.
+pub trait Sink: Send {
+    /// Handle one event. An error is reported once by the engine; following goes on.
+    fn handle(&mut self, event: &Event) -> crate::Result<()>;
+    /// Flush buffered output (called at the end).
+    fn finish(&mut self) -> crate::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,9 @@
+//! score stage.
+
+pub mod midi;
+pub mod reference;
+pub mod synth;
+pub mod timemap;
+
+pub use midi::{Marker, MarkerKind, Note, Score};
+pub use timemap::{BarBeat, MeterMap, TempoMap, TickTiming};
