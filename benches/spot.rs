@@ -112,7 +112,10 @@ fn part_spot() {
             found = hits
                 .iter()
                 .enumerate()
-                .filter(|(t, h)| h[0].first().is_some_and(|h| (h.start as i64 - (500 + *t as i64 * 800) / 5).abs() <= 2))
+                .filter(|(t, h)| {
+                    h[0].first()
+                        .is_some_and(|h| (h.start as i64 - (500 + *t as i64 * 800) / 5).abs() <= 2)
+                })
                 .count();
         }
         println!(
@@ -134,7 +137,12 @@ fn part_index(n_target: usize) {
     let mut rng = Rng(7);
     let t_gen = Instant::now();
     let items: Vec<(String, Vec<Chroma>)> = (0..n_rec)
-        .map(|r| (format!("synthetic_{r:05}"), progression(rec_len, &mut rng, 2, 8)))
+        .map(|r| {
+            (
+                format!("synthetic_{r:05}"),
+                progression(rec_len, &mut rng, 2, 8),
+            )
+        })
         .collect();
     println!(
         "index: {} recordings x {} CENS frames generated in {:.1} s",
@@ -144,7 +152,12 @@ fn part_index(n_target: usize) {
     );
     // Queries: 200 excerpts, noisy, as CENS shingles, and a few whole clips.
     let probes: Vec<(usize, usize)> = (0..200)
-        .map(|_| ((rng.next() as usize) % n_rec, (rng.next() as usize) % (rec_len - 100)))
+        .map(|_| {
+            (
+                (rng.next() as usize) % n_rec,
+                (rng.next() as usize) % (rec_len - 100),
+            )
+        })
         .collect();
     let (rss0, _) = rss_mb();
     let t0 = Instant::now();
@@ -214,9 +227,17 @@ fn part_index(n_target: usize) {
     );
     for nprobe in [4, 8, 16, 24, 32, 48, 64] {
         let t = Instant::now();
-        let approx: Vec<Vec<(f32, u32)>> = queries.iter().map(|q| idx.ivf.search(q, 10, nprobe)).collect();
+        let approx: Vec<Vec<(f32, u32)>> = queries
+            .iter()
+            .map(|q| idx.ivf.search(q, 10, nprobe))
+            .collect();
         let ms = t.elapsed().as_secs_f64() * 1e3 / queries.len() as f64;
-        let rec: f64 = exact.iter().zip(&approx).map(|(e, a)| recall(e, a)).sum::<f64>() / queries.len() as f64;
+        let rec: f64 = exact
+            .iter()
+            .zip(&approx)
+            .map(|(e, a)| recall(e, a))
+            .sum::<f64>()
+            / queries.len() as f64;
         println!("index: IVF nprobe {nprobe:>2}: {ms:.3} ms/query, recall@10 {rec:.3}");
     }
     // Whole clips: 8 s excerpts at 1.2x tempo, expanded to the chroma rate (10 frames per CENS

@@ -13,7 +13,10 @@ use scorefollow::spot::eval::{eval_themes, ThemeEvalOptions};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let corpus = PathBuf::from(args.next().ok_or_else(|| anyhow::anyhow!("usage: theme_eval CORPUS_DIR [key=value ...]"))?);
+    let corpus = PathBuf::from(
+        args.next()
+            .ok_or_else(|| anyhow::anyhow!("usage: theme_eval CORPUS_DIR [key=value ...]"))?,
+    );
     let mut o = ThemeEvalOptions::default();
     for kv in args {
         let (k, v) = kv
@@ -38,6 +41,8 @@ fn main() -> anyhow::Result<()> {
             "logc" => o.spot.features.log_compression = v.parse()?,
             "tpen" => m.transpose_penalty = v.parse()?,
             "skipw" => m.skip_weight = v.parse()?,
+            "stream" => o.streaming = v == "1",
+            "confirm" => o.confirm_s = v.parse()?,
             "pred" => o.pred_dir = Some(PathBuf::from(v)),
             _ => anyhow::bail!("unknown key '{k}'"),
         }

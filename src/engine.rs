@@ -17,6 +17,7 @@ use crate::align::transpose::KeyTrial;
 use crate::align::OnlineAligner;
 use crate::audio::Capture;
 use crate::features::{FeatureConfig, StreamingExtractor};
+use crate::output::control::ControlCommand;
 use crate::output::{Event, PositionEvent, Sink, StatusEvent, StatusKind};
 use crate::score::reference::Reference;
 
@@ -57,6 +58,8 @@ pub struct FollowOptions {
     /// Let the reported position flow at the local tempo inside held notes (see
     /// [`Tracker`]).
     pub flow_in_notes: bool,
+    /// Remote-control commands ([`crate::output::control`]), polled once per audio block.
+    pub control: Option<crossbeam_channel::Receiver<ControlCommand>>,
 }
 
 impl Default for FollowOptions {
@@ -69,6 +72,7 @@ impl Default for FollowOptions {
             transpose: None,
             key_trial_s: 12.0,
             flow_in_notes: true,
+            control: None,
         }
     }
 }
@@ -282,7 +286,18 @@ pub fn run(
     let mut popped_samples: u64 = 0;
     let mut last_reported_drops = 0u64;
     let mut frame_ns: Vec<u32> = Vec::with_capacity(1 << 16);
+    let mut paused = false;
     loop {
+        if let Some(control) = opts.control.as_ref() {
+            while let Ok(cmd) = control.try_recv() {
+                match cmd {
+                    ControlCommand::Start => paused = false,
+                    ControlCommand::Stop => paused = true,
+                    ControlCommand::Reset => follower.seek(opts.start_score_s),
+                    ControlCommand::Seek { score_s } => follower.seek(score_s),
+                }
+            }
+        }
         let stopped = stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
         if stopped {
             capture.stop();
@@ -311,6 +326,10 @@ pub fn run(
                 continue;
             }
             popped_samples += got as u64;
+            if paused {
+                // Keep draining the ring so the input never overflows while paused.
+                continue;
+            }
             let input: &[f32] = match resampler.as_mut() {
                 Some(r) => {
                     resampled.clear();

@@ -234,24 +234,33 @@ fn a_paced_fifo_arrives_at_real_pace() {
     };
     let bytes = to_bytes(&signal);
     let period_bytes = PERIOD as usize * 4;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done_feeder = std::sync::Arc::clone(&done);
     let feeder = std::thread::spawn(move || {
         let t0 = Instant::now();
-        for (k, chunk) in bytes.chunks(period_bytes).enumerate() {
+        let silence = vec![0u8; period_bytes];
+        let mut k = 0usize;
+        // The signal, then silence until the capture is closed: the FIFO has a writer all
+        // along (the keep-alive handle), so ALSA's blocking read would never return and the
+        // stream could not be closed if the data stopped.
+        while !done_feeder.load(std::sync::atomic::Ordering::Acquire) {
             let due = t0 + Duration::from_secs_f64(k as f64 * PERIOD as f64 / RATE as f64);
             let now = Instant::now();
             if due > now {
                 std::thread::sleep(due - now);
             }
-            // One period per write: alsa-lib pads short reads, so chunks must be whole periods.
+            let chunk = bytes
+                .get(k * period_bytes..(k + 1) * period_bytes)
+                .unwrap_or(&silence);
+            // One period per write: alsa-lib pads short reads, so writes are whole periods.
             fifo.write_all(chunk).unwrap();
+            k += 1;
         }
-        // Keep the FIFO open until the reader has everything.
-        std::thread::sleep(Duration::from_millis(500));
-        drop(fifo);
     });
     let (got, times) = collect(&mut cap, total, Duration::from_secs(10));
     cap.stop();
     let _ = cap.join();
+    done.store(true, std::sync::atomic::Ordering::Release);
     feeder.join().unwrap();
     assert_eq!(
         got.len(),

@@ -378,7 +378,7 @@ fn bad_files_give_midi_errors_naming_the_path() {
     assert!(matches!(Score::load(&missing), Err(Error::Io { .. })));
 }
 
-/// Golden file: tests/data/bwv66_6.mid (music21 corpus, see tests/data/README.md).
+/// Golden file: tests/data/bwv66_6.mid (music21 corpus, see tests/data/MIDI.md).
 ///
 /// Expected numbers come from an independent reader: Python `mido` 1.3.3 (type 1, 480 ticks per
 /// quarter, 5 tracks, one set_tempo of 833333 µs at tick 0, time signature 4/4, program 52 on

@@ -84,7 +84,11 @@ fn filler(start: f64, beats: usize, seed: u32) -> Vec<(f64, f64, u8)> {
     (0..beats)
         .map(|i| {
             s = s.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            (start + i as f64, 1.0, scale[(s >> 16) as usize % scale.len()] - 12)
+            (
+                start + i as f64,
+                1.0,
+                scale[(s >> 16) as usize % scale.len()] - 12,
+            )
         })
         .collect()
 }
@@ -107,8 +111,15 @@ fn fixture(name: &str) -> Fixture {
     notes.extend(subject(8.0, 0));
     notes.extend(subject(24.0, 5));
     notes.extend(subject(40.0, 0));
-    for (i, b) in [0.0, 4.0, 14.0, 18.0, 30.0, 34.0, 46.0, 50.0].iter().enumerate() {
-        notes.extend(filler(*b, 3, 100 + i as u32).into_iter().map(|(t, d, p)| (t, d * 0.5, p + 24)));
+    for (i, b) in [0.0, 4.0, 14.0, 18.0, 30.0, 34.0, 46.0, 50.0]
+        .iter()
+        .enumerate()
+    {
+        notes.extend(
+            filler(*b, 3, 100 + i as u32)
+                .into_iter()
+                .map(|(t, d, p)| (t, d * 0.5, p + 24)),
+        );
     }
     let fugue = dir.join("fugue.mid");
     write_midi(&fugue, &notes);
@@ -128,8 +139,16 @@ fn finds_every_entry_of_the_subject_with_transpositions() {
     let mut cfg = SpotConfig::default();
     cfg.matching.transpose = true;
     cfg.matching.peaks.top_k = 3;
-    let hits = spot_files(&[ThemeFile::from_path(&f.theme)], &[f.fugue.clone()], &cfg).expect("spot");
-    let mut found: Vec<(f64, i8)> = hits.iter().map(|h| (h.hit.start_s, h.hit.transpose)).collect();
+    let hits = spot_files(
+        &[ThemeFile::from_path(&f.theme)],
+        std::slice::from_ref(&f.fugue),
+        &cfg,
+    )
+    .expect("spot");
+    let mut found: Vec<(f64, i8)> = hits
+        .iter()
+        .map(|h| (h.hit.start_s, h.hit.transpose))
+        .collect();
     found.sort_by(|a, b| a.0.total_cmp(&b.0));
     assert_eq!(found.len(), 3, "{hits:?}");
     for ((t, tr), (want_t, want_tr)) in found.iter().zip([(8.0, 0i8), (24.0, 5), (40.0, 0)]) {
@@ -139,8 +158,16 @@ fn finds_every_entry_of_the_subject_with_transpositions() {
     // Without transpositions the +5 entry is not among the two best.
     cfg.matching.transpose = false;
     cfg.matching.peaks.top_k = 2;
-    let hits = spot_files(&[ThemeFile::from_path(&f.theme)], &[f.fugue.clone()], &cfg).expect("spot");
-    assert!(hits.iter().all(|h| (h.hit.start_s - 24.0).abs() > 1.0), "{hits:?}");
+    let hits = spot_files(
+        &[ThemeFile::from_path(&f.theme)],
+        std::slice::from_ref(&f.fugue),
+        &cfg,
+    )
+    .expect("spot");
+    assert!(
+        hits.iter().all(|h| (h.hit.start_s - 24.0).abs() > 1.0),
+        "{hits:?}"
+    );
     std::fs::remove_dir_all(&f.dir).ok();
 }
 
@@ -157,16 +184,25 @@ fn spot_subcommand_writes_the_hits_csv() {
         .arg(&out)
         .output()
         .expect("run scorefollow");
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let stdout = String::from_utf8_lossy(&st.stdout);
-    assert!(stdout.contains("rank") && stdout.contains("fugue.mid"), "{stdout}");
+    assert!(
+        stdout.contains("rank") && stdout.contains("fugue.mid"),
+        "{stdout}"
+    );
     let csv = std::fs::read_to_string(&out).expect("hits.csv written");
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
         Some("theme_id,start_s,end_s,score,rank,recording,tempo_scale,transpose")
     );
-    let rows: Vec<Vec<String>> = lines.map(|l| l.split(',').map(String::from).collect()).collect();
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
     // The two untransposed entries (8 s and 40 s) of the fugue beat everything in the other
     // piece.
     assert_eq!(rows.len(), 2);
@@ -179,7 +215,10 @@ fn spot_subcommand_writes_the_hits_csv() {
         starts.push(r[1].parse::<f64>().expect("start_s"));
     }
     starts.sort_by(f64::total_cmp);
-    assert!((starts[0] - 8.0).abs() < 0.5 && (starts[1] - 40.0).abs() < 0.5, "{starts:?}");
+    assert!(
+        (starts[0] - 8.0).abs() < 0.5 && (starts[1] - 40.0).abs() < 0.5,
+        "{starts:?}"
+    );
     // A missing query file is a one-line error, not a panic.
     let bad = Command::new(env!("CARGO_BIN_EXE_scorefollow"))
         .args(["spot", "--theme", "/nonexistent/q.mid"])
@@ -188,7 +227,10 @@ fn spot_subcommand_writes_the_hits_csv() {
         .expect("run scorefollow");
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("/nonexistent/q.mid") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("/nonexistent/q.mid") && err.lines().count() == 1,
+        "{err}"
+    );
     std::fs::remove_dir_all(&f.dir).ok();
 }
 
@@ -204,7 +246,11 @@ fn index_build_query_and_refusals() {
         .arg(&idx_path)
         .output()
         .expect("run scorefollow");
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let q = Command::new(env!("CARGO_BIN_EXE_scorefollow"))
         .args(["index", "query"])
         .arg(&idx_path)
@@ -220,12 +266,16 @@ fn index_build_query_and_refusals() {
     // Library: the fugue's own middle section is found at its place.
     let idx = Index::load(&idx_path).expect("load");
     let feat = IndexConfig::default().features();
-    let c = scorefollow::spot::query::file_chroma(&f.fugue, &feat, MidiMode::Template).expect("chroma");
+    let c =
+        scorefollow::spot::query::file_chroma(&f.fugue, &feat, MidiMode::Template).expect("chroma");
     let k0 = feat.frame_at_s(16.0);
     let hits = idx
         .query_chroma(&c[k0..k0 + 500], &IndexQuery::default())
         .expect("query");
-    assert!(hits[0].recording.ends_with("fugue.mid") && (hits[0].start_s - 16.0).abs() < 1.0, "{hits:?}");
+    assert!(
+        hits[0].recording.ends_with("fugue.mid") && (hits[0].start_s - 16.0).abs() < 1.0,
+        "{hits:?}"
+    );
 
     // Foreign and corrupt files are refused with a clear message.
     let foreign = f.dir.join("foreign.sfidx");

@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use super::cost::{frame_cost, CostWeights};
-use super::tracker::{Tracker, TrackerConfig};
 use super::{AlignStep, OnlineAligner};
 use crate::features::FeatureFrame;
 
@@ -38,10 +37,11 @@ pub struct OltwConfig {
     pub back_fraction: f32,
     /// Frame cost weights.
     pub weights: CostWeights,
-    /// Pull towards the tempo prediction (previous position + local tempo), in normalised cost
-    /// per reference frame of distance. Breaks near-ties inside held notes, where the
-    /// accumulated costs of many cells are equal and the plain argmin would lag.
-    pub prediction_weight: f32,
+    /// Forgetting factor per performance frame applied to the accumulated cost (1 = Dixon's
+    /// plain accumulation). Below 1, old evidence fades (0.99: time constant 2 s at 50
+    /// frames/s) so the match reacts as fast late in a piece as early on. The path weight is
+    /// accumulated with the same factor and the position compares cost / weight.
+    pub memory: f32,
     /// Sharpness of the soft weighting used for confidence and spread (per unit normalised
     /// cost).
     pub spread_sharpness: f32,
@@ -55,7 +55,7 @@ impl Default for OltwConfig {
             back_fraction: 0.25,
             weights: CostWeights::default(),
             spread_sharpness: 60.0,
-            prediction_weight: 0.0,
+            memory: 1.0,
         }
     }
 }
@@ -67,6 +67,9 @@ pub struct Oltw {
     prev: Vec<f64>,
     prev2: Vec<f64>,
     cur: Vec<f64>,
+    prev_w: Vec<f64>,
+    prev2_w: Vec<f64>,
+    cur_w: Vec<f64>,
     prev_lo: usize,
     prev_len: usize,
     prev2_lo: usize,
@@ -74,7 +77,6 @@ pub struct Oltw {
     start_j: usize,
     frames_seen: usize,
     position: usize,
-    tempo: Tracker,
 }
 
 impl Oltw {
@@ -87,6 +89,9 @@ impl Oltw {
             prev: vec![f64::INFINITY; w],
             prev2: vec![f64::INFINITY; w],
             cur: vec![f64::INFINITY; w],
+            prev_w: vec![0.0; w],
+            prev2_w: vec![0.0; w],
+            cur_w: vec![0.0; w],
             prev_lo: 0,
             prev_len: 0,
             prev2_lo: 0,
@@ -94,7 +99,6 @@ impl Oltw {
             start_j: 0,
             frames_seen: 0,
             position: 0,
-            tempo: Tracker::new(TrackerConfig::default()),
         }
     }
 
@@ -121,69 +125,79 @@ impl OnlineAligner for Oltw {
         let (lo, len) = self.window();
         let i = self.frames_seen;
         let weights = self.cfg.weights;
+        let lam = self.cfg.memory as f64;
+        let (plo, plen, p2lo, p2len) = (self.prev_lo, self.prev_len, self.prev2_lo, self.prev2_len);
         for k in 0..len {
             let j = lo + k;
             if j < self.start_j {
                 self.cur[k] = f64::INFINITY;
+                self.cur_w[k] = 0.0;
                 continue;
             }
             let d = frame_cost(frame, &self.reference[j], weights) as f64;
+            // (accumulated cost, accumulated weight) of the best predecessor plus this step.
             let mut best = if i == 0 && j == self.start_j {
-                d
+                (d, 1.0)
             } else {
-                f64::INFINITY
+                (f64::INFINITY, 0.0)
             };
-            let (plo, plen, p2lo, p2len) = (self.prev_lo, self.prev_len, self.prev2_lo, self.prev2_len);
-            let prev_at = |jj: usize| -> f64 {
-                if jj >= plo && jj < plo + plen {
-                    self.prev[jj - plo]
-                } else {
-                    f64::INFINITY
+            let mut consider = |cost: f64, weight: f64, decay: f64, step: f64| {
+                let c = decay * cost + step * d;
+                if c < best.0 {
+                    best = (c, decay * weight + step);
                 }
             };
+            let in_prev = |jj: usize| jj >= plo && jj < plo + plen;
             match self.cfg.steps {
                 StepPattern::Symmetric => {
                     if i > 0 {
-                        if j > 0 {
-                            best = best.min(prev_at(j - 1) + 2.0 * d);
+                        if j > 0 && in_prev(j - 1) {
+                            consider(self.prev[j - 1 - plo], self.prev_w[j - 1 - plo], lam, 2.0);
                         }
-                        best = best.min(prev_at(j) + d);
+                        if in_prev(j) {
+                            consider(self.prev[j - plo], self.prev_w[j - plo], lam, 1.0);
+                        }
                     }
                     if k > 0 {
-                        best = best.min(self.cur[k - 1] + d);
+                        consider(self.cur[k - 1], self.cur_w[k - 1], 1.0, 1.0);
                     }
                 }
                 StepPattern::Constrained => {
                     if i > 0 && j > 0 {
-                        best = best.min(prev_at(j - 1) + 2.0 * d);
-                        if j > 1 {
-                            best = best.min(prev_at(j - 2) + 3.0 * d);
+                        if in_prev(j - 1) {
+                            consider(self.prev[j - 1 - plo], self.prev_w[j - 1 - plo], lam, 2.0);
+                        }
+                        if j > 1 && in_prev(j - 2) {
+                            consider(self.prev[j - 2 - plo], self.prev_w[j - 2 - plo], lam, 3.0);
                         }
                         if i > 1 && j - 1 >= p2lo && j - 1 < p2lo + p2len {
-                            best = best.min(self.prev2[j - 1 - p2lo] + 3.0 * d);
+                            consider(
+                                self.prev2[j - 1 - p2lo],
+                                self.prev2_w[j - 1 - p2lo],
+                                lam * lam,
+                                3.0,
+                            );
                         }
                     }
                 }
             }
-            self.cur[k] = best;
+            self.cur[k] = best.0;
+            self.cur_w[k] = best.1;
         }
-        // Position: least normalised cost in this column, plus a small pull towards the
-        // tempo prediction.
-        let predicted = self.position as f64 + if i > 0 { self.tempo.tempo() } else { 0.0 };
-        let pull = self.cfg.prediction_weight as f64;
+        // Position: least normalised cost (cost / path weight) in this column. Ties (cells of
+        // a held note) go to the later frame.
+        let norm_at = |k: usize| -> f64 {
+            if self.cur_w[k] > 0.0 {
+                self.cur[k] / self.cur_w[k]
+            } else {
+                f64::INFINITY
+            }
+        };
         let mut best_k = 0usize;
         let mut best_norm = f64::INFINITY;
-        let mut best_score = f64::INFINITY;
         for k in 0..len {
-            let j = lo + k;
-            if j < self.start_j {
-                continue;
-            }
-            let norm = self.cur[k] / (i + (j - self.start_j) + 1) as f64;
-            let score = norm + pull * (j as f64 - predicted).abs();
-            // Ties (cells of a held note) go to the later frame.
-            if score <= best_score {
-                best_score = score;
+            let norm = norm_at(k);
+            if norm <= best_norm && norm.is_finite() {
                 best_norm = norm;
                 best_k = k;
             }
@@ -191,19 +205,25 @@ impl OnlineAligner for Oltw {
         // Spread and confidence from soft weights around the best cell.
         let sharp = self.cfg.spread_sharpness as f64;
         let (mut sw, mut sj, mut sjj, mut mean_norm, mut count) = (0.0, 0.0, 0.0, 0.0, 0usize);
-        for k in 0..len {
-            let j = lo + k;
-            if j < self.start_j || !self.cur[k].is_finite() {
+        // Only cells near the best matter for the spread; this bounds the exp() calls.
+        let (k0, k1) = (best_k.saturating_sub(100), (best_k + 101).min(len));
+        for k in k0..k1 {
+            let norm = norm_at(k);
+            if !norm.is_finite() {
                 continue;
             }
-            let norm = self.cur[k] / (i + (j - self.start_j) + 1) as f64;
-            let w = (-(norm - best_norm) * sharp).exp();
+            mean_norm += norm;
+            count += 1;
+            let z = (norm - best_norm) * sharp;
+            if z > 20.0 {
+                // exp(-20) is negligible next to the best cell's weight of 1.
+                continue;
+            }
+            let w = (-z).exp();
             let x = k as f64 - best_k as f64;
             sw += w;
             sj += w * x;
             sjj += w * x * x;
-            mean_norm += norm;
-            count += 1;
         }
         let var = if sw > 0.0 {
             (sjj / sw - (sj / sw).powi(2)).max(0.0)
@@ -219,16 +239,14 @@ impl OnlineAligner for Oltw {
         // Rotate columns: prev2 <- prev <- cur.
         std::mem::swap(&mut self.prev2, &mut self.prev);
         std::mem::swap(&mut self.prev, &mut self.cur);
+        std::mem::swap(&mut self.prev2_w, &mut self.prev_w);
+        std::mem::swap(&mut self.prev_w, &mut self.cur_w);
         self.prev2_lo = self.prev_lo;
         self.prev2_len = self.prev_len;
         self.prev_lo = lo;
         self.prev_len = len;
         self.frames_seen += 1;
         self.position = lo + best_k;
-        self.tempo.update(&AlignStep {
-            ref_frame: self.position as f64,
-            ..AlignStep::default()
-        });
         AlignStep {
             ref_frame: self.position as f64,
             confidence,
@@ -242,7 +260,6 @@ impl OnlineAligner for Oltw {
         self.start_j = ref_frame.min(m.saturating_sub(1));
         self.position = self.start_j;
         self.frames_seen = 0;
-        self.tempo.reset();
         self.prev_lo = 0;
         self.prev_len = 0;
         self.prev2_lo = 0;

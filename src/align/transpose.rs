@@ -13,6 +13,8 @@ pub struct KeyTrial {
     trial_frames: usize,
     frames_seen: usize,
     best: usize,
+    /// Normalised cost of each candidate at the last frame.
+    last_costs: Vec<f32>,
 }
 
 impl KeyTrial {
@@ -23,8 +25,10 @@ impl KeyTrial {
         trial_frames: usize,
         mut make: impl FnMut() -> Box<dyn OnlineAligner>,
     ) -> Self {
-        let candidates = shifts.iter().map(|&s| (s % N_CHROMA, make())).collect();
+        let candidates: Vec<(usize, Box<dyn OnlineAligner>)> =
+            shifts.iter().map(|&s| (s % N_CHROMA, make())).collect();
         Self {
+            last_costs: vec![f32::INFINITY; candidates.len()],
             candidates,
             trial_frames,
             frames_seen: 0,
@@ -43,6 +47,29 @@ impl KeyTrial {
     }
 }
 
+impl KeyTrial {
+    /// Keep the `keep` candidates of least normalised cost.
+    fn prune(&mut self, keep: usize) {
+        let mut ranked: Vec<(f32, usize)> = self
+            .last_costs
+            .iter()
+            .copied()
+            .zip(0..)
+            .collect();
+        ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut kept: Vec<usize> = ranked.iter().take(keep).map(|r| r.1).collect();
+        kept.sort_unstable();
+        let mut all: Vec<Option<(usize, Box<dyn OnlineAligner>)>> =
+            self.candidates.drain(..).map(Some).collect();
+        self.candidates = kept.iter().filter_map(|&k| all[k].take()).collect();
+        self.best = 0;
+        self.last_costs.truncate(self.candidates.len());
+        if self.candidates.len() == 1 {
+            tracing::info!("key trial: performance is {} semitones above the score", self.shift());
+        }
+    }
+}
+
 impl OnlineAligner for KeyTrial {
     fn step(&mut self, frame: &FeatureFrame) -> AlignStep {
         let mut best_step = AlignStep {
@@ -56,18 +83,28 @@ impl OnlineAligner for KeyTrial {
                 transpose_frame(frame, *shift)
             };
             let s = aligner.step(&f);
+            self.last_costs[k] = s.cost;
             if s.cost < best_step.cost || k == 0 && !best_step.cost.is_finite() {
                 best_step = s;
                 self.best = k;
             }
         }
         self.frames_seen += 1;
-        if self.in_trial() && self.frames_seen >= self.trial_frames {
-            let keep = self.candidates.swap_remove(self.best);
-            self.candidates.clear();
-            self.candidates.push(keep);
-            self.best = 0;
-            tracing::info!("key trial: performance is {} semitones above the score", self.shift());
+        // Progressive pruning keeps the trial cheap: a third of the way in, keep the 4 best
+        // keys; two thirds in, the 2 best; at the end, the best.
+        if self.in_trial() {
+            let keep = if self.frames_seen >= self.trial_frames {
+                1
+            } else if self.frames_seen * 3 >= self.trial_frames * 2 {
+                2
+            } else if self.frames_seen * 3 >= self.trial_frames {
+                4
+            } else {
+                self.candidates.len()
+            };
+            if keep < self.candidates.len() {
+                self.prune(keep);
+            }
         }
         best_step
     }

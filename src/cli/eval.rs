@@ -77,9 +77,9 @@ pub struct EvalArgs {
     /// FFT window (samples at 22 050 Hz) (tuning knob).
     #[arg(long, default_value_t = FeatureConfig::default().window_samples)]
     pub fft_window: usize,
-    /// OLTW pull towards the tempo prediction (tuning knob).
-    #[arg(long, default_value_t = OltwConfig::default().prediction_weight)]
-    pub prediction_weight: f32,
+    /// OLTW forgetting factor per frame (tuning knob; 1 = plain accumulation).
+    #[arg(long, default_value_t = OltwConfig::default().memory)]
+    pub memory: f32,
     /// Do not let the position flow inside held notes (tuning knob).
     #[arg(long)]
     pub no_flow: bool,
@@ -210,7 +210,7 @@ fn follow_case(
         oltw: OltwConfig {
             window_frames: (args.window_s * cfg.frame_rate_hz()).round() as usize,
             steps: args.steps,
-            prediction_weight: args.prediction_weight,
+            memory: args.memory,
             weights: CostWeights {
                 onset: args.onset_weight,
             },

@@ -72,6 +72,21 @@ pub struct FollowArgs {
     /// Print latency statistics (last sample of a frame in the ring -> OSC datagram sent).
     #[arg(long)]
     pub latency: bool,
+    /// Fire the cues of this cue file (TOML, see scores/bach_bwv66_6/cues.toml); the whole
+    /// file is checked against the score before the audio starts.
+    #[arg(long, value_name = "FILE.toml")]
+    pub cues: Option<PathBuf>,
+    /// Send /scorefollow/page (page i) to the --osc targets when a page's first bar comes
+    /// (CSV lines 'page,first_bar').
+    #[arg(long, value_name = "FILE.csv")]
+    pub pages: Option<PathBuf>,
+    /// How early a page turn is sent (ms of performance time at the current tempo).
+    #[arg(long, default_value_t = 1000.0, value_name = "MS")]
+    pub page_lead_ms: f64,
+    /// Accept remote control over OSC on HOST:PORT (/scorefollow/start, stop, reset, seek,
+    /// seek_bar, fire).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub control: Option<String>,
 }
 
 impl std::str::FromStr for Speed {
@@ -99,6 +114,14 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
         }
     }
     let reference = args.reference.load(&cfg)?;
+    let show = crate::output::control::ShowSetup::load(
+        &reference,
+        args.cues.as_deref(),
+        args.pages.as_deref(),
+        args.page_lead_ms,
+        &targets,
+        args.control.as_deref(),
+    )?;
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if args.print_every > 0.0 {
         sinks.push(Box::new(ConsoleSink::new(args.print_every)));
@@ -133,6 +156,7 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
         }
         sinks.push(Box::new(osc));
     }
+    let mut show = show.start(capture.epoch, &mut sinks, reference.clone())?;
     let opts = FollowOptions {
         aligner: args.aligner,
         oltw: OltwConfig {
@@ -143,6 +167,7 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
         perf_tuning_cents: args.tuning,
         start_score_s: args.start_s,
         transpose: args.transpose.0,
+        control: show.control_commands(),
         ..FollowOptions::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -173,6 +198,7 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
             1000.0 * cfg.hop_s()
         );
     }
+    eprint!("{}", show.finish());
     for e in &summary.sink_errors {
         eprintln!("warning: output error: {e}");
     }

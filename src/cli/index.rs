@@ -122,7 +122,10 @@ fn query(a: QueryArgs) -> anyhow::Result<()> {
         ..IndexQuery::default()
     };
     let hits = idx.query_file(&a.clip, &q, a.midi_mode.parse::<MidiMode>()?)?;
-    println!("{:>4}  {:<50} {:>9} {:>9} {:>6} {:>6}", "rank", "recording", "start_s", "end_s", "score", "tempo");
+    println!(
+        "{:>4}  {:<50} {:>9} {:>9} {:>6} {:>6}",
+        "rank", "recording", "start_s", "end_s", "score", "tempo"
+    );
     for (i, h) in hits.iter().enumerate() {
         println!(
             "{:>4}  {:<50} {:>9.2} {:>9.2} {:>6.3} {:>6.2}",

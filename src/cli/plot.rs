@@ -101,7 +101,10 @@ pub enum PlotKind {
 /// Seconds per frame of a sequence file.
 fn hop_of(path: &Path, common: &Common) -> f64 {
     let csv = matches!(
-        path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref(),
         Some("csv" | "txt")
     );
     if csv {
@@ -112,12 +115,16 @@ fn hop_of(path: &Path, common: &Common) -> f64 {
 }
 
 fn name_of(path: &Path) -> String {
-    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// A two-column CSV with a header line (perf_time_s,score_time_s or similar).
 fn read_pairs(path: &Path) -> Result<Vec<(f64, f64)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = Vec::new();
     for (k, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -127,7 +134,11 @@ fn read_pairs(path: &Path) -> Result<Vec<(f64, f64)>> {
         let mut it = line.split(',').map(|f| f.trim().parse::<f64>());
         match (it.next(), it.next()) {
             (Some(Ok(a)), Some(Ok(b))) if a.is_finite() && b.is_finite() => out.push((a, b)),
-            _ => anyhow::bail!("{}:{}: expected two numbers, got '{line}'", path.display(), k + 1),
+            _ => anyhow::bail!(
+                "{}:{}: expected two numbers, got '{line}'",
+                path.display(),
+                k + 1
+            ),
         }
     }
     if out.is_empty() {
@@ -138,7 +149,11 @@ fn read_pairs(path: &Path) -> Result<Vec<(f64, f64)>> {
 
 fn check_size(c: &Common) -> Result<()> {
     if c.width < 200 || c.height < 150 || c.width > 16_000 || c.height > 16_000 {
-        anyhow::bail!("picture size {}x{}: expected 200..16000 x 150..16000 pixels", c.width, c.height);
+        anyhow::bail!(
+            "picture size {}x{}: expected 200..16000 x 150..16000 pixels",
+            c.width,
+            c.height
+        );
     }
     if !(c.hop_s.is_finite() && c.hop_s > 0.0) {
         anyhow::bail!("--hop-s {}: must be > 0", c.hop_s);
@@ -151,7 +166,13 @@ fn load_pair(x: &Path, y: &Path) -> Result<(Matrix, Matrix)> {
     let a = a.with_context(|| format!("reading {}", x.display()))?;
     let b = b.with_context(|| format!("reading {}", y.display()))?;
     if a.cols() != b.cols() {
-        anyhow::bail!("{} has {} values a frame but {} has {}", x.display(), a.cols(), y.display(), b.cols());
+        anyhow::bail!(
+            "{} has {} values a frame but {} has {}",
+            x.display(),
+            a.cols(),
+            y.display(),
+            b.cols()
+        );
     }
     Ok((a, b))
 }
@@ -163,16 +184,31 @@ pub fn run(args: PlotArgs) -> Result<()> {
             check_size(&common)?;
             let m = load_sequence(&file).with_context(|| format!("reading {}", file.display()))?;
             let title = format!("Chromagram of {}", name_of(&file));
-            plot::chromagram(&m, hop_of(&file, &common), &title, (common.width, common.height), Target::Png(&common.out))?;
+            plot::chromagram(
+                &m,
+                hop_of(&file, &common),
+                &title,
+                (common.width, common.height),
+                Target::Png(&common.out),
+            )?;
         }
-        PlotKind::Cost { x, y, gt, cost, common } => {
+        PlotKind::Cost {
+            x,
+            y,
+            gt,
+            cost,
+            common,
+        } => {
             check_size(&common)?;
             let cost: FeatureCost = cost.parse()?;
             let (a, b) = load_pair(&x, &y)?;
             let c = cost.matrix(&a, &b)?;
             let (hx, hy) = (hop_of(&x, &common), hop_of(&y, &common));
             let (_, path) = soft_dtw::dtw_path(&c, None)?;
-            let path_s: Vec<(f64, f64)> = path.iter().map(|&(i, j)| ((i as f64 + 0.5) * hx, (j as f64 + 0.5) * hy)).collect();
+            let path_s: Vec<(f64, f64)> = path
+                .iter()
+                .map(|&(i, j)| ((i as f64 + 0.5) * hx, (j as f64 + 0.5) * hy))
+                .collect();
             let truth = gt.as_deref().map(read_pairs).transpose()?;
             let mut curves = vec![Curve {
                 points: &path_s,
@@ -189,14 +225,33 @@ pub fn run(args: PlotArgs) -> Result<()> {
                 });
             }
             let (nx, ny) = (name_of(&x), name_of(&y));
-            plot::cost_matrix(&c, hx, hy, (&nx, &ny), &curves, (common.width, common.height), Target::Png(&common.out))?;
+            plot::cost_matrix(
+                &c,
+                hx,
+                hy,
+                (&nx, &ny),
+                &curves,
+                (common.width, common.height),
+                Target::Png(&common.out),
+            )?;
         }
-        PlotKind::Softdtw { x, y, gammas, cost, band, common } => {
+        PlotKind::Softdtw {
+            x,
+            y,
+            gammas,
+            cost,
+            band,
+            common,
+        } => {
             check_size(&common)?;
             let cost: FeatureCost = cost.parse()?;
             let gs: Vec<f64> = gammas
                 .split(',')
-                .map(|g| g.trim().parse::<f64>().map_err(|_| anyhow::anyhow!("--gammas: '{g}' is not a number")))
+                .map(|g| {
+                    g.trim()
+                        .parse::<f64>()
+                        .map_err(|_| anyhow::anyhow!("--gammas: '{g}' is not a number"))
+                })
                 .collect::<Result<_>>()?;
             if gs.is_empty() || gs.len() > 8 {
                 anyhow::bail!("--gammas: give 1 to 8 values");
@@ -228,7 +283,13 @@ pub fn run(args: PlotArgs) -> Result<()> {
             let p = read_pairs(&pred)?;
             let truth = gt.as_deref().map(read_pairs).transpose()?;
             let title = format!("Follower trace: {}", name_of(&pred));
-            plot::follower_trace(&p, truth.as_deref(), &title, (common.width, common.height), Target::Png(&common.out))?;
+            plot::follower_trace(
+                &p,
+                truth.as_deref(),
+                &title,
+                (common.width, common.height),
+                Target::Png(&common.out),
+            )?;
         }
     }
     Ok(())

@@ -66,7 +66,11 @@ fn csv_field(s: &str) -> String {
 
 /// Run `spot`.
 pub fn run(args: SpotArgs) -> anyhow::Result<()> {
-    let mut themes: Vec<ThemeFile> = args.themes.iter().map(|p| ThemeFile::from_path(p)).collect();
+    let mut themes: Vec<ThemeFile> = args
+        .themes
+        .iter()
+        .map(|p| ThemeFile::from_path(p))
+        .collect();
     if let Some(f) = &args.themes_file {
         themes.extend(read_themes_file(f)?);
     }
@@ -76,8 +80,10 @@ pub fn run(args: SpotArgs) -> anyhow::Result<()> {
     if args.top == 0 {
         anyhow::bail!("invalid --top 0: must be at least 1");
     }
-    let mut cfg = SpotConfig::default();
-    cfg.midi_mode = args.midi_mode.parse::<MidiMode>()?;
+    let mut cfg = SpotConfig {
+        midi_mode: args.midi_mode.parse::<MidiMode>()?,
+        ..SpotConfig::default()
+    };
     let m = &mut cfg.matching;
     m.method = args.method.parse::<MatchMethod>()?;
     m.transpose = args.transpose;
@@ -89,7 +95,8 @@ pub fn run(args: SpotArgs) -> anyhow::Result<()> {
     let hits = spot_files(&themes, &args.recordings, &cfg)?;
 
     if let Some(out) = &args.out {
-        let mut s = String::from("theme_id,start_s,end_s,score,rank,recording,tempo_scale,transpose\n");
+        let mut s =
+            String::from("theme_id,start_s,end_s,score,rank,recording,tempo_scale,transpose\n");
         for h in &hits {
             s.push_str(&format!(
                 "{},{:.3},{:.3},{:.5},{},{},{:.3},{}\n",
@@ -110,7 +117,11 @@ pub fn run(args: SpotArgs) -> anyhow::Result<()> {
     let mut w = stdout.lock();
     for t in &themes {
         writeln!(w, "theme {} ({})", t.id, t.path.display())?;
-        writeln!(w, "{:>4}  {:<40} {:>17} {:>6} {:>6} {:>5}", "rank", "piece", "position", "score", "tempo", "transp")?;
+        writeln!(
+            w,
+            "{:>4}  {:<40} {:>17} {:>6} {:>6} {:>5}",
+            "rank", "piece", "position", "score", "tempo", "transp"
+        )?;
         for h in hits.iter().filter(|h| h.theme_id == t.id) {
             let piece = h
                 .recording

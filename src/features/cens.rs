@@ -49,7 +49,7 @@ impl CensConfig {
     /// The odd window length actually used (input frames).
     pub fn window_len(&self) -> usize {
         let w = self.smooth_frames.max(1);
-        if w % 2 == 0 {
+        if w.is_multiple_of(2) {
             w + 1
         } else {
             w

@@ -358,3 +358,40 @@ mod tests {
         assert_eq!(cfg.frame_at_s(cfg.frame_centre_s(17)), 17);
     }
 }
+
+#[cfg(test)]
+mod streaming_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// The streaming extractor fed in arbitrary chunk sizes gives exactly the offline frames.
+        #[test]
+        fn streaming_equals_offline(chunks in proptest::collection::vec(1usize..3000, 1..40), seed in 0u64..1000) {
+            let cfg = FeatureConfig::default();
+            let total: usize = chunks.iter().sum();
+            let mut s = seed.wrapping_add(1);
+            let signal: Vec<f32> = (0..total)
+                .map(|i| {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let noise = ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5;
+                    0.3 * ((i as f32) * 0.0627).sin() + 0.05 * noise
+                })
+                .collect();
+            let offline = extract_with_tuning(&signal, &cfg, 7.0);
+            let mut ex = StreamingExtractor::new(&cfg, 7.0);
+            let mut streamed = Vec::new();
+            let mut at = 0;
+            for c in &chunks {
+                ex.push(&signal[at..at + c], |k, f| streamed.push((k, *f)));
+                at += c;
+            }
+            prop_assert_eq!(streamed.len(), offline.len());
+            for (k, (idx, f)) in streamed.iter().enumerate() {
+                prop_assert_eq!(*idx, k);
+                prop_assert_eq!(f, &offline.frames[k]);
+            }
+        }
+    }
+}

@@ -3,7 +3,9 @@
 //! data with the capture timestamp, and the engine hands them to every [`Sink`].
 
 pub mod console;
+pub mod control;
 pub mod csv;
+pub mod cues;
 pub mod memory;
 pub mod osc;
 pub mod plot;

@@ -136,10 +136,18 @@ impl Sink for OscSink {
     fn handle(&mut self, event: &Event) -> crate::Result<()> {
         match event {
             Event::Position(p) => {
-                if p.perf_time_s < self.next_position_s {
+                // A fixed grid of send times (with a tolerance for the frame times' rounding),
+                // so the rate does not drift below the one asked for.
+                if p.perf_time_s + 1e-6 < self.next_position_s {
                     return Ok(());
                 }
-                self.next_position_s = p.perf_time_s + self.position_interval_s;
+                self.next_position_s = if self.next_position_s.is_finite()
+                    && p.perf_time_s - self.next_position_s < self.position_interval_s
+                {
+                    self.next_position_s + self.position_interval_s
+                } else {
+                    p.perf_time_s + self.position_interval_s
+                };
                 let beat = if p.beat.is_finite() { p.beat as f32 } else { -1.0 };
                 self.send(
                     "/scorefollow/position",

@@ -75,7 +75,11 @@ pub fn colormap(t: f64) -> RGBColor {
         (170, 220, 50),
         (253, 231, 37),
     ];
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let x = t * (ANCHORS.len() - 1) as f64;
     let k = (x.floor() as usize).min(ANCHORS.len() - 2);
     let f = x - k as f64;
@@ -86,7 +90,12 @@ pub fn colormap(t: f64) -> RGBColor {
 
 /// The `lo` and `hi` quantiles of the finite values of `m` (a robust colour range).
 pub fn quantile_range(m: &Matrix, lo: f64, hi: f64) -> (f64, f64) {
-    let mut v: Vec<f64> = m.as_slice().iter().copied().filter(|x| x.is_finite()).collect();
+    let mut v: Vec<f64> = m
+        .as_slice()
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
     if v.is_empty() {
         return (0.0, 1.0);
     }
@@ -165,7 +174,8 @@ fn draw_heatmap<DB: DrawingBackend>(
             }
         }
     }
-    let names: Vec<String> = y_names.map_or_else(Vec::new, |v| v.iter().map(|s| s.to_string()).collect());
+    let names: Vec<String> =
+        y_names.map_or_else(Vec::new, |v| v.iter().map(|s| s.to_string()).collect());
     let fmt_y = move |y: &f64| -> String {
         if names.is_empty() {
             format!("{y:.1}")
@@ -205,13 +215,17 @@ fn draw_curves<'a, DB: DrawingBackend + 'a>(
                 .draw_series(DashedLineSeries::new(c.points.iter().copied(), 8, 5, style))
                 .map_err(de)?
                 .label(c.label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         } else {
             chart
                 .draw_series(LineSeries::new(c.points.iter().copied(), style))
                 .map_err(de)?
                 .label(c.label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         }
     }
     if !curves.is_empty() {
@@ -246,7 +260,10 @@ fn draw_colorbar<DB: DrawingBackend>(
         .draw_series((0..steps).map(|k| {
             let a = lo + (hi - lo) * k as f64 / steps as f64;
             let b = lo + (hi - lo) * (k + 1) as f64 / steps as f64;
-            Rectangle::new([(0.0, a), (1.0, b)], colormap((k as f64 + 0.5) / steps as f64).filled())
+            Rectangle::new(
+                [(0.0, a), (1.0, b)],
+                colormap((k as f64 + 0.5) / steps as f64).filled(),
+            )
         }))
         .map_err(de)?;
     chart
@@ -325,11 +342,19 @@ fn render(
     }
 }
 
-const PITCH_CLASSES: [&str; 12] = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
+const PITCH_CLASSES: [&str; 12] = [
+    "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
+];
 const COLORBAR_PX: u32 = 120;
 
 /// Chromagram: frames along x (seconds), the 12 pitch classes along y, one colour per value.
-pub fn chromagram(chroma: &Matrix, hop_s: f64, title: &str, size: (u32, u32), target: Target) -> Result<()> {
+pub fn chromagram(
+    chroma: &Matrix,
+    hop_s: f64,
+    title: &str,
+    size: (u32, u32),
+    target: Target,
+) -> Result<()> {
     if chroma.rows() == 0 || chroma.cols() == 0 {
         return Err(Error::invalid("chromagram", "empty", "no frames to draw"));
     }
@@ -348,8 +373,20 @@ pub fn chromagram(chroma: &Matrix, hop_s: f64, title: &str, size: (u32, u32), ta
             range,
             pool: Pool::Mean,
         };
-        let y_desc = if names.is_empty() { "dimension" } else { "pitch class" };
-        draw_heatmap(&main, title, "time (s)", y_desc, &hm, &[], (!names.is_empty()).then_some(&names[..]))?;
+        let y_desc = if names.is_empty() {
+            "dimension"
+        } else {
+            "pitch class"
+        };
+        draw_heatmap(
+            &main,
+            title,
+            "time (s)",
+            y_desc,
+            &hm,
+            &[],
+            (!names.is_empty()).then_some(&names[..]),
+        )?;
         draw_colorbar(&bar, range, "value")
     })
 }
@@ -402,7 +439,11 @@ pub fn expected_alignments(
     target: Target,
 ) -> Result<()> {
     if panels.is_empty() || panels.iter().any(|(_, e)| e.rows() == 0 || e.cols() == 0) {
-        return Err(Error::invalid("expected alignment", "empty", "nothing to draw"));
+        return Err(Error::invalid(
+            "expected alignment",
+            "empty",
+            "nothing to draw",
+        ));
     }
     render(target, size, |root| {
         let (main, bar) = root.split_horizontally(size.0.saturating_sub(COLORBAR_PX));
@@ -497,7 +538,11 @@ pub fn follower_trace(
         }
         draw_curves(&mut chart, &curves)?;
         if let Some(b) = bottom {
-            let lim = errors.iter().map(|e| e.1.abs()).fold(0.35f64, f64::max).min(5.0);
+            let lim = errors
+                .iter()
+                .map(|e| e.1.abs())
+                .fold(0.35f64, f64::max)
+                .min(5.0);
             let mut ec = ChartBuilder::on(&b)
                 .margin(10)
                 .x_label_area_size(40)
@@ -521,11 +566,18 @@ pub fn follower_trace(
                 ))
                 .map_err(de)?;
             }
-            let clipped: Vec<(f64, f64)> = errors.iter().map(|&(t, e)| (t, e.clamp(-lim, lim))).collect();
-            ec.draw_series(clipped.iter().map(|&p| Circle::new(p, 2, RGBColor(31, 119, 180).filled())))
-                .map_err(de)?
-                .label("error at each ground-truth event (±0.3 s dashed)")
-                .legend(|(x, y)| Circle::new((x + 10, y), 3, RGBColor(31, 119, 180).filled()));
+            let clipped: Vec<(f64, f64)> = errors
+                .iter()
+                .map(|&(t, e)| (t, e.clamp(-lim, lim)))
+                .collect();
+            ec.draw_series(
+                clipped
+                    .iter()
+                    .map(|&p| Circle::new(p, 2, RGBColor(31, 119, 180).filled())),
+            )
+            .map_err(de)?
+            .label("error at each ground-truth event (±0.3 s dashed)")
+            .legend(|(x, y)| Circle::new((x + 10, y), 3, RGBColor(31, 119, 180).filled()));
             ec.configure_series_labels()
                 .position(SeriesLabelPosition::UpperLeft)
                 .label_font((FAMILY, 13))
@@ -554,7 +606,9 @@ mod tests {
     }
 
     fn diag_matrix(n: usize, m: usize) -> Matrix {
-        Matrix::from_fn(n, m, |i, j| ((i as f64 / n as f64) - (j as f64 / m as f64)).abs())
+        Matrix::from_fn(n, m, |i, j| {
+            ((i as f64 / n as f64) - (j as f64 / m as f64)).abs()
+        })
     }
 
     #[test]
@@ -573,14 +627,25 @@ mod tests {
     fn heat_maps_fill_the_picture() {
         let mut buf = Vec::new();
         let c = diag_matrix(300, 200);
-        let path: Vec<(f64, f64)> = (0..200).map(|k| (k as f64 * 0.02 * 1.5, k as f64 * 0.02)).collect();
+        let path: Vec<(f64, f64)> = (0..200)
+            .map(|k| (k as f64 * 0.02 * 1.5, k as f64 * 0.02))
+            .collect();
         let curves = [Curve {
             points: &path,
             label: "DTW path",
             color: WHITE,
             dashed: false,
         }];
-        cost_matrix(&c, 0.02, 0.02, ("a", "b"), &curves, (640, 480), Target::Rgb(&mut buf)).unwrap();
+        cost_matrix(
+            &c,
+            0.02,
+            0.02,
+            ("a", "b"),
+            &curves,
+            (640, 480),
+            Target::Rgb(&mut buf),
+        )
+        .unwrap();
         assert_eq!(buf.len(), 640 * 480 * 3);
         let (ink, colours) = stats(&buf);
         assert!(ink > 0.5 && colours > 50, "ink {ink}, {colours} colours");
@@ -591,17 +656,36 @@ mod tests {
         assert!(ink > 0.5 && colours > 20, "ink {ink}, {colours} colours");
 
         let panels = vec![(0.1, diag_matrix(50, 60)), (1.0, diag_matrix(50, 60))];
-        expected_alignments(&panels, 0.02, 0.02, ("x", "y"), (900, 400), Target::Rgb(&mut buf)).unwrap();
+        expected_alignments(
+            &panels,
+            0.02,
+            0.02,
+            ("x", "y"),
+            (900, 400),
+            Target::Rgb(&mut buf),
+        )
+        .unwrap();
         let (ink, _) = stats(&buf);
         assert!(ink > 0.4, "ink {ink}");
     }
 
     #[test]
     fn trace_draws_lines_and_error_panel() {
-        let pred: Vec<(f64, f64)> = (0..500).map(|k| (k as f64 * 0.02, k as f64 * 0.018)).collect();
-        let gt: Vec<(f64, f64)> = (0..20).map(|k| (k as f64 * 0.5, k as f64 * 0.5 * 0.9)).collect();
+        let pred: Vec<(f64, f64)> = (0..500)
+            .map(|k| (k as f64 * 0.02, k as f64 * 0.018))
+            .collect();
+        let gt: Vec<(f64, f64)> = (0..20)
+            .map(|k| (k as f64 * 0.5, k as f64 * 0.5 * 0.9))
+            .collect();
         let mut with_gt = Vec::new();
-        follower_trace(&pred, Some(&gt), "trace", (800, 600), Target::Rgb(&mut with_gt)).unwrap();
+        follower_trace(
+            &pred,
+            Some(&gt),
+            "trace",
+            (800, 600),
+            Target::Rgb(&mut with_gt),
+        )
+        .unwrap();
         let mut without = Vec::new();
         follower_trace(&pred, None, "trace", (800, 600), Target::Rgb(&mut without)).unwrap();
         let (ink_gt, colours) = stats(&with_gt);
@@ -616,7 +700,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sf_plot_{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("c.png");
-        chromagram(&diag_matrix(100, 12), 0.02, "c", (640, 360), Target::Png(&p)).unwrap();
+        chromagram(
+            &diag_matrix(100, 12),
+            0.02,
+            "c",
+            (640, 360),
+            Target::Png(&p),
+        )
+        .unwrap();
         let bytes = std::fs::read(&p).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
         let w = u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);

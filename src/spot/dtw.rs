@@ -120,7 +120,11 @@ pub fn subsequence_dtw_full(cost: &[Vec<f32>], skip_weight: f32) -> Vec<(f32, u3
         for n in 1..n_q {
             let c = cost[n][m];
             let a = if m >= 1 { d[n - 1][m - 1] + c } else { inf };
-            let b = if m >= 1 && n >= 2 { d[n - 2][m - 1] + skip_weight * c } else { inf };
+            let b = if m >= 1 && n >= 2 {
+                d[n - 2][m - 1] + skip_weight * c
+            } else {
+                inf
+            };
             let e = if m >= 2 { d[n - 1][m - 2] + c } else { inf };
             d[n][m] = a.min(b).min(e);
         }

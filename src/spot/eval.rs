@@ -26,6 +26,11 @@ pub struct ThemeEvalOptions {
     /// When set, write predictions as `DIR/{midi,audio}/<piece>/<case>.themes.csv`, the layout
     /// `score_themes.py --batch index.csv DIR/midi` reads.
     pub pred_dir: Option<PathBuf>,
+    /// Run the streaming spotter ([`super::StreamingSpotter`], frame by frame) instead of the
+    /// offline search; its reports are the predictions, scored `1 - cost`.
+    pub streaming: bool,
+    /// Streaming only: how long (s) a candidate must stay the best before it is reported.
+    pub confirm_s: f64,
 }
 
 impl Default for ThemeEvalOptions {
@@ -37,6 +42,8 @@ impl Default for ThemeEvalOptions {
             spot,
             exact_only: false,
             pred_dir: None,
+            streaming: false,
+            confirm_s: 0.3,
         }
     }
 }
@@ -80,6 +87,8 @@ pub struct ThemeEvalReport {
     pub search_wall_s: f64,
     /// Wall time of everything, seconds.
     pub total_wall_s: f64,
+    /// Streaming only: largest delay (s) from a reported occurrence's end to its report.
+    pub stream_max_delay_s: Option<f64>,
 }
 
 struct Row {
@@ -95,13 +104,21 @@ fn read_index(corpus: &Path) -> crate::Result<Vec<Row>> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let col = |n: &str| {
-        header.iter().position(|h| h.trim() == n).ok_or_else(|| crate::Error::Parse {
-            path: path.clone(),
-            line: 1,
-            reason: format!("no '{n}' column"),
-        })
+        header
+            .iter()
+            .position(|h| h.trim() == n)
+            .ok_or_else(|| crate::Error::Parse {
+                path: path.clone(),
+                line: 1,
+                reason: format!("no '{n}' column"),
+            })
     };
-    let (cp, cc, cperf, cgt) = (col("piece")?, col("case")?, col("performance")?, col("themes_gt")?);
+    let (cp, cc, cperf, cgt) = (
+        col("piece")?,
+        col("case")?,
+        col("performance")?,
+        col("themes_gt")?,
+    );
     let mut rows = Vec::new();
     for line in lines.filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
@@ -130,7 +147,11 @@ fn theme_files(corpus: &Path, piece: &str) -> crate::Result<Vec<(bool, String, P
     let mut out = Vec::new();
     for ent in rd {
         let p = ent.map_err(|e| crate::Error::io(&dir, e))?.path();
-        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let ext = p
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let name = stem(&p);
         if !name.starts_with("theme_") {
             continue;
@@ -144,6 +165,9 @@ fn theme_files(corpus: &Path, piece: &str) -> crate::Result<Vec<(bool, String, P
     out.sort();
     Ok(out)
 }
+
+/// Hits of MIDI queries (0) and audio queries (1).
+type PerKind = [Vec<(String, Hit)>; 2];
 
 fn hits_to_by_theme(hits: &[(String, Hit)]) -> ByTheme {
     let mut out = ByTheme::new();
@@ -208,21 +232,56 @@ pub fn eval_themes(corpus_dir: &Path, opts: &ThemeEvalOptions) -> crate::Result<
             .collect();
         queries.insert(p.clone(), qs?);
     }
-    // Recording CENS, in parallel.
-    let dbs: crate::Result<Vec<Vec<Chroma>>> = rows
+    // Recording chroma and CENS, in parallel.
+    let feats: crate::Result<Vec<(Vec<Chroma>, Vec<Chroma>)>> = rows
         .par_iter()
         .map(|r| {
             let c = file_chroma(&r.performance, &cfg.features, cfg.midi_mode)?;
-            Ok(cens::cens(&c, &cfg.cens))
+            let d = cens::cens(&c, &cfg.cens);
+            Ok((c, d))
         })
         .collect();
-    let dbs = dbs?;
+    let feats = feats?;
+    let dbs: Vec<&Vec<Chroma>> = feats.iter().map(|f| &f.1).collect();
     let t_search = Instant::now();
-    let per_row: crate::Result<Vec<[Vec<(String, Hit)>; 2]>> = rows
+    let max_delay = std::sync::Mutex::new(None::<f64>);
+    let per_row: crate::Result<Vec<PerKind>> = rows
         .par_iter()
-        .zip(&dbs)
-        .map(|(r, db)| {
+        .zip(&feats)
+        .map(|(r, (chroma, db))| {
             let mut out: [Vec<(String, Hit)>; 2] = [Vec::new(), Vec::new()];
+            if opts.streaming {
+                for (kind, slot) in out.iter_mut().enumerate() {
+                    let qs: Vec<&(bool, String, Vec<Chroma>)> = queries[&r.piece]
+                        .iter()
+                        .filter(|q| usize::from(!q.0) == kind)
+                        .collect();
+                    if qs.is_empty() {
+                        continue;
+                    }
+                    let mut sp = super::StreamingSpotter::new(
+                        qs.iter().map(|q| q.2.clone()).collect(),
+                        &cfg.features,
+                        &cfg.cens,
+                        &cfg.matching,
+                        opts.confirm_s,
+                    )?;
+                    let mut hits = Vec::new();
+                    for c in chroma {
+                        sp.push(c, &mut hits);
+                    }
+                    sp.finish(&mut hits);
+                    let worst = hits
+                        .iter()
+                        .map(|h| h.reported_at_s - h.hit.end_s)
+                        .fold(None::<f64>, |a, d| Some(a.map_or(d, |a| a.max(d))));
+                    if let (Some(w), Ok(mut m)) = (worst, max_delay.lock()) {
+                        *m = Some(m.map_or(w, |x| x.max(w)));
+                    }
+                    slot.extend(hits.into_iter().map(|h| (qs[h.theme].1.clone(), h.hit)));
+                }
+                return Ok(out);
+            }
             for (is_midi, id, q) in &queries[&r.piece] {
                 let fh = super::matcher::search(q, db, &cfg.matching)?;
                 let hits = to_seconds(&fh, &cfg.features, &cfg.cens);
@@ -233,13 +292,13 @@ pub fn eval_themes(corpus_dir: &Path, opts: &ThemeEvalOptions) -> crate::Result<
         .collect();
     let per_row = per_row?;
     let search_wall_s = t_search.elapsed().as_secs_f64();
-    let mut acc = [[Accumulator::default(), Accumulator::default()], [
-        Accumulator::default(),
-        Accumulator::default(),
-    ]];
+    let mut acc = [
+        [Accumulator::default(), Accumulator::default()],
+        [Accumulator::default(), Accumulator::default()],
+    ];
     let mut cases = Vec::new();
     let mut searched_s = 0.0;
-    for ((r, db), preds) in rows.iter().zip(&dbs).zip(&per_row) {
+    for ((r, db), preds) in rows.iter().zip(dbs).zip(&per_row) {
         searched_s += db.len() as f64 * cfg.features.hop_s() * cfg.cens.step() as f64;
         let gt = read_themes_csv(&r.themes_gt, opts.exact_only)?;
         let mut res = [BothCriteria::default(); 2];
@@ -250,7 +309,10 @@ pub fn eval_themes(corpus_dir: &Path, opts: &ThemeEvalOptions) -> crate::Result<
             res[kind] = both(&gt, &pred);
             if let Some(dir) = &opts.pred_dir {
                 let sub = if kind == 0 { "midi" } else { "audio" };
-                let p = dir.join(sub).join(&r.piece).join(format!("{}.themes.csv", r.case));
+                let p = dir
+                    .join(sub)
+                    .join(&r.piece)
+                    .join(format!("{}.themes.csv", r.case));
                 write_predictions(&p, hits)?;
             }
         }
@@ -273,6 +335,7 @@ pub fn eval_themes(corpus_dir: &Path, opts: &ThemeEvalOptions) -> crate::Result<
         searched_s,
         search_wall_s,
         total_wall_s: t0.elapsed().as_secs_f64(),
+        stream_max_delay_s: max_delay.into_inner().ok().flatten(),
     })
 }
 
@@ -301,13 +364,25 @@ impl fmt::Display for ThemeEvalReport {
             writeln!(
                 f,
                 "{:<32} {:<20} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
-                c.piece, c.case, c.midi.onset.p_at_1, c.midi.onset.map, c.audio.onset.p_at_1, c.audio.onset.map
+                c.piece,
+                c.case,
+                c.midi.onset.p_at_1,
+                c.midi.onset.map,
+                c.audio.onset.p_at_1,
+                c.audio.onset.map
             )?;
         }
         writeln!(
             f,
             "\nsearched {:.0} s of audio; search {:.2} s wall, total {:.2} s wall",
             self.searched_s, self.search_wall_s, self.total_wall_s
-        )
+        )?;
+        if let Some(d) = self.stream_max_delay_s {
+            writeln!(
+                f,
+                "streaming: largest delay from occurrence end to report {d:.2} s"
+            )?;
+        }
+        Ok(())
     }
 }

@@ -236,7 +236,11 @@ impl Index {
             ));
         }
         if total > u32::MAX as u64 {
-            return Err(crate::Error::invalid("collection", total.to_string(), "more than 2^32 shingles"));
+            return Err(crate::Error::invalid(
+                "collection",
+                total.to_string(),
+                "more than 2^32 shingles",
+            ));
         }
         let raw_dim = config.raw_dim();
         // (item, start frame) of every shingle.
@@ -244,7 +248,8 @@ impl Index {
             .iter()
             .enumerate()
             .flat_map(|(r, (_, seq))| {
-                (0..n_shingles(seq.len(), &config)).map(move |i| (r as u32, (i * config.shingle_hop) as u32))
+                (0..n_shingles(seq.len(), &config))
+                    .map(move |i| (r as u32, (i * config.shingle_hop) as u32))
             })
             .collect();
         let pca = if config.pca_dims > 0 && config.pca_dims < raw_dim {
@@ -270,7 +275,12 @@ impl Index {
             .for_each(|(out, ls)| {
                 let mut raw = vec![0.0f32; raw_dim];
                 for (o, &(r, p)) in out.chunks_exact_mut(dim).zip(ls) {
-                    shingle(&items[r as usize].1, p as usize, config.shingle_len, &mut raw);
+                    shingle(
+                        &items[r as usize].1,
+                        p as usize,
+                        config.shingle_len,
+                        &mut raw,
+                    );
                     match &pca {
                         Some(pc) => pc.project(&raw, o),
                         None => o.copy_from_slice(&raw),
@@ -294,12 +304,21 @@ impl Index {
     }
 
     /// Build from audio or MIDI files, in parallel; names are the paths as given.
-    pub fn build_from_files(config: IndexConfig, files: &[PathBuf], midi_mode: MidiMode) -> crate::Result<Index> {
+    pub fn build_from_files(
+        config: IndexConfig,
+        files: &[PathBuf],
+        midi_mode: MidiMode,
+    ) -> crate::Result<Index> {
         let feat = config.features();
         let cc = config.cens();
         let items: Vec<(String, Vec<Chroma>)> = files
             .par_iter()
-            .map(|f| Ok((f.display().to_string(), cens(&file_chroma(f, &feat, midi_mode)?, &cc))))
+            .map(|f| {
+                Ok((
+                    f.display().to_string(),
+                    cens(&file_chroma(f, &feat, midi_mode)?, &cc),
+                ))
+            })
             .collect::<crate::Result<_>>()?;
         Index::build(config, items)
     }
@@ -339,7 +358,10 @@ impl Index {
             .partition_point(|e| e.first_shingle + e.n_shingles <= id as u64)
             .min(self.recordings.len().saturating_sub(1));
         let e = &self.recordings[r];
-        (r, (id as u64 - e.first_shingle) as usize * self.config.shingle_hop)
+        (
+            r,
+            (id as u64 - e.first_shingle) as usize * self.config.shingle_hop,
+        )
     }
 
     /// Search a clip given as chroma frames (the clip's leading and trailing silence is
@@ -361,11 +383,16 @@ impl Index {
         let raw_dim = self.config.raw_dim();
         let mut raw = vec![0.0f32; raw_dim];
         for (si, &s) in params.scales().iter().enumerate() {
-            let scaled: Vec<Chroma> = scale_index(seq.len(), s).into_iter().map(|i| seq[i as usize]).collect();
+            let scaled: Vec<Chroma> = scale_index(seq.len(), s)
+                .into_iter()
+                .map(|i| seq[i as usize])
+                .collect();
             if scaled.len() < len {
                 continue;
             }
-            let offsets: Vec<usize> = (0..=scaled.len() - len).step_by(self.config.shingle_hop).collect();
+            let offsets: Vec<usize> = (0..=scaled.len() - len)
+                .step_by(self.config.shingle_hop)
+                .collect();
             n_q[si] = offsets.len();
             for &o in &offsets {
                 shingle(&scaled, o, len, &mut raw);
@@ -375,7 +402,9 @@ impl Index {
                     let start = p as i64 - o as i64;
                     // Similarity of unit vectors from their squared distance.
                     let sim = (1.0 - d2 / 2.0).max(0.0);
-                    let e = votes.entry((r, start.div_euclid(self.config.shingle_hop as i64), si)).or_insert(0.0);
+                    let e = votes
+                        .entry((r, start.div_euclid(self.config.shingle_hop as i64), si))
+                        .or_insert(0.0);
                     *e += sim;
                 }
             }
@@ -384,7 +413,14 @@ impl Index {
         let mut cands: Vec<(f32, usize, i64, usize)> = votes
             .into_iter()
             .filter(|&((_, _, si), _)| n_q[si] > 0)
-            .map(|((r, b, si), v)| (v / n_q[si] as f32, r, b * self.config.shingle_hop as i64, si))
+            .map(|((r, b, si), v)| {
+                (
+                    v / n_q[si] as f32,
+                    r,
+                    b * self.config.shingle_hop as i64,
+                    si,
+                )
+            })
             .collect();
         cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         let feat = self.config.features();
@@ -419,7 +455,12 @@ impl Index {
     }
 
     /// Search a clip file (audio or MIDI).
-    pub fn query_file(&self, clip: &Path, q: &IndexQuery, midi_mode: MidiMode) -> crate::Result<Vec<IndexHit>> {
+    pub fn query_file(
+        &self,
+        clip: &Path,
+        q: &IndexQuery,
+        midi_mode: MidiMode,
+    ) -> crate::Result<Vec<IndexHit>> {
         let c = file_chroma(clip, &self.config.features(), midi_mode)?;
         self.query_chroma(&c, q)
     }
@@ -431,13 +472,18 @@ impl Index {
             recordings: self.recordings.clone(),
         })
         .map_err(|e| crate::Error::Other(format!("cannot encode index metadata: {e}")))?;
-        let mut b = Vec::with_capacity(64 + meta.len() + 4 * (self.ivf.vectors.len() + self.ivf.ids.len()));
+        let mut b =
+            Vec::with_capacity(64 + meta.len() + 4 * (self.ivf.vectors.len() + self.ivf.ids.len()));
         b.extend_from_slice(INDEX_MAGIC);
         b.extend_from_slice(&INDEX_VERSION.to_le_bytes());
         b.extend_from_slice(&(meta.len() as u64).to_le_bytes());
         b.extend_from_slice(&meta);
-        let f32s = |b: &mut Vec<u8>, v: &[f32]| v.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
-        let u32s = |b: &mut Vec<u8>, v: &[u32]| v.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+        let f32s = |b: &mut Vec<u8>, v: &[f32]| {
+            v.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes()))
+        };
+        let u32s = |b: &mut Vec<u8>, v: &[u32]| {
+            v.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes()))
+        };
         match &self.pca {
             Some(p) => {
                 b.push(1);
@@ -471,7 +517,9 @@ impl Index {
     /// Read from a file, refusing foreign, other-version, truncated or corrupt files.
     pub fn load(path: &Path) -> crate::Result<Index> {
         let bytes = std::fs::read(path).map_err(|e| crate::Error::io(path, e))?;
-        Index::from_bytes(&bytes).map_err(|reason| crate::Error::invalid("index file", path.display().to_string(), reason))
+        Index::from_bytes(&bytes).map_err(|reason| {
+            crate::Error::invalid("index file", path.display().to_string(), reason)
+        })
     }
 
     /// Parse bytes written by [`Index::to_bytes`].
@@ -499,7 +547,9 @@ impl Index {
         let meta_len = r.u64()? as usize;
         let meta: Meta = serde_json::from_slice(r.take(meta_len)?)
             .map_err(|e| format!("corrupt index metadata: {e}"))?;
-        meta.config.validate().map_err(|e| format!("corrupt index: {e}"))?;
+        meta.config
+            .validate()
+            .map_err(|e| format!("corrupt index: {e}"))?;
         let pca = match r.take(1)?[0] {
             0 => None,
             1 => {
@@ -563,7 +613,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len()).ok_or("corrupt index (truncated)")?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or("corrupt index (truncated)")?;
         let s = &self.b[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -580,11 +634,15 @@ impl<'a> Reader<'a> {
     }
     fn u32s(&mut self, n: usize) -> Result<Vec<u32>, String> {
         let s = self.take(n.checked_mul(4).ok_or("corrupt index (sizes overflow)")?)?;
-        Ok(s.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(s.chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
     fn f32s(&mut self, n: usize) -> Result<Vec<f32>, String> {
         let s = self.take(n.checked_mul(4).ok_or("corrupt index (sizes overflow)")?)?;
-        Ok(s.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(s.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 }
 
@@ -597,8 +655,15 @@ pub fn collect_files(dirs: &[PathBuf]) -> crate::Result<Vec<PathBuf>> {
             if p.is_dir() {
                 walk(&p, out)?;
             } else {
-                let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-                if matches!(ext.as_str(), "flac" | "wav" | "mp3" | "ogg" | "mid" | "midi") {
+                let ext = p
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                if matches!(
+                    ext.as_str(),
+                    "flac" | "wav" | "mp3" | "ogg" | "mid" | "midi"
+                ) {
                     out.push(p);
                 }
             }
@@ -612,7 +677,10 @@ pub fn collect_files(dirs: &[PathBuf]) -> crate::Result<Vec<PathBuf>> {
         } else if d.exists() {
             out.push(d.clone());
         } else {
-            return Err(crate::Error::io(d, std::io::Error::from(std::io::ErrorKind::NotFound)));
+            return Err(crate::Error::io(
+                d,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
         }
     }
     out.sort();
@@ -679,7 +747,9 @@ mod tests {
         let mid = flip.len() / 2;
         flip[mid] ^= 1;
         assert!(Index::from_bytes(&flip).unwrap_err().contains("corrupt"));
-        assert!(Index::from_bytes(&b[..b.len() - 100]).unwrap_err().contains("corrupt"));
+        assert!(Index::from_bytes(&b[..b.len() - 100])
+            .unwrap_err()
+            .contains("corrupt"));
         assert!(Index::from_bytes(b"short").is_err());
     }
 
@@ -691,8 +761,18 @@ mod tests {
         // upsample CENS frames back to the chroma rate (each frame held `downsample` times).
         let src = &items[3].1[200..260];
         let fast: Vec<Chroma> = (0..48).map(|i| src[(i as f32 * 1.25) as usize]).collect();
-        let clip: Vec<Chroma> = fast.iter().flat_map(|f| std::iter::repeat_n(*f, 10)).collect();
-        for cfg in [small_cfg(), IndexConfig { pca_dims: 0, ..small_cfg() }, IndexConfig::default()] {
+        let clip: Vec<Chroma> = fast
+            .iter()
+            .flat_map(|f| std::iter::repeat_n(*f, 10))
+            .collect();
+        for cfg in [
+            small_cfg(),
+            IndexConfig {
+                pca_dims: 0,
+                ..small_cfg()
+            },
+            IndexConfig::default(),
+        ] {
             let idx = Index::build(cfg, items.clone()).unwrap();
             let hits = idx.query_chroma(&clip, &IndexQuery::default()).unwrap();
             let h = &hits[0];

@@ -72,8 +72,14 @@ fn nearest(centroids: &[f32], dim: usize, v: &[f32]) -> usize {
 impl Ivf {
     /// Build over `vectors` (row-major, `dim` per row) with `n_lists` lists, k-means on at most
     /// `train_max` evenly spaced rows for `iters` Lloyd iterations. Deterministic.
-    pub fn build(vectors: &[f32], dim: usize, n_lists: usize, train_max: usize, iters: usize) -> Ivf {
-        let n = if dim == 0 { 0 } else { vectors.len() / dim };
+    pub fn build(
+        vectors: &[f32],
+        dim: usize,
+        n_lists: usize,
+        train_max: usize,
+        iters: usize,
+    ) -> Ivf {
+        let n = vectors.len().checked_div(dim).unwrap_or(0);
         let n_lists = n_lists.clamp(1, n.max(1));
         let step = (n / train_max.max(1)).max(1);
         let train: Vec<&[f32]> = vectors.chunks_exact(dim.max(1)).step_by(step).collect();
@@ -82,7 +88,10 @@ impl Ivf {
             .flat_map(|c| train[(c * train.len()) / n_lists].iter().copied())
             .collect();
         for _ in 0..iters {
-            let assign: Vec<usize> = train.par_iter().map(|v| nearest(&centroids, dim, v)).collect();
+            let assign: Vec<usize> = train
+                .par_iter()
+                .map(|v| nearest(&centroids, dim, v))
+                .collect();
             let mut sums = vec![0.0f64; n_lists * dim];
             let mut counts = vec![0usize; n_lists];
             for (v, &a) in train.iter().zip(&assign) {
@@ -151,14 +160,22 @@ impl Ivf {
         let nl = self.n_lists();
         let mut lists: Vec<(f32, u32)> = Vec::with_capacity(nprobe + 1);
         for (c, cv) in self.centroids.chunks_exact(dim).enumerate() {
-            push_top(&mut lists, nprobe.clamp(1, nl.max(1)), dist2(cv, q), c as u32);
+            push_top(
+                &mut lists,
+                nprobe.clamp(1, nl.max(1)),
+                dist2(cv, q),
+                c as u32,
+            );
         }
         let mut top = Vec::with_capacity(k + 1);
         if k == 0 {
             return top;
         }
         for &(_, l) in &lists {
-            let (a, b) = (self.offsets[l as usize] as usize, self.offsets[l as usize + 1] as usize);
+            let (a, b) = (
+                self.offsets[l as usize] as usize,
+                self.offsets[l as usize + 1] as usize,
+            );
             for (pos, v) in (a..b).zip(self.vectors[a * dim..b * dim].chunks_exact(dim)) {
                 push_top(&mut top, k, dist2(v, q), self.ids[pos]);
             }
@@ -193,7 +210,10 @@ pub fn recall(exact: &[(f32, u32)], approx: &[(f32, u32)]) -> f64 {
     if exact.is_empty() {
         return 1.0;
     }
-    let found = exact.iter().filter(|e| approx.iter().any(|a| a.1 == e.1)).count();
+    let found = exact
+        .iter()
+        .filter(|e| approx.iter().any(|a| a.1 == e.1))
+        .count();
     found as f64 / exact.len() as f64
 }
 

@@ -136,8 +136,11 @@ impl Accumulator {
             self.fp += flags.len() - tp;
             self.fn_ += g.len() - tp;
             if !g.is_empty() {
-                self.p_at_1
-                    .push(if flags.first() == Some(&true) { 1.0 } else { 0.0 });
+                self.p_at_1.push(if flags.first() == Some(&true) {
+                    1.0
+                } else {
+                    0.0
+                });
                 let mut hits = 0usize;
                 let mut s = 0.0;
                 for (r, &f) in flags.iter().enumerate() {
@@ -166,7 +169,11 @@ impl Accumulator {
         Metrics {
             precision: p,
             recall: r,
-            f1: if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 },
+            f1: if p + r > 0.0 {
+                2.0 * p * r / (p + r)
+            } else {
+                0.0
+            },
             tp: self.tp,
             fp: self.fp,
             fn_: self.fn_,

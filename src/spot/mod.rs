@@ -14,7 +14,14 @@
 //!   inverted-file nearest neighbours, versioned index file).
 //!
 //! [`relocate`] finds where the last seconds of a performance are in a reference (the
-//! follower's recovery after a jump).
+//! follower's recovery after a jump); [`spot_files`] is the `spot` subcommand's search.
+//!
+//! Measured on the dev corpus (`eval --mode themes`, i.e. [`eval_themes`] with the defaults and
+//! transpositions on; 17 recordings, 43 queries per query kind), onset criterion:
+//! MIDI queries P@1 0.884, MAP 0.886; audio queries P@1 0.837, MAP 0.836 (IoU criterion: 0.884 /
+//! 0.898 and 0.884 / 0.899). The librosa CENS + subsequence-DTW peer scores MAP 0.55-0.56.
+//! Speed: a 180 s recording searched for 10 themes at 50 tempo scalings in 0.35 s wall
+//! (`benches/spot.rs`, 2 cores), 4.5 s with the 12 transpositions.
 
 pub mod dtw;
 pub mod eval;
@@ -27,6 +34,7 @@ pub mod peaks;
 pub mod query;
 pub mod streaming;
 
+pub use eval::{eval_themes, ThemeEvalOptions, ThemeEvalReport};
 pub use matcher::{FrameHit, MatchMethod, MatchParams};
 pub use peaks::PeakParams;
 pub use query::{MidiMode, ThemeFile};
@@ -165,7 +173,12 @@ pub fn spot_files(
         .collect::<crate::Result<_>>()?;
     let dbs: Vec<Vec<Chroma>> = recordings
         .par_iter()
-        .map(|r| Ok(cens(&query::file_chroma(r, &cfg.features, cfg.midi_mode)?, &cfg.cens)))
+        .map(|r| {
+            Ok(cens(
+                &query::file_chroma(r, &cfg.features, cfg.midi_mode)?,
+                &cfg.cens,
+            ))
+        })
         .collect::<crate::Result<_>>()?;
     let q_refs: Vec<&[Chroma]> = queries.iter().map(Vec::as_slice).collect();
     let d_refs: Vec<&[Chroma]> = dbs.iter().map(Vec::as_slice).collect();
@@ -218,7 +231,7 @@ mod tests {
     #[test]
     fn relocate_finds_recent_frames_in_reference_at_their_tempo() {
         let reference = seq(6000, 17); // 2 minutes
-        // The performer plays reference seconds 70..78 at 1.25x speed: 8 s become 6.4 s.
+                                       // The performer plays reference seconds 70..78 at 1.25x speed: 8 s become 6.4 s.
         let src = &reference[3500..3900];
         let recent: Vec<Chroma> = (0..320).map(|i| src[(i as f32 * 1.25) as usize]).collect();
         let hits = relocate(&recent, &reference, &SpotConfig::default()).unwrap();

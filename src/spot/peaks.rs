@@ -70,7 +70,9 @@ fn overlaps_too_much(a: (usize, usize), b: (usize, usize)) -> bool {
 
 fn accept(accepted: &[Peak], p: &Peak, rho_fraction: f32) -> bool {
     accepted.iter().all(|a| {
-        let rho = (rho_fraction * (a.end - a.start + 1) as f32).ceil().max(1.0) as usize;
+        let rho = (rho_fraction * (a.end - a.start + 1) as f32)
+            .ceil()
+            .max(1.0) as usize;
         a.end.abs_diff(p.end) >= rho && !overlaps_too_much((a.start, a.end), (p.start, p.end))
     })
 }

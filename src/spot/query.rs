@@ -72,7 +72,11 @@ pub fn audio_chroma(path: &Path, feat: &FeatureConfig) -> crate::Result<Vec<Chro
 }
 
 /// Chroma of a MIDI file by `mode`.
-pub fn midi_chroma(path: &Path, feat: &FeatureConfig, mode: MidiMode) -> crate::Result<Vec<Chroma>> {
+pub fn midi_chroma(
+    path: &Path,
+    feat: &FeatureConfig,
+    mode: MidiMode,
+) -> crate::Result<Vec<Chroma>> {
     let score = Score::load(path)?;
     match mode {
         MidiMode::Synth => {
@@ -96,7 +100,11 @@ pub fn midi_chroma(path: &Path, feat: &FeatureConfig, mode: MidiMode) -> crate::
 }
 
 /// Chroma of any file: MIDI by extension, audio otherwise.
-pub fn file_chroma(path: &Path, feat: &FeatureConfig, mode: MidiMode) -> crate::Result<Vec<Chroma>> {
+pub fn file_chroma(
+    path: &Path,
+    feat: &FeatureConfig,
+    mode: MidiMode,
+) -> crate::Result<Vec<Chroma>> {
     if is_midi(path) {
         midi_chroma(path, feat, mode)
     } else {
@@ -186,11 +194,17 @@ pub fn read_themes_file(path: &Path) -> crate::Result<Vec<ThemeFile>> {
 type RawThemes = Vec<(Option<String>, String)>;
 
 fn parse_themes_csv(text: &str) -> Result<RawThemes, (usize, String)> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let Some((_, header)) = lines.next() else {
         return Ok(Vec::new());
     };
-    let cols: Vec<String> = header.split(',').map(|s| s.trim().to_ascii_lowercase()).collect();
+    let cols: Vec<String> = header
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
     let find = |names: &[&str]| cols.iter().position(|c| names.contains(&c.as_str()));
     let c_file = find(&["file", "path"]).ok_or((1, "header needs a 'file' column".to_string()))?;
     let c_id = find(&["id", "theme_id"]);
@@ -239,7 +253,12 @@ mod tests {
     fn template_marks_sounding_pitch_classes() {
         let feat = FeatureConfig::default();
         // C4 for 0..1 s, then E4+G4 for 1..2 s, a rest, D4 for 3..4 s.
-        let notes = [(0.0, 1.0, 60u8), (1.0, 2.0, 64), (1.0, 2.0, 67), (3.0, 4.0, 62)];
+        let notes = [
+            (0.0, 1.0, 60u8),
+            (1.0, 2.0, 64),
+            (1.0, 2.0, 67),
+            (3.0, 4.0, 62),
+        ];
         let c = template_chroma(&notes, &feat);
         let k = feat.frame_at_s(0.5);
         assert!((c[k][0] - 1.0).abs() < 1e-6);
@@ -266,8 +285,10 @@ mod tests {
         assert_eq!(csv[0], (Some("subject".into()), "a/subj.mid".into()));
         assert_eq!(csv[1].0.as_deref(), Some(""));
         assert!(parse_themes_csv("name\nx\n").is_err());
-        let toml = parse_themes_toml("[[theme]]\nfile = \"s.mid\"\nid = \"s\"\n[[theme]]\nfile = \"t.flac\"\n")
-            .unwrap();
+        let toml = parse_themes_toml(
+            "[[theme]]\nfile = \"s.mid\"\nid = \"s\"\n[[theme]]\nfile = \"t.flac\"\n",
+        )
+        .unwrap();
         assert_eq!(toml.len(), 2);
         assert_eq!(toml[1], (None, "t.flac".into()));
         let err = parse_themes_toml("[[theme]]\nfiel = \"s.mid\"\n").unwrap_err();

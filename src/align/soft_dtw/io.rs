@@ -23,7 +23,9 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Matrix> {
             let v: f64 = field.parse().map_err(|_| Error::Parse {
                 path: path.to_path_buf(),
                 line: k + 1,
-                reason: format!("'{field}' is not a number (expected comma-separated numbers, no header)"),
+                reason: format!(
+                    "'{field}' is not a number (expected comma-separated numbers, no header)"
+                ),
             })?;
             if !v.is_finite() {
                 return Err(Error::Parse {
@@ -78,7 +80,8 @@ pub fn write_csv(m: &Matrix, path: &Path) -> Result<()> {
             line.push_str(&v.to_string());
         }
         line.push('\n');
-        w.write_all(line.as_bytes()).map_err(|e| Error::io(path, e))?;
+        w.write_all(line.as_bytes())
+            .map_err(|e| Error::io(path, e))?;
     }
     w.flush().map_err(|e| Error::io(path, e))
 }
@@ -107,8 +110,13 @@ mod tests {
         let e = parse_csv("1,2\n3,x\n", p).unwrap_err().to_string();
         assert!(e.contains("feat.csv:2") && e.contains("'x'"), "{e}");
         let e = parse_csv("1,2\n3\n", p).unwrap_err().to_string();
-        assert!(e.contains("feat.csv:2") && e.contains("first row has 2"), "{e}");
-        let e = parse_csv("perf_time_s,score_time_s\n1,2\n", p).unwrap_err().to_string();
+        assert!(
+            e.contains("feat.csv:2") && e.contains("first row has 2"),
+            "{e}"
+        );
+        let e = parse_csv("perf_time_s,score_time_s\n1,2\n", p)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("feat.csv:1"), "{e}");
         assert!(parse_csv("\n\n", p).is_err());
         assert!(parse_csv("1,nan\n", p).is_err());

@@ -367,7 +367,13 @@ pub(crate) fn diag_layout(g: &Geometry) -> DiagLayout {
 
 /// Copies the admitted cells of row-major `src` (n x m) into diagonal-major `dst`, or back
 /// when `to_rows`. Blocks of 32 rows keep both sides' access local.
-pub(crate) fn relayout(src_rows: &mut [f64], dst_diag: &mut [f64], g: &Geometry, lay: &DiagLayout, to_rows: bool) {
+pub(crate) fn relayout(
+    src_rows: &mut [f64],
+    dst_diag: &mut [f64],
+    g: &Geometry,
+    lay: &DiagLayout,
+    to_rows: bool,
+) {
     const B: usize = 32;
     let m = g.m;
     let mut i0 = 1;
@@ -509,7 +515,7 @@ fn backward_impl<const F: bool>(
 }
 
 #[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
+pub(crate) fn has_avx2_fma() -> bool {
     use std::sync::OnceLock;
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
@@ -532,7 +538,13 @@ fn forward_stripe_avx2<const HARD: bool>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn forward_full_avx2(cd: &[f64], g: &Geometry, lay: &DiagLayout, gamma: f64, store: &mut [f64]) -> f64 {
+fn forward_full_avx2(
+    cd: &[f64],
+    g: &Geometry,
+    lay: &DiagLayout,
+    gamma: f64,
+    store: &mut [f64],
+) -> f64 {
     forward_full_impl::<true>(cd, g, lay, gamma, store)
 }
 
@@ -563,7 +575,13 @@ pub(crate) fn forward_stripe<const HARD: bool>(
 }
 
 /// Whole-matrix forward pass storing `S` (see [`forward_full_impl`]).
-pub(crate) fn forward_full(cd: &[f64], g: &Geometry, lay: &DiagLayout, gamma: f64, store: &mut [f64]) -> f64 {
+pub(crate) fn forward_full(
+    cd: &[f64],
+    g: &Geometry,
+    lay: &DiagLayout,
+    gamma: f64,
+    store: &mut [f64],
+) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
@@ -573,7 +591,13 @@ pub(crate) fn forward_full(cd: &[f64], g: &Geometry, lay: &DiagLayout, gamma: f6
 }
 
 /// Backward pass (see [`backward_impl`]).
-pub(crate) fn backward(cd: &mut [f64], g: &Geometry, lay: &DiagLayout, gamma: f64, s_store: &[f64]) {
+pub(crate) fn backward(
+    cd: &mut [f64],
+    g: &Geometry,
+    lay: &DiagLayout,
+    gamma: f64,
+    s_store: &[f64],
+) {
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
@@ -638,17 +662,21 @@ mod tests {
 
     #[test]
     fn softmin_matches_log_sum_exp() {
-        let vals = [(-3.0, 0.5, 2.0), (1.0, 1.0, 1.0), (1e6, -1e6, 0.0), (5.0, BIG, BIG)];
+        let vals = [
+            (-3.0, 0.5, 2.0),
+            (1.0, 1.0, 1.0),
+            (1e6, -1e6, 0.0),
+            (5.0, BIG, BIG),
+        ];
         for &(a, b, c) in &vals {
             for gamma in [1e-4, 0.1, 1.0, 10.0] {
                 let m = f64::min(a, f64::min(b, c));
-                let want = m
-                    - gamma
-                        * [a, b, c]
-                            .iter()
-                            .map(|x: &f64| (-(x - m) / gamma).exp())
-                            .sum::<f64>()
-                            .ln();
+                let want = m - gamma
+                    * [a, b, c]
+                        .iter()
+                        .map(|x: &f64| (-(x - m) / gamma).exp())
+                        .sum::<f64>()
+                        .ln();
                 let got = softmin3::<false, false>(a, b, c, gamma, 1.0 / gamma);
                 assert!(
                     (got - want).abs() <= 1e-12 * want.abs().max(1.0),

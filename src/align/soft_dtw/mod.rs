@@ -109,13 +109,19 @@ impl Matrix {
 
     /// Entry (i, j). Panics when out of range, like slice indexing.
     pub fn get(&self, i: usize, j: usize) -> f64 {
-        assert!(i < self.rows && j < self.cols, "index ({i}, {j}) out of range");
+        assert!(
+            i < self.rows && j < self.cols,
+            "index ({i}, {j}) out of range"
+        );
         self.data[i * self.cols + j]
     }
 
     /// Sets entry (i, j). Panics when out of range, like slice indexing.
     pub fn set(&mut self, i: usize, j: usize, v: f64) {
-        assert!(i < self.rows && j < self.cols, "index ({i}, {j}) out of range");
+        assert!(
+            i < self.rows && j < self.cols,
+            "index ({i}, {j}) out of range"
+        );
         self.data[i * self.cols + j] = v;
     }
 
@@ -607,7 +613,11 @@ fn sweep<const HARD: bool>(
 
 /// Value from a cost matrix, oriented so that the stripes run along the longer side and the
 /// carried row is the shorter one (memory `O(min(N, M))`).
-fn value_unchecked<const HARD: bool>(cost: &Matrix, gamma: f64, band: Option<usize>) -> Result<f64> {
+fn value_unchecked<const HARD: bool>(
+    cost: &Matrix,
+    gamma: f64,
+    band: Option<usize>,
+) -> Result<f64> {
     let (n, m) = (cost.rows(), cost.cols());
     let g = geometry(n, m, band)?;
     let c = cost.as_slice();

@@ -106,13 +106,23 @@ fn value_and_alignment_match_brute_force_on_every_small_shape() {
                 let sd = SoftDtw::new(gamma).unwrap();
                 let fast = sd.value_and_alignment(&c).unwrap();
                 let v = sd.value(&c).unwrap();
-                assert!(close(fast.value, bv, 1e-12), "{n}x{m} γ={gamma}: {} vs {bv}", fast.value);
-                assert!(close(v, bv, 1e-12), "{n}x{m} γ={gamma}: value-only {v} vs {bv}");
+                assert!(
+                    close(fast.value, bv, 1e-12),
+                    "{n}x{m} γ={gamma}: {} vs {bv}",
+                    fast.value
+                );
+                assert!(
+                    close(v, bv, 1e-12),
+                    "{n}x{m} γ={gamma}: value-only {v} vs {bv}"
+                );
                 let err = fast.expected.max_abs_diff(&be);
                 assert!(err < 1e-10, "{n}x{m} γ={gamma}: E differs by {err:e}");
                 assert!(close(reference::value(&c, gamma, None), bv, 1e-12));
                 let re = reference::expected_alignment(&c, gamma, None);
-                assert!(re.max_abs_diff(&be) < 1e-10, "reference E {n}x{m} γ={gamma}");
+                assert!(
+                    re.max_abs_diff(&be) < 1e-10,
+                    "reference E {n}x{m} γ={gamma}"
+                );
             }
         }
     }
@@ -150,7 +160,11 @@ fn banded_value_and_alignment_match_brute_force() {
 #[test]
 fn band_error_names_the_narrowest_working_band() {
     let c = Matrix::zeros(4, 40);
-    let err = SoftDtw::new(1.0).unwrap().with_band(2).value(&c).unwrap_err();
+    let err = SoftDtw::new(1.0)
+        .unwrap()
+        .with_band(2)
+        .value(&c)
+        .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("admits no alignment path"), "{msg}");
     let narrowest: usize = msg
@@ -167,12 +181,21 @@ fn band_error_names_the_narrowest_working_band() {
 #[test]
 fn unequal_lengths_with_a_workable_band_give_finite_values() {
     let mut rng = Rng(3);
-    for &(n, m, w) in &[(100, 61, 5), (61, 100, 5), (200, 50, 3), (7, 300, 30), (1, 9, 0)] {
+    for &(n, m, w) in &[
+        (100, 61, 5),
+        (61, 100, 5),
+        (200, 50, 3),
+        (7, 300, 30),
+        (1, 9, 0),
+    ] {
         let c = rng.matrix(n, m, 0.0, 1.0);
         let sd = SoftDtw::new(0.1).unwrap().with_band(w);
         let v = sd.value(&c).unwrap();
         let r = reference::value(&c, 0.1, Some(w));
-        assert!(v.is_finite() && close(v, r, 1e-11), "{n}x{m} band {w}: {v} vs {r}");
+        assert!(
+            v.is_finite() && close(v, r, 1e-11),
+            "{n}x{m} band {w}: {v} vs {r}"
+        );
         let vt = sd.value(&c.transpose()).unwrap();
         assert!(close(v, vt, 1e-11), "transpose symmetry {n}x{m}");
     }
@@ -193,7 +216,11 @@ fn gradient_is_e_by_central_differences() {
                 let mut cm = c.clone();
                 cm.set(i, j, c.get(i, j) - h);
                 let fd = (sd.value(&cp).unwrap() - sd.value(&cm).unwrap()) / (2.0 * h);
-                assert!((fd - e.get(i, j)).abs() < 1e-7, "γ={gamma} ({i},{j}): {fd} vs {}", e.get(i, j));
+                assert!(
+                    (fd - e.get(i, j)).abs() < 1e-7,
+                    "γ={gamma} ({i},{j}): {fd} vs {}",
+                    e.get(i, j)
+                );
             }
         }
     }
@@ -227,7 +254,10 @@ fn feature_gradients_match_central_differences() {
             assert!(close(dv, sd.divergence(&x, &y, cost).unwrap(), 1e-12));
             let fd = fd_grad(|x| sd.divergence(x, &y, cost).unwrap(), &x, 1e-6);
             let err = dg.max_abs_diff(&fd);
-            assert!(err < 1e-6, "{cost:?} γ={gamma}: divergence gradient off by {err:e}");
+            assert!(
+                err < 1e-6,
+                "{cost:?} γ={gamma}: divergence gradient off by {err:e}"
+            );
         }
     }
 }
@@ -250,11 +280,17 @@ fn feature_costs_match_their_definitions() {
             let dot: f64 = a.iter().zip(b).map(|(p, q)| p * q).sum();
             let na = a.iter().map(|p| p * p).sum::<f64>().sqrt();
             let nb = b.iter().map(|p| p * p).sum::<f64>().sqrt();
-            let want = if nb == 0.0 { 1.0 } else { 1.0 - dot / (na * nb) };
+            let want = if nb == 0.0 {
+                1.0
+            } else {
+                1.0 - dot / (na * nb)
+            };
             assert!((cs.get(i, j) - want).abs() < 1e-12);
         }
     }
-    assert!(FeatureCost::Cosine.matrix(&x, &Matrix::zeros(3, 2)).is_err());
+    assert!(FeatureCost::Cosine
+        .matrix(&x, &Matrix::zeros(3, 2))
+        .is_err());
 }
 
 #[test]
@@ -263,12 +299,22 @@ fn alignment_properties_hold() {
     for &(n, m) in &[(1, 1), (1, 7), (7, 1), (9, 13), (30, 20)] {
         let c = rng.matrix(n, m, 0.0, 1.0);
         for &gamma in &GAMMAS {
-            let e = SoftDtw::new(gamma).unwrap().value_and_alignment(&c).unwrap().expected;
+            let e = SoftDtw::new(gamma)
+                .unwrap()
+                .value_and_alignment(&c)
+                .unwrap()
+                .expected;
             assert!((e.get(0, 0) - 1.0).abs() < 1e-12 && (e.get(n - 1, m - 1) - 1.0).abs() < 1e-12);
             for i in 0..n {
                 let row = e.row(i);
-                assert!(row.iter().all(|&v| (-1e-12..=1.0 + 1e-12).contains(&v)), "{n}x{m} γ={gamma}");
-                assert!(row.iter().sum::<f64>() >= 1.0 - 1e-9, "{n}x{m} γ={gamma} row {i}");
+                assert!(
+                    row.iter().all(|&v| (-1e-12..=1.0 + 1e-12).contains(&v)),
+                    "{n}x{m} γ={gamma}"
+                );
+                assert!(
+                    row.iter().sum::<f64>() >= 1.0 - 1e-9,
+                    "{n}x{m} γ={gamma} row {i}"
+                );
             }
         }
     }
@@ -284,10 +330,16 @@ fn small_gamma_converges_to_dtw_and_its_path() {
     assert_eq!(path, reference::dtw_path(&c, None));
     let mut prev_gap = f64::INFINITY;
     for &gamma in &[1.0, 0.1, 0.01, 1e-3, 1e-4] {
-        let al = SoftDtw::new(gamma).unwrap().value_and_alignment(&c).unwrap();
+        let al = SoftDtw::new(gamma)
+            .unwrap()
+            .value_and_alignment(&c)
+            .unwrap();
         // SDTW <= DTW and DTW - SDTW <= γ log(#paths).
         let gap = d - al.value;
-        assert!(gap >= -1e-12 && gap < prev_gap + 1e-12, "γ={gamma}: gap {gap}");
+        assert!(
+            gap >= -1e-12 && gap < prev_gap + 1e-12,
+            "γ={gamma}: gap {gap}"
+        );
         prev_gap = gap;
         if gamma <= 1e-3 {
             let hard = Matrix::from_fn(12, 17, |i, j| f64::from(path.contains(&(i, j)) as u8));
@@ -307,15 +359,26 @@ fn extreme_gamma_and_costs_stay_finite() {
             let sd = SoftDtw::new(gamma).unwrap();
             let al = sd.value_and_alignment(&c).unwrap();
             assert!(al.value.is_finite(), "scale {scale} γ={gamma}");
-            assert!(al.expected.as_slice().iter().all(|v| v.is_finite() && *v >= 0.0));
+            assert!(al
+                .expected
+                .as_slice()
+                .iter()
+                .all(|v| v.is_finite() && *v >= 0.0));
             let r = reference::value(&c, gamma, None);
-            assert!(close(al.value, r, 1e-11), "scale {scale} γ={gamma}: {} vs {r}", al.value);
+            assert!(
+                close(al.value, r, 1e-11),
+                "scale {scale} γ={gamma}: {} vs {r}",
+                al.value
+            );
             // The backward weights are exp((S - R)/γ) with S, R of order scale·(N+M): both
             // implementations lose about eps·scale·(N+M)/γ there, so compare within that.
             let kappa = f64::EPSILON * scale * 73.0 / gamma;
             let re = reference::expected_alignment(&c, gamma, None);
             let err = al.expected.max_abs_diff(&re);
-            assert!(err < 1e-8 + 100.0 * kappa, "scale {scale} γ={gamma}: E off by {err:e}");
+            assert!(
+                err < 1e-8 + 100.0 * kappa,
+                "scale {scale} γ={gamma}: E off by {err:e}"
+            );
             let e = &al.expected;
             assert!(e.as_slice().iter().all(|&v| v <= 1.0 + 1e-9));
             assert!((e.get(0, 0) - 1.0).abs() < 1e-9 && (e.get(39, 32) - 1.0).abs() < 1e-9);
@@ -362,14 +425,22 @@ fn divergence_of_a_sequence_with_itself_is_zero_and_positive_elsewhere() {
 fn batch_equals_one_by_one() {
     let mut rng = Rng(11);
     let pairs: Vec<(Matrix, Matrix)> = (0..9)
-        .map(|k| (rng.matrix(10 + k, 4, 0.0, 1.0), rng.matrix(20 - k, 4, 0.0, 1.0)))
+        .map(|k| {
+            (
+                rng.matrix(10 + k, 4, 0.0, 1.0),
+                rng.matrix(20 - k, 4, 0.0, 1.0),
+            )
+        })
         .collect();
     let sd = SoftDtw::new(0.3).unwrap();
     for cost in [FeatureCost::SqEuclidean, FeatureCost::Cosine] {
         let vs = sd.batch_values(&pairs, cost);
         let ds = sd.batch_divergences(&pairs, cost);
         for (k, (x, y)) in pairs.iter().enumerate() {
-            assert_eq!(*vs[k].as_ref().unwrap(), sd.value_features(x, y, cost).unwrap());
+            assert_eq!(
+                *vs[k].as_ref().unwrap(),
+                sd.value_features(x, y, cost).unwrap()
+            );
             assert_eq!(*ds[k].as_ref().unwrap(), sd.divergence(x, y, cost).unwrap());
         }
     }
@@ -447,8 +518,15 @@ fn multi_stripe_values_match_reference_and_features_path() {
                 let vf = sd.value_features(&x, &y, cost).unwrap();
                 let al = sd.value_and_alignment(&c).unwrap();
                 assert!(close(v, r, 1e-11), "{n}x{m} {band:?}: {v} vs {r}");
-                assert!(close(vf, r, 1e-11), "{n}x{m} {band:?} features: {vf} vs {r}");
-                assert!(close(al.value, r, 1e-11), "{n}x{m} {band:?}: {} vs {r}", al.value);
+                assert!(
+                    close(vf, r, 1e-11),
+                    "{n}x{m} {band:?} features: {vf} vs {r}"
+                );
+                assert!(
+                    close(al.value, r, 1e-11),
+                    "{n}x{m} {band:?}: {} vs {r}",
+                    al.value
+                );
                 let d = dtw(&c, band).unwrap();
                 assert!(close(d, reference::value(&c, 0.0, band), 1e-12));
             }

@@ -1,0 +1,88 @@
+//! Speed of the follower's stages: feature extraction (x real time on one core) and one OLTW
+//! step with a 10 s window (median by criterion, plus p50/p99 measured over a whole piece).
+//! Run: `cargo bench --bench follow`. Reads the bundled scores/ only.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use scorefollow::align::oltw::{Oltw, OltwConfig};
+use scorefollow::align::OnlineAligner;
+use scorefollow::features::{self, FeatureConfig, FeatureFrame};
+use scorefollow::score::reference::Reference;
+
+fn load(piece: &str) -> (Vec<f32>, Reference) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scores").join(piece);
+    let cfg = FeatureConfig::default();
+    let audio = scorefollow::audio::decode::load_mono(&dir.join("performance.flac"), cfg.sample_rate_hz)
+        .expect("decode");
+    let reference = Reference::from_midi(&dir.join("score.mid"), &cfg).expect("score");
+    (audio, reference)
+}
+
+fn percentiles(mut ns: Vec<u64>) -> (f64, f64, f64) {
+    ns.sort_unstable();
+    let at = |p: f64| ns[((p / 100.0) * (ns.len() - 1) as f64) as usize] as f64 / 1000.0;
+    (at(50.0), at(99.0), *ns.last().unwrap_or(&0) as f64 / 1000.0)
+}
+
+fn bench(c: &mut Criterion) {
+    let (audio, reference) = load("mozart_k331");
+    let cfg = FeatureConfig::default();
+    let seconds = audio.len() as f64 / cfg.sample_rate_hz as f64;
+
+    let mut g = c.benchmark_group("features");
+    g.throughput(Throughput::Elements(audio.len() as u64));
+    g.sample_size(10);
+    g.bench_function("extract_79s_with_tuning", |b| {
+        b.iter(|| features::extract(&audio, &cfg))
+    });
+    g.bench_function("extract_79s_fixed_tuning", |b| {
+        b.iter(|| features::extract_with_tuning(&audio, &cfg, 0.0))
+    });
+    g.finish();
+    let t = Instant::now();
+    let reps = 5;
+    for _ in 0..reps {
+        std::hint::black_box(features::extract_with_tuning(&audio, &cfg, 0.0));
+    }
+    let per = t.elapsed().as_secs_f64() / reps as f64;
+    println!("features: {seconds:.1} s of audio in {:.1} ms = {:.0}x real time (one core)", per * 1e3, seconds / per);
+
+    let perf: Vec<FeatureFrame> = features::extract_with_tuning(&audio, &cfg, 0.0).frames;
+    let frames: Arc<[FeatureFrame]> = reference.frames.clone();
+    let ocfg = OltwConfig {
+        window_frames: 500,
+        ..OltwConfig::default()
+    };
+    let mut g = c.benchmark_group("oltw");
+    g.bench_function("step_window_10s", |b| {
+        let mut oltw = Oltw::new(frames.clone(), ocfg);
+        let mut k = 0usize;
+        b.iter(|| {
+            let s = oltw.step(&perf[k % perf.len()]);
+            k += 1;
+            if k % perf.len() == 0 {
+                oltw.reset_to(0);
+            }
+            s
+        })
+    });
+    g.finish();
+    // Per-step distribution over whole passes of the piece.
+    let mut ns = Vec::with_capacity(perf.len() * 5);
+    for _ in 0..5 {
+        let mut oltw = Oltw::new(frames.clone(), ocfg);
+        for f in &perf {
+            let t = Instant::now();
+            std::hint::black_box(oltw.step(f));
+            ns.push(t.elapsed().as_nanos() as u64);
+        }
+    }
+    let (p50, p99, max) = percentiles(ns);
+    println!("oltw step, 10 s window: p50 {p50:.2} us, p99 {p99:.2} us, max {max:.2} us");
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
