@@ -50,7 +50,7 @@ fn progression(len: usize, rng: &mut Rng, min_hold: usize, spread: usize) -> Vec
     let mut prev = [0.1f32; N_CHROMA];
     while out.len() < len {
         let root = (rng.next() % 12) as usize;
-        let minor = rng.next() % 2 == 0;
+        let minor = rng.next().is_multiple_of(2);
         let mut c = [0.05f32; N_CHROMA];
         c[root] = 1.0;
         c[(root + if minor { 3 } else { 4 }) % 12] = 0.6 + 0.3 * rng.unit();

@@ -195,13 +195,13 @@ fn follow_rejects_bad_show_files_by_line() {
     };
     let bad_bar = tmp("bar.toml", &cues_to("127.0.0.1:9").replace("bar = 6\n", "bar = 12\n"));
     let e = run_err(&["--cues", bad_bar.to_str().expect("p")]);
-    assert!(e.contains("bar.toml:80:") && e.contains("bar 12 beat 2 is not in the score (bars 1 to 9)"), "{e}");
-    let bad_marker = tmp("marker.toml", &cues_to("127.0.0.1:9").replace("score_s = 26.6667", "marker = \"Coda\""));
+    assert!(e.contains("bar.toml:83:") && e.contains("bar 12 beat 2 is not in the score (bars 1 to 9)"), "{e}");
+    let bad_marker = tmp("marker.toml", &cues_to("127.0.0.1:9").replace("score_s = 22.5", "marker = \"Coda\""));
     let e = run_err(&["--cues", bad_marker.to_str().expect("p")]);
-    assert!(e.contains("marker.toml:100:") && e.contains("unknown marker 'Coda'"), "{e}");
+    assert!(e.contains("marker.toml:96:") && e.contains("unknown marker 'Coda'"), "{e}");
     let bad_addr = tmp("addr.toml", &cues_to("127.0.0.1:9").replace("\"/cue/7/go\"", "\"cue 7\""));
     let e = run_err(&["--cues", bad_addr.to_str().expect("p")]);
-    assert!(e.contains("addr.toml:89:") && e.contains("must start with '/'"), "{e}");
+    assert!(e.contains("addr.toml:92:") && e.contains("must start with '/'"), "{e}");
     let pages = tmp("pages.csv", "1,1\n2,4\n3,99\n");
     let e = run_err(&["--pages", pages.to_str().expect("p"), "--osc", "127.0.0.1:9"]);
     assert!(e.contains("pages.csv:3:"), "{e}");
@@ -225,7 +225,7 @@ fn follow_sends_pages_and_obeys_remote_control() {
     client.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
     // A free port for the control server (released just before the program binds it).
     let control_port = UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("a").port();
-    let mut child = bin()
+    let child = bin()
         .args(["follow", "--speed", "4", "--print-every", "0", "--osc-rate", "1"])
         .arg("--osc")
         .arg(osc.local_addr().expect("addr").to_string())

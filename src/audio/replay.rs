@@ -370,7 +370,7 @@ mod tests {
         let mut pos = 0u64;
         while pos < 40 * chunk {
             let (d, run) = plan.at(pos);
-            assert!(run >= 1 && run <= chunk);
+            assert!((1..=chunk).contains(&run));
             for q in pos..pos + run {
                 assert_eq!(d, coins[(q / chunk) as usize], "sample {q}");
             }

@@ -29,6 +29,9 @@ pub enum EvalMode {
     Follow,
     /// Offline global alignment, scored with interpolation.
     Align,
+    /// Theme spotting: every theme of every case (MIDI and audio queries), with the metrics
+    /// of the corpus's score_themes.py.
+    Themes,
 }
 
 /// Which reference to use for each case.
@@ -49,8 +52,8 @@ pub struct EvalArgs {
     /// follow (online, causal scoring) or align (offline).
     #[arg(long, value_enum, default_value = "follow")]
     pub mode: EvalMode,
-    /// Online aligner for --mode follow.
-    #[arg(long, default_value = "oltw")]
+    /// Online aligner for --mode follow: soft or oltw.
+    #[arg(long, default_value = "soft")]
     pub aligner: AlignerKind,
     /// Follow the score (auto) or the reference recording (audio).
     #[arg(long, value_enum, default_value = "auto")]
@@ -80,6 +83,12 @@ pub struct EvalArgs {
     /// OLTW forgetting factor per frame (tuning knob; 1 = plain accumulation).
     #[arg(long, default_value_t = OltwConfig::default().memory)]
     pub memory: f32,
+    /// Largest chroma entry below which a frame counts as a pause (tuning knob; 0 = off).
+    #[arg(long, default_value_t = FollowOptions::default().pause_chroma_max)]
+    pub pause_chroma_max: f32,
+    /// Spectral flatness above which a frame counts as noise (tuning knob; 1 = off).
+    #[arg(long, default_value_t = FollowOptions::default().pause_flatness)]
+    pub pause_flatness: f32,
     /// Do not let the position flow inside held notes (tuning knob).
     #[arg(long)]
     pub no_flow: bool,
@@ -107,6 +116,9 @@ struct CaseResult {
 
 /// Run `eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    if args.mode == EvalMode::Themes {
+        return run_themes(&args);
+    }
     let cfg = FeatureConfig {
         log_compression: args.log_compression,
         window_samples: args.fft_window,
@@ -125,6 +137,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let mode_name = match args.mode {
         EvalMode::Follow => "follow",
         EvalMode::Align => "align",
+        EvalMode::Themes => "themes",
     };
     let out_dir = args
         .out
@@ -152,6 +165,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let rows: Vec<(f64, f64)> = match args.mode {
             EvalMode::Follow => follow_case(case, reference, &args, &cfg)?,
+            EvalMode::Themes => unreachable!("handled above"),
             EvalMode::Align => {
                 let opts = DtwOptions {
                     open_end: true,
@@ -189,6 +203,22 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_themes(args: &EvalArgs) -> anyhow::Result<()> {
+    let opts = crate::spot::eval::ThemeEvalOptions {
+        pred_dir: Some(
+            args.out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("target/eval/themes")),
+        ),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let report = crate::spot::eval::eval_themes(&args.corpus, &opts)?;
+    println!("{report}");
+    println!("whole theme eval: {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 fn follow_case(
     case: &CorpusCase,
     reference: Arc<Reference>,
@@ -218,6 +248,8 @@ fn follow_case(
         },
         transpose: args.transpose.0,
         flow_in_notes: !args.no_flow,
+        pause_chroma_max: args.pause_chroma_max,
+        pause_flatness: args.pause_flatness,
         ..FollowOptions::default()
     };
     let (summary, _) = engine::run(capture, reference, &opts, sinks, None)?;

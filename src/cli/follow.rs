@@ -50,8 +50,8 @@ pub struct FollowArgs {
     /// Write every reported position as JSON lines to this file.
     #[arg(long, value_name = "FILE.jsonl")]
     pub jsonl: Option<PathBuf>,
-    /// Which follower: oltw (online time warping).
-    #[arg(long, default_value = "oltw")]
+    /// Which follower: soft (online soft-DTW, the default) or oltw (online time warping).
+    #[arg(long, default_value = "soft")]
     pub aligner: AlignerKind,
     /// How far ahead and behind the follower looks (s of the score).
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
@@ -66,6 +66,10 @@ pub struct FollowArgs {
     /// detect it during the first seconds.
     #[arg(long, default_value = "auto", value_parser = parse_transpose, allow_negative_numbers = true)]
     pub transpose: TransposeArg,
+    /// Spot these themes in the incoming audio (a themes file: TOML `[[theme]]` tables or CSV
+    /// `file[,id]`); each occurrence is sent as /scorefollow/theme.
+    #[arg(long, value_name = "FILE")]
+    pub themes: Option<PathBuf>,
     /// Print a position line every this many seconds of audio (0 = never).
     #[arg(long, default_value_t = 0.5, value_name = "SECONDS")]
     pub print_every: f64,
@@ -168,6 +172,13 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
         start_score_s: args.start_s,
         transpose: args.transpose.0,
         control: show.control_commands(),
+        themes: match &args.themes {
+            Some(p) => Some(
+                engine::ThemeSpotting::load(p)
+                    .with_context(|| format!("loading the themes {}", p.display()))?,
+            ),
+            None => None,
+        },
         ..FollowOptions::default()
     };
     let stop = Arc::new(AtomicBool::new(false));

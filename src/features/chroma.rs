@@ -107,7 +107,9 @@ impl FrameAnalyzer {
         let mut raw = [0.0f32; N_CHROMA];
         let mut onset = [0.0f32; N_CHROMA];
         let mut energy = 0.0f32;
+        let mut log_sum = 0.0f32;
         for (p, &e) in self.pitch_energy.iter().enumerate() {
+            log_sum += (e + 1e-12).ln();
             let pc = self.filterbank.pitch_class(p);
             raw[pc] += e;
             energy += e;
@@ -120,6 +122,12 @@ impl FrameAnalyzer {
         std::mem::swap(&mut self.log_pitch, &mut self.prev_log_pitch);
 
         out.energy = energy;
+        let n = self.pitch_energy.len().max(1) as f32;
+        out.flatness = if energy < self.cfg.silence_energy {
+            1.0
+        } else {
+            ((log_sum / n).exp() / (energy / n + 1e-12)).clamp(0.0, 1.0)
+        };
         if energy < self.cfg.silence_energy {
             out.chroma = [1.0 / (N_CHROMA as f32).sqrt(); N_CHROMA];
         } else {

@@ -98,6 +98,9 @@ pub struct FeatureFrame {
     pub onset: Chroma,
     /// Total semitone energy of the frame before normalisation (linear, arbitrary units).
     pub energy: f32,
+    /// Spectral flatness of the semitone energies (geometric over arithmetic mean, 0..1):
+    /// near 0 for tones, high for noise. 1 for silence.
+    pub flatness: f32,
 }
 
 /// A sequence of frames with its configuration and the tuning used.

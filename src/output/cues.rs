@@ -44,8 +44,8 @@
 //! - re-arms only when `p < s - hysteresis_s`, so jitter around `s` never fires it twice;
 //! - when it is crossed by a jump (the score position advanced more than `jump_s` since the
 //!   previous confident position, or on the first confident position) and lies more than
-//!   `hysteresis_s` before `p`, it was skipped over: `on_skip = "fire"` fires it (cues fire
-//!   in score order), `"drop"` disarms it silently.
+//!   `hysteresis_s` before the new score position, it was skipped over: `on_skip = "fire"`
+//!   fires it (cues fire in score order), `"drop"` disarms it silently.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -630,7 +630,9 @@ impl CueState {
             }
             if p >= pt.score_s {
                 *armed = false;
-                let skipped = jump && pt.score_s < p - h;
+                // Judged on the followed position itself: a cue reached only through its
+                // lead time was not jumped over.
+                let skipped = jump && pt.score_s < score_s - h;
                 if !skipped || pt.on_skip == OnSkip::Fire {
                     fired.push(Firing { index, skipped });
                 }
@@ -1087,7 +1089,7 @@ address = "/y"
                 if armed && p >= c.score_s {
                     armed = false;
                     let jumped = prev.is_none() || s - prev.unwrap_or(s) > set.jump_s;
-                    let skipped = jumped && c.score_s < p - set.hysteresis_s;
+                    let skipped = jumped && c.score_s < s - set.hysteresis_s;
                     if !skipped || c.on_skip == OnSkip::Fire {
                         out.push((k, i, skipped));
                     }

@@ -97,8 +97,10 @@ pub(crate) fn exp_nonpos<const F: bool>(x: f64) -> f64 {
     const MAGIC: f64 = 6_755_399_441_055_744.0;
     const LOG2E: f64 = std::f64::consts::LOG2_E;
     // fdlibm's split of ln 2: n · LN2_HI is exact for |n| < 2^11.
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    // Not clamp(): max/min map NaN to -708, so a NaN input gives ~0 instead of NaN.
+    #[allow(clippy::manual_clamp)]
     let x = x.max(-708.0).min(0.0);
     let y = fmadd::<F>(x, LOG2E, MAGIC);
     let n = y - MAGIC;

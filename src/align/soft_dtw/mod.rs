@@ -340,6 +340,7 @@ impl FeatureCost {
 
     /// `∂/∂x Σ_ij E[i, j] cost(x_i, y_j)` (N x d): the chain rule from a gradient `e` with
     /// respect to the cost matrix to the first sequence.
+    #[allow(clippy::needless_range_loop)] // i, j, k index several arrays at once
     pub fn grad_first(self, x: &Matrix, y: &Matrix, e: &Matrix) -> Result<Matrix> {
         check_pair(x, y)?;
         if e.rows() != x.rows() || e.cols() != y.rows() {

@@ -68,7 +68,7 @@ pub fn expected_alignment(cost: &Matrix, gamma: f64, band: Option<usize>) -> Mat
                 continue; // outside the band
             }
             let weight = |rn: f64, cn: f64| {
-                if rn == f64::INFINITY || rn == f64::NEG_INFINITY {
+                if rn.is_infinite() {
                     0.0
                 } else {
                     ((rn - cn - rp[i][j]) / gamma).exp()
