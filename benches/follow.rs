@@ -13,10 +13,13 @@ use scorefollow::features::{self, FeatureConfig, FeatureFrame};
 use scorefollow::score::reference::Reference;
 
 fn load(piece: &str) -> (Vec<f32>, Reference) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scores").join(piece);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scores")
+        .join(piece);
     let cfg = FeatureConfig::default();
-    let audio = scorefollow::audio::decode::load_mono(&dir.join("performance.flac"), cfg.sample_rate_hz)
-        .expect("decode");
+    let audio =
+        scorefollow::audio::decode::load_mono(&dir.join("performance.flac"), cfg.sample_rate_hz)
+            .expect("decode");
     let reference = Reference::from_midi(&dir.join("score.mid"), &cfg).expect("score");
     (audio, reference)
 }
@@ -48,7 +51,11 @@ fn bench(c: &mut Criterion) {
         std::hint::black_box(features::extract_with_tuning(&audio, &cfg, 0.0));
     }
     let per = t.elapsed().as_secs_f64() / reps as f64;
-    println!("features: {seconds:.1} s of audio in {:.1} ms = {:.0}x real time (one core)", per * 1e3, seconds / per);
+    println!(
+        "features: {seconds:.1} s of audio in {:.1} ms = {:.0}x real time (one core)",
+        per * 1e3,
+        seconds / per
+    );
 
     let perf: Vec<FeatureFrame> = features::extract_with_tuning(&audio, &cfg, 0.0).frames;
     let frames: Arc<[FeatureFrame]> = reference.frames.clone();
@@ -63,7 +70,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let s = oltw.step(&perf[k % perf.len()]);
             k += 1;
-            if k % perf.len() == 0 {
+            if k.is_multiple_of(perf.len()) {
                 oltw.reset_to(0);
             }
             s

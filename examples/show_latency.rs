@@ -138,20 +138,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         summary.dropped_samples,
         1000.0 * cfg.hop_s()
     );
-    stats("frame processing", summary.frame_ns.iter().map(|&x| x as u64).collect());
+    stats(
+        "frame processing",
+        summary.frame_ns.iter().map(|&x| x as u64).collect(),
+    );
     let pos: Vec<(u64, u64)> = pos_log.lock().map(|v| v.clone()).unwrap_or_default();
-    stats("capture -> position sent", pos.iter().map(|&(c, s)| s.saturating_sub(c)).collect());
+    stats(
+        "capture -> position sent",
+        pos.iter().map(|&(c, s)| s.saturating_sub(c)).collect(),
+    );
     let fired = cue_log.lock().map(|v| v.clone()).unwrap_or_default();
     stats(
         "capture -> cue sent",
-        fired.iter().map(|f| f.sent_wall_ns.saturating_sub(f.capture_wall_ns)).collect(),
+        fired
+            .iter()
+            .map(|f| f.sent_wall_ns.saturating_sub(f.capture_wall_ns))
+            .collect(),
     );
     // A firing's first datagram is the first one that arrived after its frame was captured
     // and after the previous firing's datagrams (each datagram is matched once).
     let mut next = 0;
     let mut e2e = Vec::new();
     for f in &fired {
-        if let Some(k) = arrivals[next..].iter().position(|a| a.0 >= f.capture_wall_ns) {
+        if let Some(k) = arrivals[next..]
+            .iter()
+            .position(|a| a.0 >= f.capture_wall_ns)
+        {
             e2e.push(arrivals[next + k].0 - f.capture_wall_ns);
             next += k + datagrams.get(&f.id).copied().unwrap_or(1);
         }

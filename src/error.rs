@@ -54,7 +54,11 @@ impl Error {
     }
 
     /// Build an [`Error::Invalid`].
-    pub fn invalid(what: &'static str, value: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn invalid(
+        what: &'static str,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Error::Invalid {
             what,
             value: value.into(),

@@ -113,11 +113,14 @@ pub fn read_xy(path: &Path) -> crate::Result<(Vec<f64>, Vec<f64>)> {
         .map(|s| s.trim())
         .collect();
     let col = |name: &str| {
-        header.iter().position(|h| *h == name).ok_or_else(|| Error::Parse {
-            path: path.to_path_buf(),
-            line: 1,
-            reason: format!("no '{name}' column in the header"),
-        })
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or_else(|| Error::Parse {
+                path: path.to_path_buf(),
+                line: 1,
+                reason: format!("no '{name}' column in the header"),
+            })
     };
     let (cx, cy) = (col("perf_time_s")?, col("score_time_s")?);
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
@@ -240,7 +243,13 @@ pub fn table_header() -> String {
         s.push_str(&format!(" {:>5} |", format!("<={t}")));
     }
     s.push('\n');
-    s.push_str(&format!("|{}|{}|{}|{}|", "-".repeat(50), "-".repeat(7), "-".repeat(9), "-".repeat(9)));
+    s.push_str(&format!(
+        "|{}|{}|{}|{}|",
+        "-".repeat(50),
+        "-".repeat(7),
+        "-".repeat(9),
+        "-".repeat(9)
+    ));
     for _ in THRESH_MS {
         s.push_str(&format!("{}|", "-".repeat(7)));
     }

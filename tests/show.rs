@@ -43,8 +43,15 @@ fn cues_to(addr: &str) -> String {
     let text = std::fs::read_to_string(bach().join("cues.toml")).expect("cues.toml");
     let text = text
         .replace("qlab = \"127.0.0.1:53000\"", &format!("qlab = \"{addr}\""))
-        .replace("lights = \"127.0.0.1:7000\"", &format!("lights = \"{addr}\""));
-    assert_eq!(text.matches(addr).count(), 2, "the targets of cues.toml changed");
+        .replace(
+            "lights = \"127.0.0.1:7000\"",
+            &format!("lights = \"{addr}\""),
+        );
+    assert_eq!(
+        text.matches(addr).count(),
+        2,
+        "the targets of cues.toml changed"
+    );
     text
 }
 
@@ -59,7 +66,10 @@ fn decode(buf: &[u8]) -> OscMessage {
 fn truth_crossing(gt: &(Vec<f64>, Vec<f64>), s: f64) -> f64 {
     let (perf, score) = gt;
     let i = score.partition_point(|&x| x < s);
-    assert!(i > 0 && i < score.len(), "score time {s} outside the ground truth");
+    assert!(
+        i > 0 && i < score.len(),
+        "score time {s} outside the ground truth"
+    );
     let (x0, x1, y0, y1) = (perf[i - 1], perf[i], score[i - 1], score[i]);
     x0 + (x1 - x0) * (s - y0) / (y1 - y0)
 }
@@ -77,7 +87,8 @@ fn bundled_cues_fire_once_in_order_near_the_truth() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(4.0);
     let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    rx.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    rx.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
     let addr = rx.local_addr().expect("addr").to_string();
     let cfg = FeatureConfig::default();
     let reference = Arc::new(Reference::from_midi(&bach().join("score.mid"), &cfg).expect("score"));
@@ -94,11 +105,21 @@ fn bundled_cues_fire_once_in_order_near_the_truth() {
         .iter()
         .map(|c| {
             let n = c.messages.len() * c.targets.len();
-            (c.id.clone(), n, c.messages[0].clone(), c.point.score_s, c.point.lead_s)
+            (
+                c.id.clone(),
+                n,
+                c.messages[0].clone(),
+                c.point.score_s,
+                c.point.lead_s,
+            )
         })
         .collect();
     for (i, a) in per_cue.iter().enumerate() {
-        assert!(per_cue[..i].iter().all(|b| b.2 != a.2), "first message of {} not unique", a.0);
+        assert!(
+            per_cue[..i].iter().all(|b| b.2 != a.2),
+            "first message of {} not unique",
+            a.0
+        );
     }
 
     let capture = Capture::replay(
@@ -166,7 +187,11 @@ fn bundled_cues_fire_once_in_order_near_the_truth() {
     let mut abs: Vec<f64> = late_ms.iter().map(|x| x.abs()).collect();
     abs.sort_by(f64::total_cmp);
     let p90 = percentile(&abs, 90.0);
-    eprintln!("{table}{n_cues} cues at {speed}x: |error| p50 {:.0} ms, p90 {p90:.0} ms, max {:.0} ms", percentile(&abs, 50.0), abs[abs.len() - 1]);
+    eprintln!(
+        "{table}{n_cues} cues at {speed}x: |error| p50 {:.0} ms, p90 {p90:.0} ms, max {:.0} ms",
+        percentile(&abs, 50.0),
+        abs[abs.len() - 1]
+    );
     assert!(p90 <= 150.0, "p90 {p90:.0} ms\n{table}");
 }
 
@@ -189,21 +214,47 @@ fn follow_rejects_bad_show_files_by_line() {
             .output()
             .expect("run");
         let e = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(!out.status.success() && !e.contains("panicked"), "{extra:?}: {e}");
+        assert!(
+            !out.status.success() && !e.contains("panicked"),
+            "{extra:?}: {e}"
+        );
         assert_eq!(e.trim().lines().count(), 1, "{e}");
         e
     };
-    let bad_bar = tmp("bar.toml", &cues_to("127.0.0.1:9").replace("bar = 6\n", "bar = 12\n"));
+    let bad_bar = tmp(
+        "bar.toml",
+        &cues_to("127.0.0.1:9").replace("bar = 6\n", "bar = 12\n"),
+    );
     let e = run_err(&["--cues", bad_bar.to_str().expect("p")]);
-    assert!(e.contains("bar.toml:83:") && e.contains("bar 12 beat 2 is not in the score (bars 1 to 9)"), "{e}");
-    let bad_marker = tmp("marker.toml", &cues_to("127.0.0.1:9").replace("score_s = 22.5", "marker = \"Coda\""));
+    assert!(
+        e.contains("bar.toml:83:") && e.contains("bar 12 beat 2 is not in the score (bars 1 to 9)"),
+        "{e}"
+    );
+    let bad_marker = tmp(
+        "marker.toml",
+        &cues_to("127.0.0.1:9").replace("score_s = 22.5", "marker = \"Coda\""),
+    );
     let e = run_err(&["--cues", bad_marker.to_str().expect("p")]);
-    assert!(e.contains("marker.toml:96:") && e.contains("unknown marker 'Coda'"), "{e}");
-    let bad_addr = tmp("addr.toml", &cues_to("127.0.0.1:9").replace("\"/cue/7/go\"", "\"cue 7\""));
+    assert!(
+        e.contains("marker.toml:96:") && e.contains("unknown marker 'Coda'"),
+        "{e}"
+    );
+    let bad_addr = tmp(
+        "addr.toml",
+        &cues_to("127.0.0.1:9").replace("\"/cue/7/go\"", "\"cue 7\""),
+    );
     let e = run_err(&["--cues", bad_addr.to_str().expect("p")]);
-    assert!(e.contains("addr.toml:92:") && e.contains("must start with '/'"), "{e}");
+    assert!(
+        e.contains("addr.toml:92:") && e.contains("must start with '/'"),
+        "{e}"
+    );
     let pages = tmp("pages.csv", "1,1\n2,4\n3,99\n");
-    let e = run_err(&["--pages", pages.to_str().expect("p"), "--osc", "127.0.0.1:9"]);
+    let e = run_err(&[
+        "--pages",
+        pages.to_str().expect("p"),
+        "--osc",
+        "127.0.0.1:9",
+    ]);
     assert!(e.contains("pages.csv:3:"), "{e}");
     let e = run_err(&["--pages", bach().join("pages.csv").to_str().expect("p")]);
     assert!(e.contains("--osc"), "{e}");
@@ -220,13 +271,28 @@ fn follow_rejects_bad_show_files_by_line() {
 #[test]
 fn follow_sends_pages_and_obeys_remote_control() {
     let osc = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    osc.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    osc.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
     let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    client.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    client
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
     // A free port for the control server (released just before the program binds it).
-    let control_port = UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("a").port();
+    let control_port = UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("a")
+        .port();
     let child = bin()
-        .args(["follow", "--speed", "4", "--print-every", "0", "--osc-rate", "1"])
+        .args([
+            "follow",
+            "--speed",
+            "4",
+            "--print-every",
+            "0",
+            "--osc-rate",
+            "1",
+        ])
         .arg("--osc")
         .arg(osc.local_addr().expect("addr").to_string())
         .arg("--pages")
@@ -256,7 +322,8 @@ fn follow_sends_pages_and_obeys_remote_control() {
             if m.addr == "/scorefollow/page" {
                 pages.push((m.args.clone(), Instant::now()));
             }
-            done = m.addr == "/scorefollow/status" && m.args.first() == Some(&OscType::String("end".into()));
+            done = m.addr == "/scorefollow/status"
+                && m.args.first() == Some(&OscType::String("end".into()));
         }
         // Once page 1 is shown: a malformed packet, then seek back to bar 1 mid-piece, so
         // page 1 is turned to again when the follower passes it after the seek.
@@ -274,7 +341,13 @@ fn follow_sends_pages_and_obeys_remote_control() {
             let (n, _) = client.recv_from(&mut buf).expect("ack");
             let ack = decode(&buf[..n]);
             assert_eq!(ack.addr, "/scorefollow/ack");
-            assert_eq!(ack.args, vec![OscType::String("/scorefollow/seek_bar".into()), OscType::Int(7)]);
+            assert_eq!(
+                ack.args,
+                vec![
+                    OscType::String("/scorefollow/seek_bar".into()),
+                    OscType::Int(7)
+                ]
+            );
             seek_acked = Instant::now();
         }
     }
@@ -285,8 +358,14 @@ fn follow_sends_pages_and_obeys_remote_control() {
     // and lands on page 3, both at once, long before the performer would reach page 2 (at
     // about 3.3 s of the run). What follows depends on how the follower finds its way back.
     let first: Vec<&[OscType]> = pages.iter().take(3).map(|p| p.0.as_slice()).collect();
-    assert_eq!(first, [[OscType::Int(1)], [OscType::Int(2)], [OscType::Int(3)]]);
+    assert_eq!(
+        first,
+        [[OscType::Int(1)], [OscType::Int(2)], [OscType::Int(3)]]
+    );
     for p in &pages[1..3] {
-        assert!(p.1 >= seek_acked - Duration::from_millis(50) && p.1 - seek_acked < Duration::from_millis(500));
+        assert!(
+            p.1 >= seek_acked - Duration::from_millis(50)
+                && p.1 - seek_acked < Duration::from_millis(500)
+        );
     }
 }

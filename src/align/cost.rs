@@ -58,7 +58,9 @@ mod tests {
         }
         let w = CostWeights { onset: 2.0 };
         let dot: f32 = (0..N_CHROMA).map(|k| a.chroma[k] * b.chroma[k]).sum();
-        let d2: f32 = (0..N_CHROMA).map(|k| (a.onset[k] - b.onset[k]).powi(2)).sum();
+        let d2: f32 = (0..N_CHROMA)
+            .map(|k| (a.onset[k] - b.onset[k]).powi(2))
+            .sum();
         let want = (1.0 - dot).max(0.0) + 0.5 * 2.0 * d2;
         assert!((frame_cost(&a, &b, w) - want).abs() < 1e-5);
     }

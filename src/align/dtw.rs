@@ -80,7 +80,7 @@ pub fn dtw_band(
                 (f64::INFINITY, DIR_START)
             };
             if i > 0 {
-                if j > 0 && j - 1 >= prev_lo && j - 1 < prev_hi {
+                if j > prev_lo && j - 1 < prev_hi {
                     let v = prev[j - 1 - prev_lo] + 2.0 * c;
                     if v < best {
                         best = v;
@@ -300,7 +300,11 @@ fn project_band(
     // Rows the coarse path did not cover (a ragged last block) inherit their neighbours.
     for i in 0..n {
         if lo[i] == usize::MAX {
-            let (l, h) = if i > 0 { (lo[i - 1], hi[i - 1]) } else { (0, 1) };
+            let (l, h) = if i > 0 {
+                (lo[i - 1], hi[i - 1])
+            } else {
+                (0, 1)
+            };
             lo[i] = l;
             hi[i] = h;
         }
@@ -359,7 +363,14 @@ mod tests {
             }
             let mut best = f64::INFINITY;
             if i + 1 < n && j + 1 < m {
-                best = best.min(go(cost, n, m, i + 1, j + 1, acc + 2.0 * cost[(i + 1) * m + j + 1] as f64));
+                best = best.min(go(
+                    cost,
+                    n,
+                    m,
+                    i + 1,
+                    j + 1,
+                    acc + 2.0 * cost[(i + 1) * m + j + 1] as f64,
+                ));
             }
             if i + 1 < n {
                 best = best.min(go(cost, n, m, i + 1, j, acc + cost[(i + 1) * m + j] as f64));
@@ -373,7 +384,9 @@ mod tests {
     }
 
     fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((*seed >> 33) as f32) / (1u64 << 31) as f32
     }
 
@@ -453,7 +466,9 @@ mod tests {
         let a = synthetic(60, 1);
         let b = synthetic(80, 2);
         let w = CostWeights::default();
-        let cost: Vec<f32> = (0..60 * 80).map(|k| frame_cost(&a[k / 80], &b[k % 80], w)).collect();
+        let cost: Vec<f32> = (0..60 * 80)
+            .map(|k| frame_cost(&a[k / 80], &b[k % 80], w))
+            .collect();
         let (p1, c1) = dtw_full_matrix(&cost, 60, 80, true);
         let opts = DtwOptions {
             open_end: true,
@@ -461,7 +476,14 @@ mod tests {
             transpose_search: false,
         };
         let p2 = align_multiscale(&a, &b, opts, |_, _| {});
-        let (_, c2) = dtw_band(60, 80, &vec![(0, 80); 60], true, |i, j| cost[i * 80 + j], |_| {});
+        let (_, c2) = dtw_band(
+            60,
+            80,
+            &vec![(0, 80); 60],
+            true,
+            |i, j| cost[i * 80 + j],
+            |_| {},
+        );
         assert_eq!(p1, p2);
         assert!((c1 - c2).abs() < 1e-9);
     }

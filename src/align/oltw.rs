@@ -170,7 +170,7 @@ impl OnlineAligner for Oltw {
                         if j > 1 && in_prev(j - 2) {
                             consider(self.prev[j - 2 - plo], self.prev_w[j - 2 - plo], lam, 3.0);
                         }
-                        if i > 1 && j - 1 >= p2lo && j - 1 < p2lo + p2len {
+                        if i > 1 && j > p2lo && j - 1 < p2lo + p2len {
                             consider(
                                 self.prev2[j - 1 - p2lo],
                                 self.prev2_w[j - 1 - p2lo],
@@ -322,7 +322,10 @@ mod tests {
             ..OltwConfig::default()
         };
         let mut oltw = Oltw::new(reference.clone().into(), cfg);
-        let online: Vec<usize> = perf.iter().map(|f| oltw.step(f).ref_frame as usize).collect();
+        let online: Vec<usize> = perf
+            .iter()
+            .map(|f| oltw.step(f).ref_frame as usize)
+            .collect();
         assert_eq!(online, gt);
 
         // Offline oracle agrees.
@@ -340,7 +343,10 @@ mod tests {
     fn bounded_window_follows_a_faster_performance() {
         let reference = random_frames(3000, 5);
         // Performance 1.5x faster: skips every third reference frame.
-        let perf: Vec<FeatureFrame> = (0..3000).filter(|j| j % 3 != 2).map(|j| reference[j]).collect();
+        let perf: Vec<FeatureFrame> = (0..3000)
+            .filter(|j| j % 3 != 2)
+            .map(|j| reference[j])
+            .collect();
         let cfg = OltwConfig {
             steps: StepPattern::Constrained,
             ..OltwConfig::default()
@@ -352,7 +358,11 @@ mod tests {
             let want = (i / 2 * 3 + i % 2) as f64;
             // After a short warm-up (the normalised cost of a few random frames is noisy).
             if i >= 30 {
-                assert!((s.ref_frame - want).abs() <= 1.0, "frame {i}: {} vs {want}", s.ref_frame);
+                assert!(
+                    (s.ref_frame - want).abs() <= 1.0,
+                    "frame {i}: {} vs {want}",
+                    s.ref_frame
+                );
             }
             last = s.ref_frame;
         }

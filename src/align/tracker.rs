@@ -166,7 +166,7 @@ mod tests {
             out = t.update(&AlignStep {
                 ref_frame: 1.5 * i as f64,
                 confidence: 1.0,
-                spread_frames: 0.0,
+                ..AlignStep::default()
             });
         }
         assert!((out.tempo - 1.5).abs() < 1e-9);

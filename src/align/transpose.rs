@@ -50,12 +50,7 @@ impl KeyTrial {
 impl KeyTrial {
     /// Keep the `keep` candidates of least normalised cost.
     fn prune(&mut self, keep: usize) {
-        let mut ranked: Vec<(f32, usize)> = self
-            .last_costs
-            .iter()
-            .copied()
-            .zip(0..)
-            .collect();
+        let mut ranked: Vec<(f32, usize)> = self.last_costs.iter().copied().zip(0..).collect();
         ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut kept: Vec<usize> = ranked.iter().take(keep).map(|r| r.1).collect();
         kept.sort_unstable();
@@ -65,7 +60,10 @@ impl KeyTrial {
         self.best = 0;
         self.last_costs.truncate(self.candidates.len());
         if self.candidates.len() == 1 {
-            tracing::info!("key trial: performance is {} semitones above the score", self.shift());
+            tracing::info!(
+                "key trial: performance is {} semitones above the score",
+                self.shift()
+            );
         }
     }
 }
@@ -135,7 +133,9 @@ mod tests {
     fn finds_the_transposition_and_follows() {
         let mut seed = 3u64;
         let mut next = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((seed >> 33) as f32) / (1u64 << 31) as f32
         };
         let reference: Vec<FeatureFrame> = (0..1500)

@@ -26,7 +26,9 @@ pub struct ChromaArgs {
     pub tuning: Option<f32>,
 }
 
-const NAMES: [&str; 12] = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
+const NAMES: [&str; 12] = [
+    "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
+];
 
 /// Run `chroma`.
 pub fn run(args: ChromaArgs) -> anyhow::Result<()> {

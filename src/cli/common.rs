@@ -52,6 +52,8 @@ pub fn parse_speed(s: &str) -> Result<crate::audio::replay::Speed, String> {
     }
     match s.parse::<f64>() {
         Ok(x) if x > 0.0 && x.is_finite() => Ok(crate::audio::replay::Speed::Factor(x)),
-        _ => Err(format!("'{s}' is not a speed: give a positive factor (1.0 = real time) or 'max'")),
+        _ => Err(format!(
+            "'{s}' is not a speed: give a positive factor (1.0 = real time) or 'max'"
+        )),
     }
 }

@@ -179,7 +179,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         let pred_path = out_dir.join(&case.piece).join(format!("{}.csv", case.case));
         write_pred(&pred_path, &rows)?;
         let gt = eval::read_xy(&case.gt_csv)?;
-        let pred = (rows.iter().map(|r| r.0).collect(), rows.iter().map(|r| r.1).collect());
+        let pred = (
+            rows.iter().map(|r| r.0).collect(),
+            rows.iter().map(|r| r.1).collect(),
+        );
         let errors_ms = eval::errors_ms(&gt, &pred, args.mode == EvalMode::Follow);
         let metrics = eval::summarize(&errors_ms);
         eprintln!(
@@ -199,7 +202,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             wall_s,
         });
     }
-    print_report(&args, &results, total_start.elapsed().as_secs_f64(), &out_dir);
+    print_report(
+        &args,
+        &results,
+        total_start.elapsed().as_secs_f64(),
+        &out_dir,
+    );
     Ok(())
 }
 
@@ -307,13 +315,27 @@ fn print_report(args: &EvalArgs, results: &[CaseResult], total_wall_s: f64, out_
         eval::summarize(&errs)
     };
     let target = pool(&|r| !r.case.is_jump_or_transpose());
-    let n_target = results.iter().filter(|r| !r.case.is_jump_or_transpose()).count();
+    let n_target = results
+        .iter()
+        .filter(|r| !r.case.is_jump_or_transpose())
+        .count();
     let all = pool(&|_| true);
-    println!("{}", Row(&format!("POOLED, all but skip/repeat/transpose ({n_target})"), &target));
-    println!("{}", Row(&format!("POOLED, all cases ({})", results.len()), &all));
+    println!(
+        "{}",
+        Row(
+            &format!("POOLED, all but skip/repeat/transpose ({n_target})"),
+            &target
+        )
+    );
+    println!(
+        "{}",
+        Row(&format!("POOLED, all cases ({})", results.len()), &all)
+    );
     let scored: Vec<&CaseResult> = results.iter().filter(|r| r.metrics.n > 0).collect();
     if !scored.is_empty() {
-        let mean = |f: &dyn Fn(&Metrics) -> f64| scored.iter().map(|r| f(&r.metrics)).sum::<f64>() / scored.len() as f64;
+        let mean = |f: &dyn Fn(&Metrics) -> f64| {
+            scored.iter().map(|r| f(&r.metrics)).sum::<f64>() / scored.len() as f64
+        };
         let macro_m = Metrics {
             n: scored.iter().map(|r| r.metrics.n).sum(),
             mean_ms: mean(&|m| m.mean_ms),
@@ -329,7 +351,11 @@ fn print_report(args: &EvalArgs, results: &[CaseResult], total_wall_s: f64, out_
         .filter(|r| !r.case.is_jump_or_transpose())
         .min_by(|a, b| a.metrics.le(1000.0).total_cmp(&b.metrics.le(1000.0)));
     if let Some(w) = worst {
-        println!("\nworst case within 1 s (target subset): {} {:.1}%", w.key, w.metrics.le(1000.0));
+        println!(
+            "\nworst case within 1 s (target subset): {} {:.1}%",
+            w.key,
+            w.metrics.le(1000.0)
+        );
     }
     let audio: f64 = results.iter().map(|r| r.audio_s).sum();
     let wall: f64 = results.iter().map(|r| r.wall_s).sum();

@@ -20,7 +20,9 @@ use crate::output::Sink;
 
 /// Follow a performance in a score and say where the performer is, frame by frame.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  scorefollow follow --replay scores/bach/performance.flac --score scores/bach/score.mid --osc 127.0.0.1:9000\n  scorefollow follow --live --score piece.mid --osc 192.168.1.20:53000 --osc-rate 30")]
+#[command(
+    after_help = "Examples:\n  scorefollow follow --replay scores/bach/performance.flac --score scores/bach/score.mid --osc 127.0.0.1:9000\n  scorefollow follow --live --score piece.mid --osc 192.168.1.20:53000 --osc-rate 30"
+)]
 pub struct FollowArgs {
     /// Play this recording into the follower as if it were live input.
     #[arg(long, value_name = "AUDIO", conflicts_with = "live")]
@@ -104,7 +106,10 @@ impl std::str::FromStr for Speed {
 pub fn run(args: FollowArgs) -> anyhow::Result<()> {
     let cfg = FeatureConfig::default();
     if !(args.window_s > 0.5 && args.window_s.is_finite()) {
-        bail!("invalid --window-s '{}': give at least 0.5 seconds", args.window_s);
+        bail!(
+            "invalid --window-s '{}': give at least 0.5 seconds",
+            args.window_s
+        );
     }
     // Validate every output before any audio starts.
     let targets = args

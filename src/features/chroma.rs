@@ -285,9 +285,7 @@ mod tests {
             let x = tone(&[midi_hz(pitch)], 1.0, cfg.sample_rate_hz);
             let f = extract_with_tuning(&x, &cfg, 0.0);
             let c = f.frames[f.len() - 5].chroma;
-            let best = (0..12)
-                .max_by(|&a, &b| c[a].total_cmp(&c[b]))
-                .unwrap_or(0);
+            let best = (0..12).max_by(|&a, &b| c[a].total_cmp(&c[b])).unwrap_or(0);
             assert_eq!(best, pitch as usize % 12, "pitch {pitch}: {c:?}");
         }
     }
@@ -346,7 +344,11 @@ mod tests {
         // A4 played 30 cents sharp: with the tuning applied, the energy is in A, not split.
         let x = tone(&[midi_hz(69.3)], 1.0, 22050);
         let f = extract(&x, &cfg);
-        assert!((f.tuning_cents - 30.0).abs() < 5.0, "tuning {}", f.tuning_cents);
+        assert!(
+            (f.tuning_cents - 30.0).abs() < 5.0,
+            "tuning {}",
+            f.tuning_cents
+        );
         let c = f.frames[30].chroma;
         let best = (0..12).max_by(|&a, &b| c[a].total_cmp(&c[b])).unwrap_or(0);
         assert_eq!(best, 9, "{c:?}");

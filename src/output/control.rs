@@ -94,9 +94,9 @@ pub fn parse_request(msg: &OscMessage, timeline: Timeline<'_>) -> Result<Request
             {
                 let bar = number(Some(a)).unwrap_or(0.0) as i64;
                 timeline
-                .s_at_bar_beat(bar, 1.0)
-                .map(|score_s| Request::Engine(ControlCommand::Seek { score_s }))
-                .map_err(|r| format!("/scorefollow/seek_bar: {r}"))
+                    .s_at_bar_beat(bar, 1.0)
+                    .map(|score_s| Request::Engine(ControlCommand::Seek { score_s }))
+                    .map_err(|r| format!("/scorefollow/seek_bar: {r}"))
             }
             _ => Err("/scorefollow/seek_bar takes one int: bar".into()),
         },
@@ -217,7 +217,12 @@ impl std::fmt::Display for ShowReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for c in &self.fired {
             if c.manual {
-                writeln!(f, "cue {} fired by hand at {:.3} s", c.id, c.sent_wall_ns as f64 / 1e9)?;
+                writeln!(
+                    f,
+                    "cue {} fired by hand at {:.3} s",
+                    c.id,
+                    c.sent_wall_ns as f64 / 1e9
+                )?;
             } else {
                 writeln!(
                     f,
@@ -255,19 +260,29 @@ impl ShowSetup {
             lists.push(CueList::load(p, reference)?);
         }
         if let Some(p) = pages {
-            lists.push(CueList::load_pages(p, reference, page_lead_ms / 1000.0, osc_targets.to_vec())?);
+            lists.push(CueList::load_pages(
+                p,
+                reference,
+                page_lead_ms / 1000.0,
+                osc_targets.to_vec(),
+            )?);
         }
         let control = match control {
             Some(text) => {
                 let addr = super::osc::parse_target(text).map_err(|e| match e {
-                    Error::Invalid { value, reason, .. } => Error::invalid("control address", value, reason),
+                    Error::Invalid { value, reason, .. } => {
+                        Error::invalid("control address", value, reason)
+                    }
                     other => other,
                 })?;
                 Some(bind_control(addr)?)
             }
             None => None,
         };
-        Ok(Self { cues: lists, control })
+        Ok(Self {
+            cues: lists,
+            control,
+        })
     }
 
     /// Add a cue sink per list to `sinks` (times counted from the capture `epoch`) and start
@@ -295,7 +310,11 @@ impl ShowSetup {
             }
             None => (None, None),
         };
-        Ok(Show { logs, server, commands })
+        Ok(Show {
+            logs,
+            server,
+            commands,
+        })
     }
 }
 
@@ -449,9 +468,18 @@ mod tests {
             duration_s: 8.0,
         };
         let ok = |m: OscMessage| parse_request(&m, tl).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(ok(msg("/scorefollow/stop", vec![])), Request::Engine(ControlCommand::Stop));
-        assert_eq!(ok(msg("/scorefollow/start", vec![])), Request::Engine(ControlCommand::Start));
-        assert_eq!(ok(msg("/scorefollow/reset", vec![])), Request::Engine(ControlCommand::Reset));
+        assert_eq!(
+            ok(msg("/scorefollow/stop", vec![])),
+            Request::Engine(ControlCommand::Stop)
+        );
+        assert_eq!(
+            ok(msg("/scorefollow/start", vec![])),
+            Request::Engine(ControlCommand::Start)
+        );
+        assert_eq!(
+            ok(msg("/scorefollow/reset", vec![])),
+            Request::Engine(ControlCommand::Reset)
+        );
         assert_eq!(
             ok(msg("/scorefollow/seek", vec![OscType::Float(2.5)])),
             Request::Engine(ControlCommand::Seek { score_s: 2.5 })
@@ -470,11 +498,26 @@ mod tests {
         );
         for (m, needle) in [
             (msg("/scorefollow/seek", vec![]), "one number"),
-            (msg("/scorefollow/seek", vec![OscType::Float(99.0)]), "outside the score"),
-            (msg("/scorefollow/seek_bar", vec![OscType::Int(9)]), "not in the score"),
-            (msg("/scorefollow/seek_bar", vec![OscType::Float(2.5)]), "one int"),
-            (msg("/scorefollow/fire", vec![OscType::Int(1)]), "one string"),
-            (msg("/scorefollow/stop", vec![OscType::Int(1)]), "no arguments"),
+            (
+                msg("/scorefollow/seek", vec![OscType::Float(99.0)]),
+                "outside the score",
+            ),
+            (
+                msg("/scorefollow/seek_bar", vec![OscType::Int(9)]),
+                "not in the score",
+            ),
+            (
+                msg("/scorefollow/seek_bar", vec![OscType::Float(2.5)]),
+                "one int",
+            ),
+            (
+                msg("/scorefollow/fire", vec![OscType::Int(1)]),
+                "one string",
+            ),
+            (
+                msg("/scorefollow/stop", vec![OscType::Int(1)]),
+                "no arguments",
+            ),
             (msg("/scorefollow/jump", vec![]), "unknown address"),
         ] {
             let e = parse_request(&m, tl).err().unwrap_or_default();
@@ -487,7 +530,11 @@ mod tests {
     #[test]
     fn server_acks_commands_and_survives_garbage() {
         let cfg = FeatureConfig::default();
-        let reference = Arc::new(Reference::from_score(test_score(), Path::new("unit.mid"), &cfg));
+        let reference = Arc::new(Reference::from_score(
+            test_score(),
+            Path::new("unit.mid"),
+            &cfg,
+        ));
         let client = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
         client.set_read_timeout(Some(Duration::from_secs(2))).ok();
         let cue_text = format!(
@@ -502,8 +549,11 @@ mod tests {
         let mut server = ControlServer::spawn(bind, reference, tx, vec![sink.cue_handle()])
             .unwrap_or_else(|e| panic!("{e}"));
         let send = |m: OscMessage| {
-            let bytes = rosc::encoder::encode(&OscPacket::Message(m)).unwrap_or_else(|e| panic!("{e:?}"));
-            client.send_to(&bytes, server.local_addr).unwrap_or_else(|e| panic!("{e}"));
+            let bytes =
+                rosc::encoder::encode(&OscPacket::Message(m)).unwrap_or_else(|e| panic!("{e:?}"));
+            client
+                .send_to(&bytes, server.local_addr)
+                .unwrap_or_else(|e| panic!("{e}"));
         };
         let mut buf = [0u8; rosc::decoder::MTU];
         let mut recv = || {
@@ -516,15 +566,29 @@ mod tests {
         send(msg("/scorefollow/seek_bar", vec![OscType::Int(2)]));
         let ack = recv();
         assert_eq!(ack.addr, "/scorefollow/ack");
-        assert_eq!(ack.args, vec![OscType::String("/scorefollow/seek_bar".into()), OscType::Int(2)]);
-        assert_eq!(rx.recv_timeout(Duration::from_secs(1)).ok(), Some(ControlCommand::Seek { score_s: 2.0 }));
-        client.send_to(b"\x00garbage", server.local_addr).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            ack.args,
+            vec![
+                OscType::String("/scorefollow/seek_bar".into()),
+                OscType::Int(2)
+            ]
+        );
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(1)).ok(),
+            Some(ControlCommand::Seek { score_s: 2.0 })
+        );
+        client
+            .send_to(b"\x00garbage", server.local_addr)
+            .unwrap_or_else(|e| panic!("{e}"));
         let err = recv();
         assert_eq!(err.addr, "/scorefollow/error");
         assert_eq!(err.args.get(1), Some(&OscType::Int(1)));
         send(msg("/nope", vec![]));
         assert_eq!(recv().args.get(1), Some(&OscType::Int(2)));
-        send(msg("/scorefollow/fire", vec![OscType::String("missing".into())]));
+        send(msg(
+            "/scorefollow/fire",
+            vec![OscType::String("missing".into())],
+        ));
         assert_eq!(recv().args.get(1), Some(&OscType::Int(3)));
         send(msg("/scorefollow/fire", vec![OscType::String("go".into())]));
         // The cue's own message (to its target, this client) and the ack, in either order.
@@ -533,7 +597,10 @@ mod tests {
         assert_eq!(got, ["/lights".to_string(), "/scorefollow/ack".to_string()]);
         send(msg("/scorefollow/stop", vec![]));
         assert_eq!(recv().addr, "/scorefollow/ack");
-        assert_eq!(rx.recv_timeout(Duration::from_secs(1)).ok(), Some(ControlCommand::Stop));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(1)).ok(),
+            Some(ControlCommand::Stop)
+        );
         assert_eq!(server.stats.accepted.load(Ordering::Relaxed), 3);
         assert_eq!(server.stats.errors.load(Ordering::Relaxed), 3);
         server.stop();

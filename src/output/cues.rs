@@ -161,7 +161,9 @@ impl<'a> Timeline<'a> {
         })?;
         let bars = score.bar_count();
         let first = score.meter_map.first_bar();
-        let in_range = i32::try_from(bar).ok().filter(|b| (first..=bars).contains(b));
+        let in_range = i32::try_from(bar)
+            .ok()
+            .filter(|b| (first..=bars).contains(b));
         match in_range.and_then(|b| score.s_at_bar_beat(b, beat)) {
             Some(s) if s <= self.duration_s + 1e-9 => Ok(s),
             _ => Err(format!(
@@ -307,31 +309,37 @@ impl CueList {
         };
         let mut named = std::collections::BTreeMap::new();
         for (name, addr) in &raw.targets {
-            let a = parse_target(addr.get_ref()).map_err(|e| fail(addr.span().start, e.to_string()))?;
+            let a =
+                parse_target(addr.get_ref()).map_err(|e| fail(addr.span().start, e.to_string()))?;
             named.insert(name.clone(), a);
         }
-        let resolve_targets = |list: &Spanned<Vec<Spanned<String>>>| -> crate::Result<Vec<SocketAddr>> {
-            if list.get_ref().is_empty() {
-                return Err(fail(list.span().start, "targets is empty".into()));
-            }
-            list.get_ref()
-                .iter()
-                .map(|t| match named.get(t.get_ref()) {
-                    Some(a) => Ok(*a),
-                    None if t.get_ref().contains(':') => parse_target(t.get_ref())
-                        .map_err(|e| fail(t.span().start, e.to_string())),
-                    None => Err(fail(
-                        t.span().start,
-                        format!(
-                            "unknown target '{}': give HOST:PORT or a name from [targets]",
-                            t.get_ref()
-                        ),
-                    )),
-                })
-                .collect()
-        };
+        let resolve_targets =
+            |list: &Spanned<Vec<Spanned<String>>>| -> crate::Result<Vec<SocketAddr>> {
+                if list.get_ref().is_empty() {
+                    return Err(fail(list.span().start, "targets is empty".into()));
+                }
+                list.get_ref()
+                    .iter()
+                    .map(|t| match named.get(t.get_ref()) {
+                        Some(a) => Ok(*a),
+                        None if t.get_ref().contains(':') => parse_target(t.get_ref())
+                            .map_err(|e| fail(t.span().start, e.to_string())),
+                        None => Err(fail(
+                            t.span().start,
+                            format!(
+                                "unknown target '{}': give HOST:PORT or a name from [targets]",
+                                t.get_ref()
+                            ),
+                        )),
+                    })
+                    .collect()
+            };
         let defaults = raw.defaults.unwrap_or_default();
-        let default_targets = defaults.targets.as_ref().map(&resolve_targets).transpose()?;
+        let default_targets = defaults
+            .targets
+            .as_ref()
+            .map(&resolve_targets)
+            .transpose()?;
         let default_lead_s = match &defaults.lead_ms {
             Some(ms) => check_lead_ms(*ms.get_ref()).map_err(|r| fail(ms.span().start, r))?,
             None => 0.0,
@@ -353,15 +361,21 @@ impl CueList {
                     format!("duplicate cue id '{id}' (first on line {first})"),
                 ));
             }
-            let given = c.bar.is_some() as u8 + c.score_s.is_some() as u8 + c.marker.is_some() as u8;
+            let given =
+                c.bar.is_some() as u8 + c.score_s.is_some() as u8 + c.marker.is_some() as u8;
             if given != 1 {
                 return Err(fail(
                     at,
-                    format!("cue '{id}': give exactly one position: bar (and beat), score_s or marker"),
+                    format!(
+                        "cue '{id}': give exactly one position: bar (and beat), score_s or marker"
+                    ),
                 ));
             }
             if let (Some(b), None) = (&c.beat, &c.bar) {
-                return Err(fail(b.span().start, format!("cue '{id}': beat needs a bar")));
+                return Err(fail(
+                    b.span().start,
+                    format!("cue '{id}': beat needs a bar"),
+                ));
             }
             let score_s = if let Some(bar) = &c.bar {
                 let beat = c.beat.as_ref().map(|b| *b.get_ref()).unwrap_or(1.0);
@@ -429,7 +443,10 @@ impl CueList {
                 let args = m
                     .args
                     .iter()
-                    .map(|a| osc_arg(a.get_ref()).map_err(|r| fail(a.span().start, format!("cue '{id}': {r}"))))
+                    .map(|a| {
+                        osc_arg(a.get_ref())
+                            .map_err(|r| fail(a.span().start, format!("cue '{id}': {r}")))
+                    })
                     .collect::<crate::Result<Vec<_>>>()?;
                 messages.push(OscMessage {
                     addr: m.address.get_ref().clone(),
@@ -484,7 +501,11 @@ impl CueList {
             reason,
         };
         if !(lead_s.is_finite() && (0.0..=MAX_LEAD_MS / 1000.0).contains(&lead_s)) {
-            return Err(Error::invalid("page lead time (s)", lead_s.to_string(), "must be from 0 to 60 s"));
+            return Err(Error::invalid(
+                "page lead time (s)",
+                lead_s.to_string(),
+                "must be from 0 to 60 s",
+            ));
         }
         if targets.is_empty() {
             return Err(Error::invalid(
@@ -512,7 +533,10 @@ impl CueList {
                     last = Some((0, i64::MIN));
                     continue;
                 }
-                return Err(fail(line, format!("expected 'page,first_bar' (two integers), got '{l}'")));
+                return Err(fail(
+                    line,
+                    format!("expected 'page,first_bar' (two integers), got '{l}'"),
+                ));
             };
             if !(1..=i32::MAX as i64).contains(&page) {
                 return Err(fail(line, format!("page {page} must be 1 or more")));
@@ -607,7 +631,8 @@ impl CueState {
     /// Appends the cues that fire, in score order, to `fired` (cleared first).
     pub fn update(&mut self, score_s: f64, tempo: f32, confidence: f32, fired: &mut Vec<Firing>) {
         fired.clear();
-        if !(confidence >= self.settings.min_confidence) || !score_s.is_finite() {
+        if confidence.is_nan() || confidence < self.settings.min_confidence || !score_s.is_finite()
+        {
             return;
         }
         // A wild tempo estimate must not throw lead-timed cues far ahead.
@@ -682,14 +707,23 @@ struct Sender {
 impl Sender {
     fn new(targets: impl Iterator<Item = SocketAddr> + Clone) -> crate::Result<Self> {
         let bind = |addr: &str| -> crate::Result<UdpSocket> {
-            let s = UdpSocket::bind(addr).map_err(|e| Error::Other(format!("cue OSC socket: {e}")))?;
+            let s =
+                UdpSocket::bind(addr).map_err(|e| Error::Other(format!("cue OSC socket: {e}")))?;
             s.set_nonblocking(true)
                 .map_err(|e| Error::Other(format!("cue OSC socket: {e}")))?;
             Ok(s)
         };
         Ok(Self {
-            v4: if targets.clone().any(|t| t.is_ipv4()) { Some(bind("0.0.0.0:0")?) } else { None },
-            v6: if targets.clone().any(|t| t.is_ipv6()) { Some(bind("[::]:0")?) } else { None },
+            v4: if targets.clone().any(|t| t.is_ipv4()) {
+                Some(bind("0.0.0.0:0")?)
+            } else {
+                None
+            },
+            v6: if targets.clone().any(|t| t.is_ipv6()) {
+                Some(bind("[::]:0")?)
+            } else {
+                None
+            },
             buf: Vec::with_capacity(512),
             errors: 0,
         })
@@ -703,10 +737,17 @@ impl Sender {
                 continue;
             }
             for t in &cue.targets {
-                let sock = if t.is_ipv4() { self.v4.as_ref() } else { self.v6.as_ref() };
+                let sock = if t.is_ipv4() {
+                    self.v4.as_ref()
+                } else {
+                    self.v6.as_ref()
+                };
                 if !matches!(sock.map(|s| s.send_to(&self.buf, t)), Some(Ok(_))) {
                     if self.errors == 0 {
-                        tracing::warn!("cue '{}': OSC send to {t} failed; further failures are only counted", cue.id);
+                        tracing::warn!(
+                            "cue '{}': OSC send to {t} failed; further failures are only counted",
+                            cue.id
+                        );
                     }
                     self.errors += 1;
                 }
@@ -847,7 +888,9 @@ impl Sink for CueSink {
     fn finish(&mut self) -> crate::Result<()> {
         let errors = self.core.lock().map(|c| c.sender.errors).unwrap_or(0);
         if errors > 0 {
-            return Err(Error::Other(format!("{errors} cue datagrams could not be sent")));
+            return Err(Error::Other(format!(
+                "{errors} cue datagrams could not be sent"
+            )));
         }
         Ok(())
     }
@@ -857,22 +900,22 @@ impl Sink for CueSink {
 /// point "B" at 4 s.
 #[cfg(test)]
 pub(crate) fn test_score() -> Score {
-        let track: Vec<u8> = [
-            &[0x00, 0xFF, 0x51, 0x03, 0x07, 0xA1, 0x20][..],
-            &[0x00, 0xFF, 0x58, 0x04, 0x04, 0x02, 0x18, 0x08],
-            &[0x00, 0x90, 0x3C, 0x64],
-            &[0x8F, 0x00, 0xFF, 0x06, 0x01, b'A'],
-            &[0x8F, 0x00, 0xFF, 0x07, 0x01, b'B'],
-            &[0x9E, 0x00, 0x80, 0x3C, 0x00],
-            &[0x00, 0xFF, 0x2F, 0x00],
-        ]
-        .concat();
-        let mut bytes = b"MThd".to_vec();
-        bytes.extend_from_slice(&[0, 0, 0, 6, 0, 0, 0, 1, 0x01, 0xE0]);
-        bytes.extend_from_slice(b"MTrk");
-        bytes.extend_from_slice(&(track.len() as u32).to_be_bytes());
-        bytes.extend_from_slice(&track);
-        Score::from_bytes(&bytes, Path::new("unit.mid")).unwrap_or_else(|e| panic!("{e}"))
+    let track: Vec<u8> = [
+        &[0x00, 0xFF, 0x51, 0x03, 0x07, 0xA1, 0x20][..],
+        &[0x00, 0xFF, 0x58, 0x04, 0x04, 0x02, 0x18, 0x08],
+        &[0x00, 0x90, 0x3C, 0x64],
+        &[0x8F, 0x00, 0xFF, 0x06, 0x01, b'A'],
+        &[0x8F, 0x00, 0xFF, 0x07, 0x01, b'B'],
+        &[0x9E, 0x00, 0x80, 0x3C, 0x00],
+        &[0x00, 0xFF, 0x2F, 0x00],
+    ]
+    .concat();
+    let mut bytes = b"MThd".to_vec();
+    bytes.extend_from_slice(&[0, 0, 0, 6, 0, 0, 0, 1, 0x01, 0xE0]);
+    bytes.extend_from_slice(b"MTrk");
+    bytes.extend_from_slice(&(track.len() as u32).to_be_bytes());
+    bytes.extend_from_slice(&track);
+    Score::from_bytes(&bytes, Path::new("unit.mid")).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[cfg(test)]
@@ -951,10 +994,18 @@ address = "/y"
         assert_eq!(b.point.lead_s, 0.1);
         assert_eq!(b.point.on_skip, OnSkip::Fire);
         assert_eq!(b.line, 12);
-        assert_eq!(b.targets, vec!["127.0.0.1:53000".parse().unwrap_or_else(|_| unreachable!())]);
+        assert_eq!(
+            b.targets,
+            vec!["127.0.0.1:53000".parse().unwrap_or_else(|_| unreachable!())]
+        );
         assert_eq!(
             b.messages[0].args,
-            vec![OscType::Int(7), OscType::Float(0.5), OscType::String("warm".into()), OscType::Bool(true)]
+            vec![
+                OscType::Int(7),
+                OscType::Float(0.5),
+                OscType::String("warm".into()),
+                OscType::Bool(true)
+            ]
         );
         assert_eq!(b.messages[1].addr, "/light/1");
         let a = &list.cues[1];
@@ -969,43 +1020,117 @@ address = "/y"
         let head = "[defaults]\ntargets = [\"127.0.0.1:9000\"]\n[[cue]]\nid = \"x\"\n";
         let msg = "[[cue.message]]\naddress = \"/go\"\n";
         let cases: Vec<(String, usize, &str)> = vec![
-            (format!("{head}marker = \"Nope\"\n{msg}"), 5, "unknown marker 'Nope' (the score has A, B)"),
-            (format!("{head}bar = 5\n{msg}"), 5, "bar 5 beat 1 is not in the score (bars 1 to 4)"),
-            (format!("{head}bar = 2\nbeat = 5.0\n{msg}"), 5, "not in the score"),
-            (format!("{head}score_s = 9.5\n{msg}"), 5, "outside the score"),
-            (format!("{head}bar = 1\n[[cue.message]]\naddress = \"go\"\n"), 7, "must start with '/'"),
-            (format!("{head}bar = 1\n[[cue.message]]\naddress = \"/a b\"\n"), 7, "not allowed"),
-            (format!("{head}bar = 1\n[[cue.message]]\naddress = \"/a\"\nargs = [1, [2]]\n"), 8, "not an int"),
-            (format!("{head}bar = 1\n[[cue.message]]\naddress = \"/a\"\nargs = [9999999999]\n"), 8, "32 bits"),
-            (format!("{head}bar = 1\ncolour = 3\n{msg}"), 6, "unknown field"),
+            (
+                format!("{head}marker = \"Nope\"\n{msg}"),
+                5,
+                "unknown marker 'Nope' (the score has A, B)",
+            ),
+            (
+                format!("{head}bar = 5\n{msg}"),
+                5,
+                "bar 5 beat 1 is not in the score (bars 1 to 4)",
+            ),
+            (
+                format!("{head}bar = 2\nbeat = 5.5\n{msg}"),
+                5,
+                "not in the score",
+            ),
+            (
+                format!("{head}score_s = 9.5\n{msg}"),
+                5,
+                "outside the score",
+            ),
+            (
+                format!("{head}bar = 1\n[[cue.message]]\naddress = \"go\"\n"),
+                7,
+                "must start with '/'",
+            ),
+            (
+                format!("{head}bar = 1\n[[cue.message]]\naddress = \"/a b\"\n"),
+                7,
+                "not allowed",
+            ),
+            (
+                format!("{head}bar = 1\n[[cue.message]]\naddress = \"/a\"\nargs = [1, [2]]\n"),
+                8,
+                "not an int",
+            ),
+            (
+                format!("{head}bar = 1\n[[cue.message]]\naddress = \"/a\"\nargs = [9999999999]\n"),
+                8,
+                "32 bits",
+            ),
+            (
+                format!("{head}bar = 1\ncolour = 3\n{msg}"),
+                6,
+                "unknown field",
+            ),
             (format!("{head}bar = 1\n"), 3, "no [[cue.message]]"),
-            (format!("{head}bar = 1\nscore_s = 2.0\n{msg}"), 3, "exactly one position"),
+            (
+                format!("{head}bar = 1\nscore_s = 2.0\n{msg}"),
+                3,
+                "exactly one position",
+            ),
             (format!("{head}bar = 1\nlead_ms = -5\n{msg}"), 6, "lead_ms"),
-            (format!("{head}bar = 1\ntargets = [\"desk\"]\n{msg}"), 6, "unknown target 'desk'"),
-            (format!("{head}bar = 1\ntargets = [\"127.0.0.1:0\"]\n{msg}"), 6, "OSC target"),
-            (format!("{head}bar = 1\non_skip = \"maybe\"\n{msg}"), 6, "unknown variant"),
-            (format!("{head}bar = 1\n{msg}[[cue]]\nid = \"x\"\nbar = 2\n{msg}"), 8, "duplicate cue id 'x' (first on line 4)"),
-            (format!("[[cue]]\nid = \"y\"\nbar = 1\n{msg}"), 1, "no targets"),
+            (
+                format!("{head}bar = 1\ntargets = [\"desk\"]\n{msg}"),
+                6,
+                "unknown target 'desk'",
+            ),
+            (
+                format!("{head}bar = 1\ntargets = [\"127.0.0.1:0\"]\n{msg}"),
+                6,
+                "OSC target",
+            ),
+            (
+                format!("{head}bar = 1\non_skip = \"maybe\"\n{msg}"),
+                6,
+                "unknown variant",
+            ),
+            (
+                format!("{head}bar = 1\n{msg}[[cue]]\nid = \"x\"\nbar = 2\n{msg}"),
+                9,
+                "duplicate cue id 'x' (first on line 4)",
+            ),
+            (
+                format!("[[cue]]\nid = \"y\"\nbar = 1\n{msg}"),
+                1,
+                "no targets",
+            ),
             ("[[cue]\nid = 1\n".to_string(), 1, ""),
         ];
         for (text, line, needle) in cases {
             match parse(&text) {
-                Err(Error::Parse { line: got, reason, path }) => {
+                Err(Error::Parse {
+                    line: got,
+                    reason,
+                    path,
+                }) => {
                     assert_eq!(path, Path::new("cues.toml"));
                     assert!(reason.contains(needle), "{text}\n-> {reason}");
                     // Errors reported by the TOML parser for a whole table point at its header.
-                    assert!(got == line || (needle.is_empty() && got >= 1), "{text}\n-> line {got}: {reason}");
+                    assert!(
+                        got == line || (needle.is_empty() && got >= 1),
+                        "{text}\n-> line {got}: {reason}"
+                    );
                 }
                 other => panic!("{text}\n-> {other:?}"),
             }
         }
-        let audio = Timeline { score: None, duration_s: 8.0 };
+        let audio = Timeline {
+            score: None,
+            duration_s: 8.0,
+        };
         let e = CueList::parse(&format!("{head}bar = 1\n{msg}"), Path::new("c.toml"), audio);
         assert!(e.is_err_and(|e| e.to_string().contains("need a MIDI score")));
     }
 
     fn pt(score_s: f64, lead_s: f64, on_skip: OnSkip) -> CuePoint {
-        CuePoint { score_s, lead_s, on_skip }
+        CuePoint {
+            score_s,
+            lead_s,
+            on_skip,
+        }
     }
 
     /// Feed (score_s, tempo, confidence) positions; (position index, cue index, skipped) out.
@@ -1021,18 +1146,29 @@ address = "/y"
 
     fn ramp(from: f64, to: f64, step: f64) -> Vec<(f64, f32, f32)> {
         let n = ((to - from) / step).round() as usize;
-        (0..=n).map(|i| (from + i as f64 * step, 1.0, 0.5)).collect()
+        (0..=n)
+            .map(|i| (from + i as f64 * step, 1.0, 0.5))
+            .collect()
     }
 
     #[test]
     fn fires_once_at_the_crossing_and_not_on_jitter() {
-        let mut st = CueState::new(vec![pt(1.0, 0.0, OnSkip::Drop), pt(2.0, 0.0, OnSkip::Drop)], CueSettings::default());
+        let mut st = CueState::new(
+            vec![pt(1.0, 0.0, OnSkip::Drop), pt(2.0, 0.0, OnSkip::Drop)],
+            CueSettings::default(),
+        );
         let mut seq = ramp(0.0, 1.0, 0.02);
         // Jitter around the cue, within the hysteresis, and a low-confidence dip far back.
-        seq.extend([(0.95, 1.0, 0.5), (1.02, 1.0, 0.5), (0.8, 1.0, 0.5), (1.1, 1.0, 0.5), (0.0, 1.0, 0.001)]);
+        seq.extend([
+            (0.95, 1.0, 0.5),
+            (1.02, 1.0, 0.5),
+            (0.8, 1.0, 0.5),
+            (1.1, 1.0, 0.5),
+            (0.0, 1.0, 0.001),
+        ]);
         seq.extend(ramp(1.1, 2.5, 0.02));
         let out = run(&mut st, &seq);
-        assert_eq!(out, vec![(50, 0, false), (50 + 5 + 45, 1, false)]);
+        assert_eq!(out, vec![(50, 0, false), (50 + 6 + 45, 1, false)]);
     }
 
     #[test]
@@ -1041,7 +1177,10 @@ address = "/y"
         let mut seq = ramp(0.0, 1.2, 0.02);
         seq.extend(ramp(0.5, 1.2, 0.02)); // back by more than the hysteresis: fires again
         let out = run(&mut st, &seq);
-        assert_eq!(out.iter().map(|o| o.0).collect::<Vec<_>>(), vec![50, 61 + 25]);
+        assert_eq!(
+            out.iter().map(|o| o.0).collect::<Vec<_>>(),
+            vec![50, 61 + 25]
+        );
     }
 
     #[test]
@@ -1056,10 +1195,24 @@ address = "/y"
         let mut st = CueState::new(cues, CueSettings::default());
         // 0.5 -> 5.2: cues 0-2 were skipped over; cue 3 is just behind the landing point
         // (within the hysteresis) and fires as reached.
-        let out = run(&mut st, &[(0.5, 1.0, 0.5), (5.2, 1.0, 0.5), (5.3, 1.0, 0.5), (6.1, 1.0, 0.5)]);
-        assert_eq!(out, vec![(1, 0, true), (1, 2, true), (1, 3, false), (3, 4, false)]);
+        let out = run(
+            &mut st,
+            &[
+                (0.5, 1.0, 0.5),
+                (5.2, 1.0, 0.5),
+                (5.3, 1.0, 0.5),
+                (6.1, 1.0, 0.5),
+            ],
+        );
+        assert_eq!(
+            out,
+            vec![(1, 0, true), (1, 2, true), (1, 3, false), (3, 4, false)]
+        );
         // A start in the middle counts as a jump from nowhere.
-        let mut st = CueState::new(vec![pt(1.0, 0.0, OnSkip::Drop), pt(1.0, 0.0, OnSkip::Fire)], CueSettings::default());
+        let mut st = CueState::new(
+            vec![pt(1.0, 0.0, OnSkip::Drop), pt(1.0, 0.0, OnSkip::Fire)],
+            CueSettings::default(),
+        );
         assert_eq!(run(&mut st, &[(4.0, 1.0, 0.5)]), vec![(0, 1, true)]);
     }
 
@@ -1067,16 +1220,26 @@ address = "/y"
     fn lead_time_scales_with_tempo() {
         for (tempo, expect_s) in [(1.0f32, 4.5), (2.0, 4.0), (0.5, 4.75)] {
             let mut st = CueState::new(vec![pt(5.0, 0.5, OnSkip::Drop)], CueSettings::default());
-            let seq: Vec<_> = ramp(0.0, 6.0, 0.01).into_iter().map(|(s, _, c)| (s, tempo, c)).collect();
+            let seq: Vec<_> = ramp(0.0, 6.0, 0.01)
+                .into_iter()
+                .map(|(s, _, c)| (s, tempo, c))
+                .collect();
             let out = run(&mut st, &seq);
             assert_eq!(out.len(), 1);
             let at = seq[out[0].0].0;
-            assert!((at - expect_s).abs() < 0.011, "tempo {tempo}: fired at {at}");
+            assert!(
+                (at - expect_s).abs() < 0.011,
+                "tempo {tempo}: fired at {at}"
+            );
         }
     }
 
     /// The obvious form of the rules, one cue at a time over the whole history.
-    fn oracle(points: &[CuePoint], set: CueSettings, seq: &[(f64, f32, f32)]) -> Vec<(usize, usize, bool)> {
+    fn oracle(
+        points: &[CuePoint],
+        set: CueSettings,
+        seq: &[(f64, f32, f32)],
+    ) -> Vec<(usize, usize, bool)> {
         let mut out = Vec::new();
         for (i, c) in points.iter().enumerate() {
             let mut armed = true;
@@ -1149,16 +1312,32 @@ address = "/y"
     #[test]
     fn pages_parse_and_fail_by_line() {
         let s = score();
-        let tl = Timeline { score: Some(&s), duration_s: 8.0 };
+        let tl = Timeline {
+            score: Some(&s),
+            duration_s: 8.0,
+        };
         let t: SocketAddr = "127.0.0.1:9000".parse().unwrap_or_else(|_| unreachable!());
         let p = Path::new("pages.csv");
-        let list = CueList::parse_pages("page,first_bar\n# comment\n1,1\n\n2, 3 # turn\n", p, tl, 1.0, vec![t])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let list = CueList::parse_pages(
+            "page,first_bar\n# comment\n1,1\n\n2, 3 # turn\n",
+            p,
+            tl,
+            1.0,
+            vec![t],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(list.cues.len(), 2);
         assert_eq!(list.cues[1].id, "page-2");
         assert_eq!(list.cues[1].point, pt(4.0, 1.0, OnSkip::Fire));
         assert_eq!(list.cues[1].messages[0].args, vec![OscType::Int(2)]);
-        for (text, line) in [("1,1\n2,9\n", 2), ("1,2\n2,1\n", 2), ("1,1\nx\n", 2), ("0,1\n", 1), ("1;1\n", 1), ("", 1)] {
+        for (text, line) in [
+            ("1,1\n2,9\n", 2),
+            ("1,2\n2,1\n", 2),
+            ("1,1\nx\n", 2),
+            ("0,1\n", 1),
+            ("1;1\n", 1),
+            ("", 1),
+        ] {
             match CueList::parse_pages(text, p, tl, 1.0, vec![t]) {
                 Err(Error::Parse { line: got, .. }) => assert_eq!(got, line, "{text}"),
                 other => panic!("{text}: {other:?}"),
@@ -1170,9 +1349,12 @@ address = "/y"
     #[test]
     fn sink_sends_typed_messages_and_fires_by_hand() {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        rx.set_read_timeout(Some(std::time::Duration::from_secs(2))).ok();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .ok();
         let addr = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let text = GOOD.replace("127.0.0.1:53000", &addr.to_string()).replace("127.0.0.1:7000", &addr.to_string());
+        let text = GOOD
+            .replace("127.0.0.1:53000", &addr.to_string())
+            .replace("127.0.0.1:7000", &addr.to_string());
         let list = parse(&text).unwrap_or_else(|e| panic!("{e}"));
         let mut sink = CueSink::new(list, Instant::now()).unwrap_or_else(|e| panic!("{e}"));
         let log = sink.log();
@@ -1186,7 +1368,8 @@ address = "/y"
                 capture_wall_ns: k * 20_000_000,
                 ..Default::default()
             };
-            sink.handle(&Event::Position(ev)).unwrap_or_else(|e| panic!("{e}"));
+            sink.handle(&Event::Position(ev))
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         assert!(sink.cue_handle().fire("a"));
         assert!(!sink.cue_handle().fire("nope"));
@@ -1195,16 +1378,40 @@ address = "/y"
         // s, a (two targets, both here), cp, b (two messages), a by hand (two targets).
         for _ in 0..8 {
             let (n, _) = rx.recv_from(&mut buf).unwrap_or_else(|e| panic!("{e}"));
-            let (_, packet) = rosc::decoder::decode_udp(&buf[..n]).unwrap_or_else(|e| panic!("{e:?}"));
-            let OscPacket::Message(m) = packet else { panic!("bundle") };
+            let (_, packet) =
+                rosc::decoder::decode_udp(&buf[..n]).unwrap_or_else(|e| panic!("{e:?}"));
+            let OscPacket::Message(m) = packet else {
+                panic!("bundle")
+            };
             got.push(m);
         }
         let addrs: Vec<&str> = got.iter().map(|m| m.addr.as_str()).collect();
-        assert_eq!(addrs, ["/y", "/cue/1/go", "/cue/1/go", "/x", "/cue/2/go", "/light/1", "/cue/1/go", "/cue/1/go"]);
+        assert_eq!(
+            addrs,
+            [
+                "/y",
+                "/cue/1/go",
+                "/cue/1/go",
+                "/x",
+                "/cue/2/go",
+                "/light/1",
+                "/cue/1/go",
+                "/cue/1/go"
+            ]
+        );
         assert_eq!(got[4].args[2], OscType::String("warm".into()));
         let log = log.lock().map(|l| l.clone()).unwrap_or_default();
         let fired: Vec<(&str, bool)> = log.iter().map(|f| (f.id.as_str(), f.manual)).collect();
-        assert_eq!(fired, [("s", false), ("a", false), ("cp", false), ("b", false), ("a", true)]);
+        assert_eq!(
+            fired,
+            [
+                ("s", false),
+                ("a", false),
+                ("cp", false),
+                ("b", false),
+                ("a", true)
+            ]
+        );
         // b at 5.0 s with 100 ms lead at tempo 1 fires at the position 4.9 s (frame 245).
         assert_eq!(log[3].capture_wall_ns, 245 * 20_000_000);
         assert!(sink.finish().is_ok());

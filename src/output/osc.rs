@@ -148,7 +148,11 @@ impl Sink for OscSink {
                 } else {
                     p.perf_time_s + self.position_interval_s
                 };
-                let beat = if p.beat.is_finite() { p.beat as f32 } else { -1.0 };
+                let beat = if p.beat.is_finite() {
+                    p.beat as f32
+                } else {
+                    -1.0
+                };
                 self.send(
                     "/scorefollow/position",
                     vec![
@@ -202,8 +206,20 @@ mod tests {
         );
         assert!(parse_target("localhost:57120").is_ok());
         assert!(parse_target("[::1]:9000").is_ok());
-        for bad in ["", "9000", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:99999", ":9000", "no.such.host.invalid:9000"] {
-            let e = parse_target(bad).err().map(|e| e.to_string()).unwrap_or_default();
+        for bad in [
+            "",
+            "9000",
+            "127.0.0.1",
+            "127.0.0.1:",
+            "127.0.0.1:0",
+            "127.0.0.1:99999",
+            ":9000",
+            "no.such.host.invalid:9000",
+        ] {
+            let e = parse_target(bad)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(e.contains("OSC target"), "{bad}: {e}");
         }
     }
@@ -211,7 +227,8 @@ mod tests {
     #[test]
     fn position_message_round_trips_over_udp() {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        rx.set_read_timeout(Some(std::time::Duration::from_secs(2))).ok();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .ok();
         let addr = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let mut sink = OscSink::new(vec![addr], None).unwrap_or_else(|e| panic!("{e}"));
         let ev = super::super::PositionEvent {
@@ -223,11 +240,14 @@ mod tests {
             spread_s: 0.05,
             ..Default::default()
         };
-        sink.handle(&Event::Position(ev)).unwrap_or_else(|e| panic!("{e}"));
+        sink.handle(&Event::Position(ev))
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut buf = [0u8; rosc::decoder::MTU];
         let (n, _) = rx.recv_from(&mut buf).unwrap_or_else(|e| panic!("{e}"));
         let (_, packet) = rosc::decoder::decode_udp(&buf[..n]).unwrap_or_else(|e| panic!("{e:?}"));
-        let OscPacket::Message(msg) = packet else { panic!("not a message") };
+        let OscPacket::Message(msg) = packet else {
+            panic!("not a message")
+        };
         assert_eq!(msg.addr, "/scorefollow/position");
         assert_eq!(
             msg.args,
