@@ -253,43 +253,11 @@ fn bad_input_gives_one_line_errors() {
 /// end to a real UDP socket; the CSV holds the documented columns.
 #[test]
 fn osc_and_csv_outputs() {
-    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    rx.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-        .expect("timeout");
-    let port = rx.local_addr().expect("addr").port();
-    let dir = root().join("scores/bach_bwv66_6");
     let csv = std::env::temp_dir().join(format!("sf_follow_{}.csv", std::process::id()));
-    // Receive while the follower runs: a max-speed replay sends faster than a socket buffer
-    // left unread would hold.
-    let mut child = bin()
-        .args([
-            "follow",
-            "--speed",
-            "max",
-            "--print-every",
-            "0",
-            "--osc-rate",
-            "10",
-        ])
-        .arg("--osc")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--replay")
-        .arg(dir.join("performance.flac"))
-        .arg("--score")
-        .arg(dir.join("score.mid"))
-        .arg("--out")
-        .arg(&csv)
-        .spawn()
-        .expect("run");
-    let mut buf = [0u8; rosc::decoder::MTU];
-    let mut addrs = Vec::new();
+    let messages = follow_and_receive("bach_bwv66_6", "10", &["--out".into(), csv.clone().into()]);
     let mut positions = 0;
     let mut last_bar = 0;
-    while let Ok((n, _)) = rx.recv_from(&mut buf) {
-        let (_, packet) = rosc::decoder::decode_udp(&buf[..n]).expect("decode");
-        let rosc::OscPacket::Message(m) = packet else {
-            panic!("bundle")
-        };
+    for m in &messages {
         if m.addr == "/scorefollow/position" {
             positions += 1;
             assert_eq!(m.args.len(), 6);
@@ -298,16 +266,9 @@ fn osc_and_csv_outputs() {
                 last_bar = bar;
             }
         }
-        let end = m.addr == "/scorefollow/status"
-            && m.args.first() == Some(&rosc::OscType::String("end".into()));
-        addrs.push(m.addr);
-        if end {
-            break;
-        }
     }
-    assert!(child.wait().expect("wait").success());
     assert_eq!(
-        addrs.first().map(String::as_str),
+        messages.first().map(|m| m.addr.as_str()),
         Some("/scorefollow/status")
     );
     // 38.9 s at 10 positions per second.
@@ -327,70 +288,25 @@ fn osc_and_csv_outputs() {
 /// ends (audio time), near a true occurrence (scores/mozart_k331/themes_gt.csv).
 #[test]
 fn follow_spots_themes_in_the_stream() {
-    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    rx.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .expect("timeout");
-    let port = rx.local_addr().expect("addr").port();
     let dir = root().join("scores/mozart_k331");
-    let mut child = bin()
-        .args([
-            "follow",
-            "--speed",
-            "max",
-            "--print-every",
-            "0",
-            "--osc-rate",
-            "1",
-        ])
-        .arg("--osc")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--replay")
-        .arg(dir.join("performance.flac"))
-        .arg("--score")
-        .arg(dir.join("score.mid"))
-        .arg("--themes")
-        .arg(dir.join("themes.toml"))
-        .spawn()
-        .expect("run");
-    let mut buf = [0u8; rosc::decoder::MTU];
+    let messages = follow_and_receive(
+        "mozart_k331",
+        "1",
+        &["--themes".into(), dir.join("themes.toml").into()],
+    );
     let mut hits: Vec<(String, f32, f32)> = Vec::new();
-    let mut last_position_score = 0.0f32;
-    let mut late = Vec::new();
-    while let Ok((n, _)) = rx.recv_from(&mut buf) {
-        let (_, packet) = rosc::decoder::decode_udp(&buf[..n]).expect("decode");
-        let rosc::OscPacket::Message(m) = packet else {
-            panic!("bundle")
+    for m in messages.iter().filter(|m| m.addr == "/scorefollow/theme") {
+        let (
+            Some(rosc::OscType::String(id)),
+            Some(rosc::OscType::Float(start)),
+            Some(rosc::OscType::Float(end)),
+            Some(rosc::OscType::Float(_score)),
+        ) = (m.args.first(), m.args.get(1), m.args.get(2), m.args.get(3))
+        else {
+            panic!("bad theme message {:?}", m.args)
         };
-        match m.addr.as_str() {
-            "/scorefollow/theme" => {
-                let (
-                    Some(rosc::OscType::String(id)),
-                    Some(rosc::OscType::Float(start)),
-                    Some(rosc::OscType::Float(end)),
-                    Some(rosc::OscType::Float(_score)),
-                ) = (m.args.first(), m.args.get(1), m.args.get(2), m.args.get(3))
-                else {
-                    panic!("bad theme message {:?}", m.args)
-                };
-                hits.push((id.clone(), *start, *end));
-                // Positions are sent once a second here; the latest one tells roughly how far
-                // the stream had got when the theme was reported.
-                late.push(last_position_score);
-            }
-            "/scorefollow/position" => {
-                if let Some(rosc::OscType::Float(s)) = m.args.first() {
-                    last_position_score = *s;
-                }
-            }
-            "/scorefollow/status"
-                if m.args.first() == Some(&rosc::OscType::String("end".into())) =>
-            {
-                break
-            }
-            _ => {}
-        }
+        hits.push((id.clone(), *start, *end));
     }
-    assert!(child.wait().expect("wait").success());
     let gt = std::fs::read_to_string(dir.join("themes_gt.csv")).expect("gt");
     let truth: Vec<(String, f32)> = gt
         .lines()
@@ -425,4 +341,54 @@ fn follow_spots_themes_in_the_stream() {
             );
         }
     }
+}
+
+/// Start `follow --speed max` on a bundled piece with OSC to a fresh local socket, plus
+/// `extra` arguments; returns every OSC message received until the end status. Receiving runs
+/// while the follower does: a max-speed replay sends faster than an unread socket buffer holds.
+fn follow_and_receive(
+    piece: &str,
+    osc_rate: &str,
+    extra: &[std::ffi::OsString],
+) -> Vec<rosc::OscMessage> {
+    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    rx.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let port = rx.local_addr().expect("addr").port();
+    let dir = root().join("scores").join(piece);
+    let mut child = bin()
+        .args([
+            "follow",
+            "--speed",
+            "max",
+            "--print-every",
+            "0",
+            "--osc-rate",
+            osc_rate,
+        ])
+        .arg("--osc")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--replay")
+        .arg(dir.join("performance.flac"))
+        .arg("--score")
+        .arg(dir.join("score.mid"))
+        .args(extra)
+        .spawn()
+        .expect("run");
+    let mut buf = [0u8; rosc::decoder::MTU];
+    let mut messages = Vec::new();
+    while let Ok((n, _)) = rx.recv_from(&mut buf) {
+        let (_, packet) = rosc::decoder::decode_udp(&buf[..n]).expect("decode");
+        let rosc::OscPacket::Message(m) = packet else {
+            panic!("bundle")
+        };
+        let end = m.addr == "/scorefollow/status"
+            && m.args.first() == Some(&rosc::OscType::String("end".into()));
+        messages.push(m);
+        if end {
+            break;
+        }
+    }
+    assert!(child.wait().expect("wait").success());
+    messages
 }
