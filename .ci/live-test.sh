@@ -11,5 +11,7 @@ $SUDO apt-get install -y --no-install-recommends libasound2-dev pkg-config
 export CI=true
 cargo build --features live
 cargo test --features live --test live
+# Following a recording fed at real pace through the virtual capture device.
+cargo test --features live --test live_follow
 # The rest of the suite with the live code compiled in.
 cargo test --features live --lib audio
