@@ -52,3 +52,25 @@ pub fn transpose_frame(frame: &FeatureFrame, shift: usize) -> FeatureFrame {
     }
     out
 }
+
+/// The search window of an online aligner for its next frame: `window_frames` reference
+/// frames (fewer at the end of the reference) starting `back_fraction` of the window behind
+/// `position`, never moving back once following has started (the previous column's cells keep
+/// their meaning). Returns (first frame, length).
+pub(crate) fn follow_window(
+    reference_len: usize,
+    window_frames: usize,
+    back_fraction: f32,
+    position: usize,
+    started: bool,
+    prev_lo: usize,
+) -> (usize, usize) {
+    let m = reference_len;
+    let w = window_frames.min(m);
+    let back = (w as f32 * back_fraction) as usize;
+    let mut lo = position.saturating_sub(back).min(m - w);
+    if started {
+        lo = lo.max(prev_lo);
+    }
+    (lo, w.min(m - lo))
+}

@@ -104,15 +104,14 @@ impl Oltw {
 
     /// Current window start and length for the next frame.
     fn window(&self) -> (usize, usize) {
-        let m = self.reference.len();
-        let w = self.cur.len().min(m);
-        let back = (w as f32 * self.cfg.back_fraction) as usize;
-        let mut lo = self.position.saturating_sub(back).min(m - w);
-        if self.frames_seen > 0 {
-            // The window never moves back: cells left behind keep their meaning.
-            lo = lo.max(self.prev_lo);
-        }
-        (lo, w.min(m - lo))
+        super::follow_window(
+            self.reference.len(),
+            self.cur.len(),
+            self.cfg.back_fraction,
+            self.position,
+            self.frames_seen > 0,
+            self.prev_lo,
+        )
     }
 }
 

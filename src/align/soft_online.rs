@@ -140,14 +140,14 @@ impl SoftOnline {
 
     /// Current window start and length for the next frame (as OLTW: never moves back).
     fn window(&self) -> (usize, usize) {
-        let m = self.reference.len();
-        let w = self.cur.len().min(m);
-        let back = (w as f32 * self.cfg.back_fraction) as usize;
-        let mut lo = self.position.saturating_sub(back).min(m - w);
-        if self.frames_seen > 0 {
-            lo = lo.max(self.prev_lo);
-        }
-        (lo, w.min(m - lo))
+        super::follow_window(
+            self.reference.len(),
+            self.cur.len(),
+            self.cfg.back_fraction,
+            self.position,
+            self.frames_seen > 0,
+            self.prev_lo,
+        )
     }
 
     /// One column of the recursion from precomputed local costs `cost[k]` of reference frames

@@ -45,13 +45,7 @@ fn is_csv(path: &Path) -> bool {
 }
 
 fn is_midi(path: &Path) -> bool {
-    matches!(
-        path.extension()
-            .and_then(|e| e.to_str())
-            .map(|e| e.to_ascii_lowercase())
-            .as_deref(),
-        Some("mid" | "midi" | "smf" | "kar")
-    )
+    crate::score::reference::is_midi_path(path)
 }
 
 /// A feature sequence from a CSV file, or the chroma (12 values a frame, at the default
