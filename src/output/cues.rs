@@ -47,7 +47,7 @@
 //!   `hysteresis_s` before the new score position, it was skipped over: `on_skip = "fire"`
 //!   fires it (cues fire in score order), `"drop"` disarms it silently.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -56,7 +56,7 @@ use rosc::{OscMessage, OscPacket, OscType};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::osc::parse_target;
+use super::osc::{parse_target, UdpSender};
 use super::{Event, PositionEvent, Sink};
 use crate::score::reference::Reference;
 use crate::score::Score;
@@ -696,70 +696,10 @@ pub struct FiredCue {
 /// Shared log of fired cues.
 pub type FiredLog = Arc<Mutex<Vec<FiredCue>>>;
 
-/// UDP sending to IPv4 and IPv6 targets from non-blocking sockets; failures are counted.
-struct Sender {
-    v4: Option<UdpSocket>,
-    v6: Option<UdpSocket>,
-    buf: Vec<u8>,
-    errors: u64,
-}
-
-impl Sender {
-    fn new(targets: impl Iterator<Item = SocketAddr> + Clone) -> crate::Result<Self> {
-        let bind = |addr: &str| -> crate::Result<UdpSocket> {
-            let s =
-                UdpSocket::bind(addr).map_err(|e| Error::Other(format!("cue OSC socket: {e}")))?;
-            s.set_nonblocking(true)
-                .map_err(|e| Error::Other(format!("cue OSC socket: {e}")))?;
-            Ok(s)
-        };
-        Ok(Self {
-            v4: if targets.clone().any(|t| t.is_ipv4()) {
-                Some(bind("0.0.0.0:0")?)
-            } else {
-                None
-            },
-            v6: if targets.clone().any(|t| t.is_ipv6()) {
-                Some(bind("[::]:0")?)
-            } else {
-                None
-            },
-            buf: Vec::with_capacity(512),
-            errors: 0,
-        })
-    }
-
-    fn send(&mut self, cue: &Cue) {
-        for m in &cue.messages {
-            self.buf.clear();
-            if rosc::encoder::encode_into(&OscPacket::Message(m.clone()), &mut self.buf).is_err() {
-                self.errors += 1;
-                continue;
-            }
-            for t in &cue.targets {
-                let sock = if t.is_ipv4() {
-                    self.v4.as_ref()
-                } else {
-                    self.v6.as_ref()
-                };
-                if !matches!(sock.map(|s| s.send_to(&self.buf, t)), Some(Ok(_))) {
-                    if self.errors == 0 {
-                        tracing::warn!(
-                            "cue '{}': OSC send to {t} failed; further failures are only counted",
-                            cue.id
-                        );
-                    }
-                    self.errors += 1;
-                }
-            }
-        }
-    }
-}
-
 struct CueCore {
     list: CueList,
     state: CueState,
-    sender: Sender,
+    sender: UdpSender,
     fired: Vec<Firing>,
     epoch: Instant,
     log: FiredLog,
@@ -768,7 +708,13 @@ struct CueCore {
 impl CueCore {
     fn fire(&mut self, index: usize, p: Option<&PositionEvent>, skipped: bool) {
         let cue = &self.list.cues[index];
-        self.sender.send(cue);
+        for m in &cue.messages {
+            self.sender.send(
+                &OscPacket::Message(m.clone()),
+                &cue.targets,
+                &format!("cue '{}'", cue.id),
+            );
+        }
         let sent_wall_ns = self.epoch.elapsed().as_nanos() as u64;
         let entry = FiredCue {
             id: cue.id.clone(),
@@ -810,7 +756,7 @@ pub struct CueHandle {
 impl CueSink {
     /// A sink for `list`; `epoch` is the capture's epoch (times in the log count from it).
     pub fn new(list: CueList, epoch: Instant) -> crate::Result<Self> {
-        let sender = Sender::new(list.cues.iter().flat_map(|c| c.targets.iter().copied()))?;
+        let sender = UdpSender::new(list.cues.iter().flat_map(|c| c.targets.iter().copied()))?;
         let state = CueState::new(list.cues.iter().map(|c| c.point).collect(), list.settings);
         let fired = Vec::with_capacity(list.cues.len());
         Ok(Self {
@@ -1348,7 +1294,7 @@ address = "/y"
 
     #[test]
     fn sink_sends_typed_messages_and_fires_by_hand() {
-        let rx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
         rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
             .ok();
         let addr = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));

@@ -39,19 +39,77 @@ pub fn parse_target(text: &str) -> crate::Result<SocketAddr> {
         .ok_or_else(|| bad("the host resolves to no address"))
 }
 
+/// Non-blocking UDP sending of OSC packets to IPv4 and IPv6 targets (one socket per family).
+/// Failures (unreachable host, full buffer) are counted and logged once, never raised: a
+/// receiver that is down must not stall the pipeline. Shared by the position and cue sinks.
+pub(crate) struct UdpSender {
+    v4: Option<UdpSocket>,
+    v6: Option<UdpSocket>,
+    buf: Vec<u8>,
+    /// Packets that could not be encoded or datagrams that could not be sent.
+    pub errors: u64,
+}
+
+impl UdpSender {
+    /// Bind the sockets `targets` need.
+    pub fn new(targets: impl Iterator<Item = SocketAddr> + Clone) -> crate::Result<Self> {
+        let bind = |addr: &str| -> crate::Result<UdpSocket> {
+            let s = UdpSocket::bind(addr).map_err(|e| Error::Other(format!("OSC socket: {e}")))?;
+            s.set_nonblocking(true)
+                .map_err(|e| Error::Other(format!("OSC socket: {e}")))?;
+            Ok(s)
+        };
+        Ok(Self {
+            v4: if targets.clone().any(|t| t.is_ipv4()) {
+                Some(bind("0.0.0.0:0")?)
+            } else {
+                None
+            },
+            v6: if targets.clone().any(|t| t.is_ipv6()) {
+                Some(bind("[::]:0")?)
+            } else {
+                None
+            },
+            buf: Vec::with_capacity(512),
+            errors: 0,
+        })
+    }
+
+    /// Encode `packet` once and send it to every target; `what` names the sender in the log.
+    pub fn send(&mut self, packet: &OscPacket, targets: &[SocketAddr], what: &str) {
+        self.buf.clear();
+        if rosc::encoder::encode_into(packet, &mut self.buf).is_err() {
+            self.errors += 1;
+            return;
+        }
+        for t in targets {
+            let sock = if t.is_ipv4() {
+                self.v4.as_ref()
+            } else {
+                self.v6.as_ref()
+            };
+            match sock.map(|s| s.send_to(&self.buf, t)) {
+                Some(Ok(_)) => {}
+                _ => {
+                    if self.errors == 0 {
+                        tracing::warn!(
+                            "{what}: OSC send to {t} failed; further failures are only counted"
+                        );
+                    }
+                    self.errors += 1;
+                }
+            }
+        }
+    }
+}
+
 /// Sends events to one or more OSC targets.
 pub struct OscSink {
-    socket_v4: Option<UdpSocket>,
-    socket_v6: Option<UdpSocket>,
+    sender: UdpSender,
     targets: Vec<SocketAddr>,
     /// Minimum audio time between two position messages (s); 0 = every frame.
     position_interval_s: f64,
     next_position_s: f64,
-    buf: Vec<u8>,
-    /// Datagrams that could not be sent.
-    pub send_errors: u64,
-    /// Datagrams sent.
-    pub sent: u64,
     latency_log: Option<(std::time::Instant, LatencyLog)>,
 }
 
@@ -62,35 +120,16 @@ pub type LatencyLog = std::sync::Arc<std::sync::Mutex<Vec<(u64, u64)>>>;
 impl OscSink {
     /// Bind sockets for `targets`; `rate_hz` limits position messages (None = every frame).
     pub fn new(targets: Vec<SocketAddr>, rate_hz: Option<f64>) -> crate::Result<Self> {
-        let bind = |addr: &str| -> crate::Result<UdpSocket> {
-            let s = UdpSocket::bind(addr).map_err(|e| Error::Other(format!("OSC socket: {e}")))?;
-            s.set_nonblocking(true)
-                .map_err(|e| Error::Other(format!("OSC socket: {e}")))?;
-            Ok(s)
-        };
-        let socket_v4 = if targets.iter().any(|t| t.is_ipv4()) {
-            Some(bind("0.0.0.0:0")?)
-        } else {
-            None
-        };
-        let socket_v6 = if targets.iter().any(|t| t.is_ipv6()) {
-            Some(bind("[::]:0")?)
-        } else {
-            None
-        };
+        let sender = UdpSender::new(targets.iter().copied())?;
         let position_interval_s = match rate_hz {
             Some(r) if r > 0.0 => 1.0 / r,
             _ => 0.0,
         };
         Ok(Self {
-            socket_v4,
-            socket_v6,
+            sender,
             targets,
             position_interval_s,
             next_position_s: f64::NEG_INFINITY,
-            buf: Vec::with_capacity(256),
-            send_errors: 0,
-            sent: 0,
             latency_log: None,
         })
     }
@@ -108,27 +147,7 @@ impl OscSink {
             addr: addr.to_string(),
             args,
         });
-        self.buf.clear();
-        if rosc::encoder::encode_into(&packet, &mut self.buf).is_err() {
-            self.send_errors += 1;
-            return;
-        }
-        for t in &self.targets {
-            let sock = if t.is_ipv4() {
-                self.socket_v4.as_ref()
-            } else {
-                self.socket_v6.as_ref()
-            };
-            match sock.map(|s| s.send_to(&self.buf, t)) {
-                Some(Ok(_)) => self.sent += 1,
-                _ => {
-                    if self.send_errors == 0 {
-                        tracing::warn!("OSC send to {t} failed; further failures are only counted");
-                    }
-                    self.send_errors += 1;
-                }
-            }
-        }
+        self.sender.send(&packet, &self.targets, "scorefollow");
     }
 }
 
