@@ -3,6 +3,11 @@
 //!
 //! - `cargo bench --bench soft_dtw` (criterion; the peers are timed by
 //!   ../shared/peers/softdtw_bench.py, run it in the same session to compare ratios);
+//! - `cargo bench --bench soft_dtw -- cpu [N...]`: CPU milliseconds per call (thread CPU time,
+//!   mean over repeats, as the peer script's `process_time`) of value + E, value + E + gradient
+//!   and the value alone, default N = 1024;
+//! - `cargo bench --bench soft_dtw -- batch`: 64 pairs of 256 x 256, 1 and 2 threads, CPU and
+//!   wall time;
 //! - `cargo bench --bench soft_dtw -- big`: one N = M = 4096 value + E, time and peak memory;
 //! - `cargo bench --bench soft_dtw -- online`: per-step latency percentiles of the online
 //!   soft aligner with a 10 s (500-frame) window.
@@ -40,6 +45,15 @@ fn value_and_grad(c: &mut Criterion) {
         // Same work as the peers' fwd+grad: cost matrix, forward, backward (E), Jacobian.
         g.bench_with_input(BenchmarkId::new("fwd_grad", n), &n, |b, _| {
             b.iter(|| black_box(sd.grad_features(&x, &y, FeatureCost::SqEuclidean).unwrap()))
+        });
+        g.bench_with_input(BenchmarkId::new("value_and_E", n), &n, |b, _| {
+            b.iter(|| {
+                black_box(
+                    sd.alignment_features(&x, &y, FeatureCost::SqEuclidean)
+                        .unwrap()
+                        .value,
+                )
+            })
         });
         g.bench_with_input(BenchmarkId::new("fwd", n), &n, |b, _| {
             b.iter(|| black_box(sd.value_features(&x, &y, FeatureCost::SqEuclidean).unwrap()))
@@ -132,6 +146,89 @@ fn online_percentiles() {
     );
 }
 
+/// CPU time of the calling thread (seconds).
+fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Mean CPU milliseconds of `f` over at least `min_reps` calls and 1 s of CPU, after one
+/// warm-up call.
+fn cpu_ms(mut f: impl FnMut(), min_reps: usize) -> f64 {
+    f();
+    let t0 = thread_cpu_s();
+    let mut reps = 0;
+    while reps < min_reps || thread_cpu_s() - t0 < 1.0 {
+        f();
+        reps += 1;
+    }
+    (thread_cpu_s() - t0) * 1e3 / reps as f64
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// CPU time per call, single thread, random N x 12 sequences, γ = 1.
+fn cpu_table(sizes: &[usize]) {
+    let sd = SoftDtw::new(1.0).unwrap();
+    println!("load average {}", load_average());
+    println!("     N  value+E_ms  value+E+grad_ms  value_ms   (CPU ms per call, one thread)");
+    for &n in sizes {
+        let x = sequence(n, 12, 1);
+        let y = sequence(n, 12, 2);
+        let c = FeatureCost::SqEuclidean;
+        let e = cpu_ms(
+            || drop(black_box(sd.alignment_features(&x, &y, c).unwrap())),
+            3,
+        );
+        let g = cpu_ms(|| drop(black_box(sd.grad_features(&x, &y, c).unwrap())), 3);
+        let v = cpu_ms(
+            || {
+                black_box(sd.value_features(&x, &y, c).unwrap());
+            },
+            3,
+        );
+        println!("{n:6} {e:11.2} {g:16.2} {v:9.2}");
+    }
+    println!("load average {}", load_average());
+}
+
+/// 64 pairs of 256 x 256 (d = 12) on a rayon pool of 1 and of 2 threads.
+fn batch_table() {
+    let sd = SoftDtw::new(1.0).unwrap();
+    let pairs: Vec<(Matrix, Matrix)> = (0..64)
+        .map(|k| (sequence(256, 12, 2 * k + 1), sequence(256, 12, 2 * k + 2)))
+        .collect();
+    println!("load average {}", load_average());
+    for round in 0..2 {
+        for threads in [1usize, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let run =
+                || pool.install(|| black_box(sd.batch_values(&pairs, FeatureCost::SqEuclidean)));
+            run();
+            let reps = 20;
+            let t = Instant::now();
+            for _ in 0..reps {
+                run();
+            }
+            let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
+            println!("round {round}: 64 x (256 x 256) batch values, {threads} thread(s): {ms:.2} ms wall per batch");
+        }
+    }
+    println!("load average {}", load_average());
+}
+
 /// Peak resident memory of this process (kB), from /proc (Linux).
 fn peak_rss_kb() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -146,14 +243,25 @@ fn big() {
     let y = sequence(4096, 12, 2);
     let before = peak_rss_kb();
     let t = Instant::now();
-    let (v, g) = sd.grad_features(&x, &y, FeatureCost::SqEuclidean).unwrap();
+    let al = sd
+        .alignment_features(&x, &y, FeatureCost::SqEuclidean)
+        .unwrap();
     let el = t.elapsed().as_secs_f64();
-    black_box(&g);
     println!(
-        "N = M = 4096 value + E + gradient: {:.2} s, value {v:.3}, peak RSS {} MB (before: {} MB)",
+        "N = M = 4096 value + E (E stored, 4096 x 4096): {:.2} s, value {:.3}, peak RSS {} MB (before: {} MB)",
         el,
+        al.value,
         peak_rss_kb().map_or(-1, |k| (k / 1024) as i64),
         before.map_or(-1, |k| (k / 1024) as i64)
+    );
+    drop(al);
+    let t = Instant::now();
+    let (v, g) = sd.grad_features(&x, &y, FeatureCost::SqEuclidean).unwrap();
+    black_box(&g);
+    println!(
+        "N = M = 4096 value + gradient: {:.2} s, value {v:.3}, peak RSS so far {} MB",
+        t.elapsed().as_secs_f64(),
+        peak_rss_kb().map_or(-1, |k| (k / 1024) as i64),
     );
 }
 
@@ -167,6 +275,18 @@ fn main() {
     }
     if args.iter().any(|a| a == "online") {
         online_percentiles();
+        return;
+    }
+    if let Some(k) = args.iter().position(|a| a == "cpu") {
+        let sizes: Vec<usize> = args[k + 1..]
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        cpu_table(if sizes.is_empty() { &[1024] } else { &sizes });
+        return;
+    }
+    if args.iter().any(|a| a == "batch") {
+        batch_table();
         return;
     }
     benches();

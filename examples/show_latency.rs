@@ -138,9 +138,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         summary.dropped_samples,
         1000.0 * cfg.hop_s()
     );
-    stats(
+    let ft = &summary.frame_times;
+    println!(
+        "{:<34} n {:>5}  p50 {:>7.3} ms  p99 {:>7.3} ms  max {:>7.3} ms",
         "frame processing",
-        summary.frame_ns.iter().map(|&x| x as u64).collect(),
+        ft.len(),
+        ft.percentile_ns(50.0) / 1e6,
+        ft.percentile_ns(99.0) / 1e6,
+        ft.percentile_ns(100.0) / 1e6
     );
     let pos: Vec<(u64, u64)> = pos_log.lock().map(|v| v.clone()).unwrap_or_default();
     stats(

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, TrySendError};
 
 use crate::align::oltw::{Oltw, OltwConfig};
+use crate::align::relocate::{RelocateConfig, Relocation, Relocator};
 use crate::align::soft_online::{SoftOnline, SoftOnlineConfig};
 use crate::align::tracker::{Tracker, TrackerConfig};
 use crate::align::transpose::KeyTrial;
@@ -80,6 +81,42 @@ pub struct FollowOptions {
     pub themes: Option<ThemeSpotting>,
     /// Remote-control commands ([`crate::output::control`]), polled once per audio block.
     pub control: Option<crossbeam_channel::Receiver<ControlCommand>>,
+    /// When to re-locate after jumps of the performer.
+    pub relocate: RelocateMode,
+    /// How (thresholds, query lengths).
+    pub relocate_config: RelocateConfig,
+}
+
+/// When the follower re-locates itself after a jump of the performer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RelocateMode {
+    /// Against a MIDI score only. Measured on the development corpus: against a score it
+    /// recovers from the skip and repeat cases (about 43 % -> 93 % within 300 ms) and never
+    /// fires elsewhere; against another recording (the real song recording followed with a
+    /// different singer's recording as reference) matches are too ambiguous and it made wrong
+    /// jumps (59 % -> 46 % within 300 ms).
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
+impl std::str::FromStr for RelocateMode {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "auto" => Ok(RelocateMode::Auto),
+            "on" => Ok(RelocateMode::On),
+            "off" => Ok(RelocateMode::Off),
+            _ => Err(crate::Error::invalid(
+                "relocate",
+                s,
+                "expected 'auto', 'on' or 'off'",
+            )),
+        }
+    }
 }
 
 impl Default for FollowOptions {
@@ -96,6 +133,8 @@ impl Default for FollowOptions {
             pause_flatness: 0.08,
             themes: None,
             control: None,
+            relocate: RelocateMode::Auto,
+            relocate_config: RelocateConfig::default(),
         }
     }
 }
@@ -148,6 +187,29 @@ pub struct Follower {
     pause_flatness: f32,
     last: Option<crate::align::tracker::Tracked>,
     themes: Option<ThemeState>,
+    relocator: Option<Relocator>,
+    relocator_key: Option<usize>,
+    /// The aligner that checks a candidate jump (fed frames in the score's key), and whether
+    /// it is running.
+    shadow: Option<Box<dyn OnlineAligner>>,
+    shadow_active: bool,
+    relocations: Vec<RelocationReport>,
+}
+
+/// A jump the follower made to follow the performer (after a skip or a repeat).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RelocationReport {
+    /// Performance time (s) at which the jump was confirmed.
+    pub perf_time_s: f64,
+    /// Performance time (s) at which the match started to go bad (about when the performer
+    /// jumped).
+    pub suspect_since_s: f64,
+    /// Score time (s) the follower left.
+    pub from_score_s: f64,
+    /// Score time (s) it continued from.
+    pub to_score_s: f64,
+    /// Mean CENS distance of the confirming match (0 = identical).
+    pub cost: f32,
 }
 
 impl Follower {
@@ -155,11 +217,21 @@ impl Follower {
     pub fn new(reference: Arc<Reference>, opts: &FollowOptions) -> Self {
         let config = reference.config.clone();
         let extractor = StreamingExtractor::new(&config, opts.perf_tuning_cents.unwrap_or(0.0));
+        // One feature-major copy of the reference for every aligner (12 in the key trial, plus
+        // the relocation shadow): for a one-hour reference that is 17 MB, not 220.
+        let transposed = Arc::new(crate::align::cost::TransposedReference::new(
+            &reference.frames,
+        ));
         let make = || -> Box<dyn OnlineAligner> {
             match opts.aligner {
-                AlignerKind::Oltw => Box::new(Oltw::new(reference.frames.clone(), opts.oltw)),
-                AlignerKind::Soft => Box::new(SoftOnline::new(
+                AlignerKind::Oltw => Box::new(Oltw::with_transposed(
                     reference.frames.clone(),
+                    transposed.clone(),
+                    opts.oltw,
+                )),
+                AlignerKind::Soft => Box::new(SoftOnline::with_transposed(
+                    reference.frames.clone(),
+                    transposed.clone(),
                     SoftOnlineConfig {
                         window_frames: opts.oltw.window_frames,
                         back_fraction: opts.oltw.back_fraction,
@@ -189,6 +261,17 @@ impl Follower {
         if opts.flow_in_notes {
             tracker = tracker.with_onsets(reference.onset_frames().into());
         }
+        let relocate = match opts.relocate {
+            RelocateMode::Auto => reference.score().is_some(),
+            RelocateMode::On => true,
+            RelocateMode::Off => false,
+        };
+        let shadow = relocate.then(make);
+        let relocator = relocate.then(|| opts.relocate_config.clone()).map(|cfg| {
+            let chroma: Vec<crate::features::Chroma> =
+                reference.frames.iter().map(|f| f.chroma).collect();
+            Relocator::new(&chroma, config.frame_rate_hz(), cfg)
+        });
         Self {
             reference,
             extractor,
@@ -210,6 +293,11 @@ impl Follower {
                 opts.pause_flatness
             },
             last: None,
+            relocator,
+            relocator_key: None,
+            shadow,
+            shadow_active: false,
+            relocations: Vec::with_capacity(16),
             themes: opts.themes.clone().map(|spotting| ThemeState {
                 extractor: StreamingExtractor::new(&spotting.features, 0.0),
                 hits: Vec::with_capacity(16),
@@ -265,15 +353,71 @@ impl Follower {
             pause_flatness,
             last,
             themes: _,
+            relocator,
+            relocator_key,
+            relocations,
+            shadow,
+            shadow_active,
         } = self;
         extractor.push(samples, |k, frame| {
             let peak = frame.chroma.iter().copied().fold(0.0f32, f32::max);
+            let pause = peak < *pause_chroma_max || frame.flatness > *pause_flatness;
             let tracked = match *last {
                 // Nothing to hear: hold the position (and the aligner's state).
-                Some(held) if peak < *pause_chroma_max || frame.flatness > *pause_flatness => held,
+                Some(held) if pause => {
+                    if let (Some(r), Some(shift)) = (relocator.as_mut(), *relocator_key) {
+                        let c = crate::align::transpose_frame(frame, shift).chroma;
+                        r.push(&c, f32::NAN, held.ref_frame_now);
+                    }
+                    held
+                }
                 _ => {
                     let step = aligner.step(frame);
-                    tracker.update(&step)
+                    let mut tracked = tracker.update(&step);
+                    if let Some(jump) = relocate_step(
+                        relocator.as_mut(),
+                        relocator_key,
+                        aligner.key_shift(),
+                        frame,
+                        reference,
+                        step.ref_frame,
+                        shadow.as_deref_mut().filter(|_| *shadow_active),
+                    ) {
+                        match jump {
+                            RelocateOutcome::Candidate(cand) => {
+                                if let Some(sh) = shadow.as_mut() {
+                                    sh.reset_to(cand.ref_frame.round().max(0.0) as usize);
+                                    *shadow_active = true;
+                                }
+                            }
+                            RelocateOutcome::Rejected => *shadow_active = false,
+                            RelocateOutcome::Confirmed {
+                                ref_frame,
+                                cost,
+                                suspect_for_frames,
+                            } => {
+                                *shadow_active = false;
+                                aligner.reset_to(ref_frame.round().max(0.0) as usize);
+                                tracker.reset();
+                                let to = tracker.update(&crate::align::AlignStep {
+                                    ref_frame,
+                                    confidence: step.confidence,
+                                    spread_frames: step.spread_frames,
+                                    cost,
+                                });
+                                relocations.push(RelocationReport {
+                                    perf_time_s: config.frame_end_s(k),
+                                    suspect_since_s: config
+                                        .frame_end_s(k.saturating_sub(suspect_for_frames)),
+                                    from_score_s: reference.score_time_s(tracked.ref_frame_now),
+                                    to_score_s: reference.score_time_s(to.ref_frame_now),
+                                    cost,
+                                });
+                                tracked = to;
+                            }
+                        }
+                    }
+                    tracked
                 }
             };
             *last = Some(tracked);
@@ -301,6 +445,92 @@ impl Follower {
             .reset_to(self.reference.frame_at_score_s(score_s));
         self.tracker.reset();
         self.last = None;
+        if let Some(r) = self.relocator.as_mut() {
+            r.reset();
+        }
+    }
+
+    /// The jumps made so far to follow the performer, oldest first.
+    pub fn relocations(&self) -> &[RelocationReport] {
+        &self.relocations
+    }
+}
+
+/// What the relocator asks the follower to do after a frame.
+enum RelocateOutcome {
+    /// Start the shadow aligner at this candidate.
+    Candidate(Relocation),
+    /// The shadow matched no better: stop it.
+    Rejected,
+    /// Jump: continue from the shadow's position.
+    Confirmed {
+        ref_frame: f64,
+        cost: f32,
+        suspect_for_frames: usize,
+    },
+}
+
+/// Feed the relocator one frame (in the score's key, once the key is known), stepping the
+/// shadow aligner when a candidate is being checked. `key` remembers the key the relocator's
+/// history was heard in.
+fn relocate_step(
+    relocator: Option<&mut Relocator>,
+    key: &mut Option<usize>,
+    key_now: Option<usize>,
+    frame: &crate::features::FeatureFrame,
+    reference: &Reference,
+    ref_frame: f64,
+    shadow: Option<&mut (dyn OnlineAligner + 'static)>,
+) -> Option<RelocateOutcome> {
+    let r = relocator?;
+    let shift = key_now?;
+    if *key != Some(shift) {
+        r.reset();
+        *key = Some(shift);
+    }
+    let in_key = if shift == 0 {
+        *frame
+    } else {
+        crate::align::transpose_frame(frame, shift)
+    };
+    let local_cost = |at: f64| {
+        let idx = (at.round().max(0.0) as usize).min(reference.frames.len().saturating_sub(1));
+        reference
+            .frames
+            .get(idx)
+            .map_or(f32::NAN, |rf| cosine_distance(&in_key.chroma, &rf.chroma))
+    };
+    let main_cost = local_cost(ref_frame);
+    let candidate = r.push(&in_key.chroma, main_cost, ref_frame);
+    if let Some(c) = candidate {
+        return Some(RelocateOutcome::Candidate(c));
+    }
+    let shadow = shadow?;
+    let s = shadow.step(&in_key);
+    let suspect_for_frames = r.suspect_for_frames();
+    match r.verify(main_cost, local_cost(s.ref_frame))? {
+        true => Some(RelocateOutcome::Confirmed {
+            ref_frame: s.ref_frame,
+            cost: s.cost,
+            suspect_for_frames,
+        }),
+        false => Some(RelocateOutcome::Rejected),
+    }
+}
+
+/// `1 - cos` between two chroma vectors (1 when either is zero).
+fn cosine_distance(a: &crate::features::Chroma, b: &crate::features::Chroma) -> f32 {
+    let (mut d, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        d += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    let n = (na * nb).sqrt();
+    if n > 0.0 {
+        1.0 - d / n
+    } else {
+        1.0
     }
 }
 
@@ -317,10 +547,13 @@ pub struct FollowSummary {
     pub dropped_samples: u64,
     /// Events the output thread could not take in time (dropped, counted).
     pub dropped_events: u64,
-    /// Per-frame processing time (features + aligner + tracker), ns, sorted.
-    pub frame_ns: Vec<u32>,
+    /// Per-frame processing time (features + aligner + tracker): a histogram of fixed size, so
+    /// a run of days does not grow.
+    pub frame_times: FrameTimes,
     /// Errors reported by sinks (first of each sink), as text.
     pub sink_errors: Vec<String>,
+    /// Jumps the follower made to follow the performer.
+    pub relocations: Vec<RelocationReport>,
 }
 
 impl FollowSummary {
@@ -335,7 +568,71 @@ impl FollowSummary {
 
     /// Percentile (0..=100) of the per-frame processing time (µs).
     pub fn frame_us_percentile(&self, p: f64) -> f64 {
-        percentile_ns(&self.frame_ns, p) / 1000.0
+        self.frame_times.percentile_ns(p) / 1000.0
+    }
+}
+
+/// Histogram of durations with about 1 % relative resolution from 100 ns to 100 ms (shorter
+/// and longer ones go to the end buckets): percentiles of a run of any length in 11 kB.
+#[derive(Clone, Debug)]
+pub struct FrameTimes {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl Default for FrameTimes {
+    fn default() -> Self {
+        Self {
+            counts: vec![0; Self::BUCKETS],
+            total: 0,
+        }
+    }
+}
+
+impl FrameTimes {
+    const MIN_NS: f64 = 100.0;
+    const RATIO: f64 = 1.01;
+    /// ln(1e8 / 1e2) / ln(1.01), rounded up.
+    const BUCKETS: usize = 1390;
+
+    fn bucket(ns: f64) -> usize {
+        if ns <= Self::MIN_NS {
+            return 0;
+        }
+        (((ns / Self::MIN_NS).ln() / Self::RATIO.ln()) as usize).min(Self::BUCKETS - 1)
+    }
+
+    /// Count one duration (ns).
+    pub fn record_ns(&mut self, ns: u64) {
+        self.counts[Self::bucket(ns as f64)] += 1;
+        self.total += 1;
+    }
+
+    /// Number of durations counted.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    /// True when nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Percentile (0..=100) in ns: the geometric centre of the bucket holding it (NaN when
+    /// empty).
+    pub fn percentile_ns(&self, p: f64) -> f64 {
+        if self.total == 0 {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0).clamp(0.0, 1.0) * (self.total - 1) as f64).round() as u64;
+        let mut seen = 0u64;
+        for (k, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen > rank {
+                return Self::MIN_NS * Self::RATIO.powf(k as f64 + 0.5);
+            }
+        }
+        Self::MIN_NS * Self::RATIO.powf(Self::BUCKETS as f64)
     }
 }
 
@@ -415,8 +712,9 @@ pub fn run(
     let mut resampled: Vec<f32> = Vec::with_capacity(chunk_cap * 4 + 1024);
     let mut popped_samples: u64 = 0;
     let mut last_reported_drops = 0u64;
-    let mut frame_ns: Vec<u32> = Vec::with_capacity(1 << 16);
+    let mut frame_times = FrameTimes::default();
     let mut paused = false;
+    let mut reported_relocations = 0usize;
     loop {
         if let Some(control) = opts.control.as_ref() {
             while let Ok(cmd) = control.try_recv() {
@@ -472,13 +770,33 @@ pub fn run(
             follower.push(input, wall_ns, |ev| {
                 let now = Instant::now();
                 let ns = now.duration_since(last_frame_end).as_nanos();
-                frame_ns.push(ns.min(u32::MAX as u128) as u32);
+                frame_times.record_ns(ns.min(u64::MAX as u128) as u64);
                 last_frame_end = now;
                 summary.frames += 1;
                 summary.audio_s = ev.perf_time_s;
                 send(Event::Position(*ev), &mut dropped_events);
             });
             follower.push_themes(input, |t| send(Event::Theme(t), &mut dropped_events));
+            while reported_relocations < follower.relocations().len() {
+                let r = follower.relocations()[reported_relocations];
+                reported_relocations += 1;
+                tracing::info!(
+                    "re-located at {:.2} s: score {:.2} s -> {:.2} s (match {:.3})",
+                    r.perf_time_s,
+                    r.from_score_s,
+                    r.to_score_s,
+                    r.cost
+                );
+                send(
+                    Event::Status(StatusEvent {
+                        kind: StatusKind::Relocated,
+                        perf_time_s: r.perf_time_s,
+                        dropped_samples: capture.stats.snapshot().samples_dropped,
+                        frames: summary.frames,
+                    }),
+                    &mut dropped_events,
+                );
+            }
         }
         let dropped = capture.stats.snapshot().samples_dropped;
         if dropped > last_reported_drops {
@@ -515,8 +833,32 @@ pub fn run(
         .map_err(|_| crate::Error::Other("output thread panicked".into()))?;
     summary.dropped_events = dropped_events;
     summary.sink_errors = sink_errors;
-    frame_ns.sort_unstable();
-    summary.frame_ns = frame_ns;
+    summary.relocations = follower.relocations().to_vec();
+    summary.frame_times = frame_times;
     report?;
     Ok((summary, sinks))
+}
+
+#[cfg(test)]
+mod frame_times_tests {
+    use super::*;
+
+    #[test]
+    fn histogram_percentiles_match_sorted_values_within_a_percent() {
+        let mut h = FrameTimes::default();
+        let mut v: Vec<u64> = (0..10_000u64)
+            .map(|i| 1_000 + (i * 7919) % 90_000)
+            .collect();
+        for &x in &v {
+            h.record_ns(x);
+        }
+        v.sort_unstable();
+        for p in [0.0, 10.0, 50.0, 90.0, 99.0, 100.0] {
+            let exact = v[((p / 100.0) * (v.len() - 1) as f64).round() as usize] as f64;
+            let got = h.percentile_ns(p);
+            assert!((got / exact - 1.0).abs() < 0.011, "p{p}: {got} vs {exact}");
+        }
+        assert_eq!(h.len(), 10_000);
+        assert!(FrameTimes::default().percentile_ns(50.0).is_nan());
+    }
 }

@@ -136,6 +136,79 @@ pub fn read_xy(path: &Path) -> crate::Result<(Vec<f64>, Vec<f64>)> {
     Ok((xs, ys))
 }
 
+/// Performance times (s) of the skips and repeats of a case (`case.json` next to its ground
+/// truth, `jumps[]` of type skip or repeat); empty when the case has none or no `case.json`.
+pub fn case_jumps_s(case: &CorpusCase) -> Vec<f64> {
+    let Some(path) = case.gt_csv.parent().map(|d| d.join("case.json")) else {
+        return Vec::new();
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Vec::new();
+    };
+    let mut out: Vec<f64> = v
+        .get("jumps")
+        .and_then(|j| j.as_array())
+        .map(|a| {
+            a.iter()
+                .filter(|j| {
+                    matches!(
+                        j.get("type").and_then(|t| t.as_str()),
+                        Some("skip" | "repeat")
+                    )
+                })
+                .filter_map(|j| j.get("perf_time_s").and_then(|t| t.as_f64()))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+/// Errors of the events that are not within `exclude_s` after a jump (`jumps_s`, performance
+/// times), the way the robustness targets are scored.
+pub fn errors_outside_jumps(
+    gt_times_s: &[f64],
+    errors_ms: &[f64],
+    jumps_s: &[f64],
+    exclude_s: f64,
+) -> Vec<f64> {
+    gt_times_s
+        .iter()
+        .zip(errors_ms)
+        .filter(|(&t, _)| !jumps_s.iter().any(|&j| t >= j && t < j + exclude_s))
+        .map(|(_, &e)| e)
+        .collect()
+}
+
+/// Time (s) from a jump at `jump_s` until the follower is back: the first ground-truth event
+/// after the jump from which every event in the next `hold_s` seconds is within `tol_ms`.
+/// None if it never comes back.
+pub fn recovery_s(
+    gt_times_s: &[f64],
+    errors_ms: &[f64],
+    jump_s: f64,
+    tol_ms: f64,
+    hold_s: f64,
+) -> Option<f64> {
+    let after: Vec<(f64, f64)> = gt_times_s
+        .iter()
+        .zip(errors_ms)
+        .filter(|(&t, _)| t >= jump_s)
+        .map(|(&t, &e)| (t, e))
+        .collect();
+    (0..after.len())
+        .find(|&i| {
+            after[i..]
+                .iter()
+                .take_while(|(t, _)| *t <= after[i].0 + hold_s)
+                .all(|(_, e)| *e <= tol_ms)
+        })
+        .map(|i| after[i].0 - jump_s)
+}
+
 /// One row of the corpus `index.csv`.
 #[derive(Clone, Debug)]
 pub struct CorpusCase {
@@ -270,6 +343,20 @@ mod tests {
         assert_eq!(predict(&px, &py, 1.0, true), 20.0);
         assert_eq!(predict(&px, &py, 1.5, false), 30.0);
         assert_eq!(predict(&px, &py, 3.0, true), 40.0);
+    }
+
+    #[test]
+    fn recovery_and_exclusion_by_hand() {
+        let t = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+        let e = [
+            10.0, 10.0, 900.0, 800.0, 50.0, 700.0, 20.0, 30.0, 10.0, 10.0,
+        ];
+        // Jump at 2.5: bad at 3, 4; good at 5 but bad at 6 (within 2 s); good from 7 on.
+        assert_eq!(recovery_s(&t, &e, 2.5, 300.0, 2.0), Some(7.0 - 2.5));
+        assert_eq!(recovery_s(&t, &e, 2.5, 1000.0, 2.0), Some(0.5));
+        assert_eq!(recovery_s(&t, &[900.0; 10], 2.5, 300.0, 2.0), None);
+        let kept = errors_outside_jumps(&t, &e, &[2.5], 5.0);
+        assert_eq!(kept, vec![10.0, 10.0, 30.0, 10.0, 10.0]);
     }
 
     #[test]

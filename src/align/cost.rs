@@ -41,9 +41,139 @@ pub fn frame_cost(a: &FeatureFrame, b: &FeatureFrame, w: CostWeights) -> f32 {
     (1.0 - dot).max(0.0) + 0.5 * w.onset * d2
 }
 
+/// A reference stored feature-major (`2 · N_CHROMA` rows of one value per reference frame), so
+/// the costs of one performance frame against a run of reference frames vectorise across
+/// frames. Build it once and share it (`Arc`) between the aligners of one follower.
+#[derive(Clone, Debug)]
+pub struct TransposedReference {
+    values: Vec<f32>,
+    frames: usize,
+}
+
+impl TransposedReference {
+    /// Transpose `reference`.
+    pub fn new(reference: &[FeatureFrame]) -> Self {
+        let n = reference.len();
+        let mut values = vec![0.0f32; 2 * N_CHROMA * n];
+        for (j, f) in reference.iter().enumerate() {
+            for k in 0..N_CHROMA {
+                values[k * n + j] = f.chroma[k];
+                values[(N_CHROMA + k) * n + j] = f.onset[k];
+            }
+        }
+        Self { values, frames: n }
+    }
+
+    /// Number of reference frames.
+    pub fn len(&self) -> usize {
+        self.frames
+    }
+
+    /// True for an empty reference.
+    pub fn is_empty(&self) -> bool {
+        self.frames == 0
+    }
+
+    /// `out[k] = frame_cost(frame, reference[lo + k])` for `k < out.len()`: the same operations
+    /// in the same order as [`frame_cost`] (four partial sums, then their pairwise sum), so
+    /// the same bits, eight reference frames at a time.
+    pub fn costs(&self, frame: &FeatureFrame, lo: usize, w: CostWeights, out: &mut [f64]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::align::soft_dtw::kernel::has_avx2_fma() {
+            // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
+            return unsafe { self.costs_avx2(frame, lo, w, out) };
+        }
+        self.costs_impl(frame, lo, w, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn costs_avx2(&self, frame: &FeatureFrame, lo: usize, w: CostWeights, out: &mut [f64]) {
+        self.costs_impl(frame, lo, w, out)
+    }
+
+    #[inline(always)]
+    fn costs_impl(&self, frame: &FeatureFrame, lo: usize, w: CostWeights, out: &mut [f64]) {
+        const LANES: usize = 4;
+        const W: usize = 8;
+        let n = self.frames;
+        let len = out.len().min(n.saturating_sub(lo));
+        let rt = &self.values;
+        let mut k0 = 0;
+        while k0 + W <= len {
+            let j0 = lo + k0;
+            let mut dot = [[0.0f32; W]; LANES];
+            let mut d2 = [[0.0f32; W]; LANES];
+            for m in 0..N_CHROMA / LANES {
+                for l in 0..LANES {
+                    let k = m * LANES + l;
+                    let (a, o) = (frame.chroma[k], frame.onset[k]);
+                    let rc = &rt[k * n + j0..k * n + j0 + W];
+                    let ro = &rt[(N_CHROMA + k) * n + j0..(N_CHROMA + k) * n + j0 + W];
+                    for t in 0..W {
+                        dot[l][t] += a * rc[t];
+                        let d = o - ro[t];
+                        d2[l][t] += d * d;
+                    }
+                }
+            }
+            for t in 0..W {
+                let dt = (dot[0][t] + dot[1][t]) + (dot[2][t] + dot[3][t]);
+                let dd = (d2[0][t] + d2[1][t]) + (d2[2][t] + d2[3][t]);
+                out[k0 + t] = f64::from((1.0 - dt).max(0.0) + 0.5 * w.onset * dd);
+            }
+            k0 += W;
+        }
+        for (k, o) in out.iter_mut().enumerate().take(len).skip(k0) {
+            let j = lo + k;
+            let mut dot = [0.0f32; LANES];
+            let mut d2 = [0.0f32; LANES];
+            for m in 0..N_CHROMA / LANES {
+                for l in 0..LANES {
+                    let c = m * LANES + l;
+                    dot[l] += frame.chroma[c] * rt[c * n + j];
+                    let d = frame.onset[c] - rt[(N_CHROMA + c) * n + j];
+                    d2[l] += d * d;
+                }
+            }
+            let dt = (dot[0] + dot[1]) + (dot[2] + dot[3]);
+            let dd = (d2[0] + d2[1]) + (d2[2] + d2[3]);
+            *o = f64::from((1.0 - dt).max(0.0) + 0.5 * w.onset * dd);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The transposed, vectorised costs are bit-identical to [`frame_cost`].
+    #[test]
+    fn transposed_costs_equal_frame_cost_bit_for_bit() {
+        let frames: Vec<FeatureFrame> = (0..37)
+            .map(|j| {
+                let mut f = FeatureFrame::default();
+                for k in 0..N_CHROMA {
+                    f.chroma[k] = ((j * 13 + k * 7) as f32 * 0.61).sin().abs();
+                    f.onset[k] = ((j * 5 + k) as f32 * 0.27).cos().max(0.0);
+                }
+                f
+            })
+            .collect();
+        let t = TransposedReference::new(&frames);
+        let w = CostWeights { onset: 3.0 };
+        for lo in [0usize, 1, 5, 20, 36] {
+            for len in [0usize, 1, 7, 8, 9, 17, 40] {
+                let mut out = vec![f64::NAN; len];
+                t.costs(&frames[3], lo, w, &mut out);
+                let valid = len.min(frames.len() - lo);
+                for k in 0..valid {
+                    let want = f64::from(frame_cost(&frames[3], &frames[lo + k], w));
+                    assert_eq!(out[k].to_bits(), want.to_bits(), "lo {lo} k {k}");
+                }
+            }
+        }
+    }
 
     /// The lane-split sums equal the plain definition.
     #[test]

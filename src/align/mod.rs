@@ -4,6 +4,7 @@
 pub mod cost;
 pub mod dtw;
 pub mod oltw;
+pub mod relocate;
 pub mod soft_dtw;
 pub mod soft_online;
 pub mod tracker;
@@ -38,6 +39,11 @@ pub trait OnlineAligner: Send {
     fn frames_seen(&self) -> usize;
     /// Short name for logs ("oltw", "soft").
     fn name(&self) -> &'static str;
+    /// Semitones the performance is believed to be above the reference, or None while that is
+    /// still being decided.
+    fn key_shift(&self) -> Option<usize> {
+        Some(0)
+    }
 }
 
 /// Rotate the pitch classes of a frame: the result's class `c` is the input's class

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::cost::{frame_cost, CostWeights};
+use super::cost::{CostWeights, TransposedReference};
 use super::{AlignStep, OnlineAligner};
 use crate::features::FeatureFrame;
 
@@ -63,6 +63,10 @@ impl Default for OltwConfig {
 /// Windowed online DTW aligner.
 pub struct Oltw {
     reference: Arc<[FeatureFrame]>,
+    /// The reference feature-major, for vectorised window costs (shared between aligners).
+    reference_t: Arc<TransposedReference>,
+    /// Local costs of the current window.
+    costs: Vec<f64>,
     cfg: OltwConfig,
     prev: Vec<f64>,
     prev2: Vec<f64>,
@@ -82,9 +86,23 @@ pub struct Oltw {
 impl Oltw {
     /// A new aligner at the start of `reference`.
     pub fn new(reference: Arc<[FeatureFrame]>, cfg: OltwConfig) -> Self {
+        let transposed = Arc::new(TransposedReference::new(&reference));
+        Self::with_transposed(reference, transposed, cfg)
+    }
+
+    /// A new aligner sharing an already transposed reference (the same frames as
+    /// `reference`): the aligners of a key trial need one copy, not twelve.
+    pub fn with_transposed(
+        reference: Arc<[FeatureFrame]>,
+        reference_t: Arc<TransposedReference>,
+        cfg: OltwConfig,
+    ) -> Self {
         let w = cfg.window_frames.max(2);
+        debug_assert_eq!(reference.len(), reference_t.len());
         Self {
             reference,
+            reference_t,
+            costs: vec![0.0; w],
             cfg,
             prev: vec![f64::INFINITY; w],
             prev2: vec![f64::INFINITY; w],
@@ -115,6 +133,64 @@ impl Oltw {
     }
 }
 
+impl Oltw {
+    /// The column of the symmetric pattern, the hot path: the same candidates, in the same
+    /// order, with the same strict comparisons as the general loop in `step`, without its
+    /// per-cell closures and window checks (the window never moves back, so the previous
+    /// column is the current one shifted by `lo - prev_lo`).
+    fn symmetric_column(&mut self, i: usize, lo: usize, len: usize, lam: f64) {
+        let (plo, plen) = (self.prev_lo, self.prev_len);
+        let start_j = self.start_j;
+        let shift = lo as isize - plo as isize;
+        let (prev, prev_w) = (&self.prev[..], &self.prev_w[..]);
+        let (cur, cur_w) = (&mut self.cur[..len], &mut self.cur_w[..len]);
+        let costs = &self.costs[..len];
+        let mut left = (f64::INFINITY, 0.0f64);
+        for k in 0..len {
+            let j = lo + k;
+            if j < start_j {
+                cur[k] = f64::INFINITY;
+                cur_w[k] = 0.0;
+                left = (f64::INFINITY, 0.0);
+                continue;
+            }
+            let d = costs[k];
+            let mut best = if i == 0 && j == start_j {
+                (d, 1.0)
+            } else {
+                (f64::INFINITY, 0.0)
+            };
+            if i > 0 {
+                // Previous-column index of reference frame j (may be out of its window).
+                let pj = k as isize + shift;
+                if j > 0 && pj >= 1 && ((pj - 1) as usize) < plen {
+                    let q = (pj - 1) as usize;
+                    let c = lam * prev[q] + 2.0 * d;
+                    if c < best.0 {
+                        best = (c, lam * prev_w[q] + 2.0);
+                    }
+                }
+                if pj >= 0 && (pj as usize) < plen {
+                    let q = pj as usize;
+                    let c = lam * prev[q] + d;
+                    if c < best.0 {
+                        best = (c, lam * prev_w[q] + 1.0);
+                    }
+                }
+            }
+            if k > 0 {
+                let c = left.0 + d;
+                if c < best.0 {
+                    best = (c, left.1 + 1.0);
+                }
+            }
+            cur[k] = best.0;
+            cur_w[k] = best.1;
+            left = best;
+        }
+    }
+}
+
 impl OnlineAligner for Oltw {
     fn step(&mut self, frame: &FeatureFrame) -> AlignStep {
         let m = self.reference.len();
@@ -126,62 +202,83 @@ impl OnlineAligner for Oltw {
         let weights = self.cfg.weights;
         let lam = self.cfg.memory as f64;
         let (plo, plen, p2lo, p2len) = (self.prev_lo, self.prev_len, self.prev2_lo, self.prev2_len);
-        for k in 0..len {
-            let j = lo + k;
-            if j < self.start_j {
-                self.cur[k] = f64::INFINITY;
-                self.cur_w[k] = 0.0;
-                continue;
+        self.reference_t
+            .costs(frame, lo, weights, &mut self.costs[..len]);
+        if self.cfg.steps == StepPattern::Symmetric {
+            self.symmetric_column(i, lo, len, lam);
+        } else {
+            for k in 0..len {
+                let j = lo + k;
+                if j < self.start_j {
+                    self.cur[k] = f64::INFINITY;
+                    self.cur_w[k] = 0.0;
+                    continue;
+                }
+                let d = self.costs[k];
+                // (accumulated cost, accumulated weight) of the best predecessor plus this step.
+                let mut best = if i == 0 && j == self.start_j {
+                    (d, 1.0)
+                } else {
+                    (f64::INFINITY, 0.0)
+                };
+                let mut consider = |cost: f64, weight: f64, decay: f64, step: f64| {
+                    let c = decay * cost + step * d;
+                    if c < best.0 {
+                        best = (c, decay * weight + step);
+                    }
+                };
+                let in_prev = |jj: usize| jj >= plo && jj < plo + plen;
+                match self.cfg.steps {
+                    StepPattern::Symmetric => {
+                        if i > 0 {
+                            if j > 0 && in_prev(j - 1) {
+                                consider(
+                                    self.prev[j - 1 - plo],
+                                    self.prev_w[j - 1 - plo],
+                                    lam,
+                                    2.0,
+                                );
+                            }
+                            if in_prev(j) {
+                                consider(self.prev[j - plo], self.prev_w[j - plo], lam, 1.0);
+                            }
+                        }
+                        if k > 0 {
+                            consider(self.cur[k - 1], self.cur_w[k - 1], 1.0, 1.0);
+                        }
+                    }
+                    StepPattern::Constrained => {
+                        if i > 0 && j > 0 {
+                            if in_prev(j - 1) {
+                                consider(
+                                    self.prev[j - 1 - plo],
+                                    self.prev_w[j - 1 - plo],
+                                    lam,
+                                    2.0,
+                                );
+                            }
+                            if j > 1 && in_prev(j - 2) {
+                                consider(
+                                    self.prev[j - 2 - plo],
+                                    self.prev_w[j - 2 - plo],
+                                    lam,
+                                    3.0,
+                                );
+                            }
+                            if i > 1 && j > p2lo && j - 1 < p2lo + p2len {
+                                consider(
+                                    self.prev2[j - 1 - p2lo],
+                                    self.prev2_w[j - 1 - p2lo],
+                                    lam * lam,
+                                    3.0,
+                                );
+                            }
+                        }
+                    }
+                }
+                self.cur[k] = best.0;
+                self.cur_w[k] = best.1;
             }
-            let d = frame_cost(frame, &self.reference[j], weights) as f64;
-            // (accumulated cost, accumulated weight) of the best predecessor plus this step.
-            let mut best = if i == 0 && j == self.start_j {
-                (d, 1.0)
-            } else {
-                (f64::INFINITY, 0.0)
-            };
-            let mut consider = |cost: f64, weight: f64, decay: f64, step: f64| {
-                let c = decay * cost + step * d;
-                if c < best.0 {
-                    best = (c, decay * weight + step);
-                }
-            };
-            let in_prev = |jj: usize| jj >= plo && jj < plo + plen;
-            match self.cfg.steps {
-                StepPattern::Symmetric => {
-                    if i > 0 {
-                        if j > 0 && in_prev(j - 1) {
-                            consider(self.prev[j - 1 - plo], self.prev_w[j - 1 - plo], lam, 2.0);
-                        }
-                        if in_prev(j) {
-                            consider(self.prev[j - plo], self.prev_w[j - plo], lam, 1.0);
-                        }
-                    }
-                    if k > 0 {
-                        consider(self.cur[k - 1], self.cur_w[k - 1], 1.0, 1.0);
-                    }
-                }
-                StepPattern::Constrained => {
-                    if i > 0 && j > 0 {
-                        if in_prev(j - 1) {
-                            consider(self.prev[j - 1 - plo], self.prev_w[j - 1 - plo], lam, 2.0);
-                        }
-                        if j > 1 && in_prev(j - 2) {
-                            consider(self.prev[j - 2 - plo], self.prev_w[j - 2 - plo], lam, 3.0);
-                        }
-                        if i > 1 && j > p2lo && j - 1 < p2lo + p2len {
-                            consider(
-                                self.prev2[j - 1 - p2lo],
-                                self.prev2_w[j - 1 - p2lo],
-                                lam * lam,
-                                3.0,
-                            );
-                        }
-                    }
-                }
-            }
-            self.cur[k] = best.0;
-            self.cur_w[k] = best.1;
         }
         // Position: least normalised cost (cost / path weight) in this column. Ties (cells of
         // a held note) go to the later frame.
@@ -277,6 +374,7 @@ impl OnlineAligner for Oltw {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::align::cost::frame_cost;
     use crate::align::dtw::{dtw_full_matrix, path_to_ref_per_perf};
     use crate::features::N_CHROMA;
 

@@ -88,15 +88,18 @@ impl OnlineAligner for KeyTrial {
             }
         }
         self.frames_seen += 1;
-        // Progressive pruning keeps the trial cheap: half way in, keep the 4 best keys;
-        // three quarters in, the 2 best; at the end, the best. (Pruning after a third cost
-        // OLTW the key of one corpus case: its early costs are noisy.)
+        // Progressive pruning keeps the trial cheap: after a sixth of the trial (2 s of the
+        // default 12), keep the 4 best keys; after a third, the 2 best; at the end, the best.
+        // Measured on the development corpus: the same key and the same accuracy on every
+        // case as pruning at a half and three quarters, with both aligners, at about half the
+        // trial's cost (12x100 + 4x100 + 2x400 = 2400 aligner steps over 600 frames instead of
+        // 12x300 + 4x150 + 2x150 = 4500).
         if self.in_trial() {
             let keep = if self.frames_seen >= self.trial_frames {
                 1
-            } else if self.frames_seen * 4 >= self.trial_frames * 3 {
+            } else if self.frames_seen * 3 >= self.trial_frames {
                 2
-            } else if self.frames_seen * 2 >= self.trial_frames {
+            } else if self.frames_seen * 6 >= self.trial_frames {
                 4
             } else {
                 self.candidates.len()
@@ -120,6 +123,10 @@ impl OnlineAligner for KeyTrial {
 
     fn name(&self) -> &'static str {
         "key-trial"
+    }
+
+    fn key_shift(&self) -> Option<usize> {
+        (!self.in_trial()).then(|| self.shift())
     }
 }
 

@@ -274,6 +274,7 @@ impl Worker {
         let mut pos: u64 = 0; // stream samples handed on (pushed, dropped or simulated-dropped)
         let start = Instant::now();
         let mut at_end = false;
+        let mut nonfinite_reported = 0u64;
         loop {
             if self.stop.load(Ordering::Acquire) {
                 report.stopped_early = true;
@@ -285,6 +286,16 @@ impl Worker {
                     pending.extend_from_slice(&chunk);
                 } else {
                     at_end = true;
+                }
+                // The decoder already replaced NaN/inf by 0, so push_block cannot see them:
+                // carry its count over, or a replay would report a damaged file as clean.
+                let scrubbed = self.decoder.nonfinite_samples();
+                if scrubbed > nonfinite_reported {
+                    self.state
+                        .stats()
+                        .samples_nonfinite
+                        .fetch_add(scrubbed - nonfinite_reported, Ordering::Relaxed);
+                    nonfinite_reported = scrubbed;
                 }
             }
             if pending.is_empty() {

@@ -39,6 +39,11 @@ pub struct FollowArgs {
     /// Replay pace: 1.0 = real time, 2 = twice as fast, max = as fast as possible.
     #[arg(long, default_value = "1.0", value_parser = parse_speed)]
     pub speed: Speed,
+    /// Simulate input dropouts in a replay: discard each 50 ms chunk with probability PROB
+    /// (0-1), drawn from SEED (default 0) so a run can be repeated. The dropped samples are
+    /// counted in /scorefollow/status and the end-of-run summary.
+    #[arg(long, value_name = "PROB[:SEED]", value_parser = parse_drop, requires = "replay")]
+    pub drop: Option<DropArg>,
     /// Send OSC to HOST:PORT (repeat for several receivers).
     #[arg(long, value_name = "HOST:PORT")]
     pub osc: Vec<String>,
@@ -68,6 +73,10 @@ pub struct FollowArgs {
     /// detect it during the first seconds.
     #[arg(long, default_value = "auto", value_parser = parse_transpose, allow_negative_numbers = true)]
     pub transpose: TransposeArg,
+    /// Re-locate after the performer jumps (skips, repeats, restarts): 'auto' (when following
+    /// a MIDI score), 'on' or 'off'. Each jump is reported as /scorefollow/status "relocated".
+    #[arg(long, default_value = "auto", value_name = "auto|on|off")]
+    pub relocate: engine::RelocateMode,
     /// Spot these themes in the incoming audio (a themes file: TOML `[[theme]]` tables or CSV
     /// `file[,id]`); each occurrence is sent as /scorefollow/theme.
     #[arg(long, value_name = "FILE")]
@@ -111,6 +120,10 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
             args.window_s
         );
     }
+    if args.drop.is_some() && args.replay.is_none() {
+        // clap's `requires` does not fire when the conflicting --live is given.
+        bail!("--drop simulates dropouts in a replay: use it with --replay AUDIO, not --live");
+    }
     // Validate every output before any audio starts.
     let targets = args
         .osc
@@ -147,6 +160,7 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
             path,
             ReplayOptions {
                 speed: args.speed,
+                drop_chunks: args.drop.map(|d| (d.prob, d.seed)),
                 ..ReplayOptions::default()
             },
         )
@@ -176,6 +190,7 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
         perf_tuning_cents: args.tuning,
         start_score_s: args.start_s,
         transpose: args.transpose.0,
+        relocate: args.relocate,
         control: show.control_commands(),
         themes: match &args.themes {
             Some(p) => Some(
@@ -187,6 +202,7 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
         ..FollowOptions::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
+    let input_stats = Arc::clone(&capture.stats);
     let (summary, _sinks) = engine::run(capture, reference, &opts, sinks, Some(stop))?;
     eprintln!(
         "followed {:.1} s of audio in {:.2} s ({:.0}x real time), {} frames, {} samples dropped, per-frame p50 {:.1} us p99 {:.1} us",
@@ -198,6 +214,10 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
         summary.frame_us_percentile(50.0),
         summary.frame_us_percentile(99.0),
     );
+    let nonfinite = input_stats.snapshot().samples_nonfinite;
+    if nonfinite > 0 {
+        eprintln!("warning: {nonfinite} NaN or infinite input samples were replaced by 0");
+    }
     if let Some(log) = latency_log {
         let pairs = log.lock().map(|v| v.clone()).unwrap_or_default();
         let mut lat: Vec<u32> = pairs
@@ -231,6 +251,39 @@ fn open_live(_device: Option<&str>) -> anyhow::Result<Capture> {
     bail!("this scorefollow was built without live input; rebuild with `cargo build --release --features live`")
 }
 
+/// A `--drop PROB[:SEED]` option: simulated dropouts in a replay.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DropArg {
+    /// Probability that a 50 ms chunk is discarded (0-1).
+    pub prob: f64,
+    /// Seed of the coin flips.
+    pub seed: u64,
+}
+
+/// Parse `PROB[:SEED]`: a probability from 0 to 1 and an optional unsigned seed (default 0).
+pub fn parse_drop(s: &str) -> Result<DropArg, String> {
+    let (p, seed) = match s.split_once(':') {
+        Some((p, seed)) => (p, Some(seed)),
+        None => (s, None),
+    };
+    let prob = match p.trim().parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => x,
+        _ => {
+            return Err(format!(
+                "'{s}': the drop probability must be a number from 0 to 1 (e.g. 0.1 or 0.1:7)"
+            ))
+        }
+    };
+    let seed = match seed {
+        None => 0,
+        Some(t) => t
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("'{s}': the seed after ':' must be a whole number >= 0"))?,
+    };
+    Ok(DropArg { prob, seed })
+}
+
 /// A transposition option: None = detect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TransposeArg(pub Option<usize>);
@@ -243,5 +296,27 @@ pub fn parse_transpose(s: &str) -> Result<TransposeArg, String> {
     match s.parse::<i32>() {
         Ok(k) if (-11..=11).contains(&k) => Ok(TransposeArg(Some(k.rem_euclid(12) as usize))),
         _ => Err(format!("'{s}': give 'auto' or semitones from -11 to 11")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_option_parses_probability_and_seed() {
+        assert_eq!(parse_drop("0.1"), Ok(DropArg { prob: 0.1, seed: 0 }));
+        assert_eq!(
+            parse_drop("0.25:42"),
+            Ok(DropArg {
+                prob: 0.25,
+                seed: 42
+            })
+        );
+        assert_eq!(parse_drop("1").map(|d| d.prob), Ok(1.0));
+        for bad in ["", "-0.1", "1.5", "NaN", "x", "0.1:", "0.1:-3", "0.1:seven"] {
+            let e = parse_drop(bad).unwrap_err();
+            assert!(e.contains(&format!("'{bad}'")), "{bad}: {e}");
+        }
     }
 }

@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Follow a performance (a recording replayed as live, or live input) in a score.
-    Follow(follow::FollowArgs),
+    Follow(Box<follow::FollowArgs>),
     /// Align a whole recording to a score or another recording, offline.
     Align(align::AlignArgs),
     /// Write the chroma features of an audio or MIDI file as CSV.
@@ -55,7 +55,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result: anyhow::Result<()> = match cli.command {
-        Command::Follow(args) => follow::run(args),
+        Command::Follow(args) => follow::run(*args),
         Command::Align(args) => align::run(args),
         Command::Chroma(args) => chroma::run(args),
         Command::Eval(args) => eval::run(args),

@@ -1,5 +1,5 @@
-//! `scorefollow softdtw X Y`: soft-DTW value, DTW cost and soft-DTW divergence between two
-//! feature sequences (CSV) or two recordings / MIDI files (chroma).
+//! `scorefollow softdtw X Y`: the soft-DTW value between two feature sequences (CSV) or two
+//! recordings / MIDI files (chroma); on request the DTW cost, the divergence and E.
 
 use std::path::{Path, PathBuf};
 
@@ -28,9 +28,16 @@ pub struct SoftDtwArgs {
     /// Write the expected alignment E (N rows of M numbers) to this CSV file.
     #[arg(long)]
     pub grad: Option<PathBuf>,
-    /// Print one JSON object with the keys value, dtw, divergence.
+    /// Print only the soft-DTW value: skips the DTW cost and the divergence (its two extra
+    /// recursions) and pipelines the value's stripes over `--threads`.
+    #[arg(long, conflicts_with = "json")]
+    pub value_only: bool,
+    /// Print one JSON object with the keys value, dtw, divergence (all three computed).
     #[arg(long)]
     pub json: bool,
+    /// Threads for `--value-only` (its stripes of rows pipelined); 0 = one per core.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// True for the extensions read as feature CSV.
@@ -75,7 +82,7 @@ pub(crate) fn load_sequence(path: &Path) -> Result<Matrix> {
     Ok(Matrix::from_rows(&rows)?)
 }
 
-/// What `softdtw` prints.
+/// What `softdtw --json` prints.
 #[derive(Debug, serde::Serialize)]
 struct Report {
     value: f64,
@@ -83,16 +90,22 @@ struct Report {
     divergence: f64,
 }
 
-/// Runs `scorefollow softdtw`.
+/// Runs `scorefollow softdtw`: the value alone unless more is asked, each quantity computed
+/// straight from the two sequences (no cost matrix is stored).
 pub fn run(args: SoftDtwArgs) -> Result<()> {
     let cost: FeatureCost = args.cost.parse()?;
     let mut sd = SoftDtw::new(args.gamma)?;
     if let Some(w) = args.band {
         sd = sd.with_band(w);
     }
-    let (x, y) = rayon::join(|| load_sequence(&args.x), || load_sequence(&args.y));
-    let x = x.with_context(|| format!("reading {}", args.x.display()))?;
-    let y = y.with_context(|| format!("reading {}", args.y.display()))?;
+    let load = |p: &PathBuf| load_sequence(p).with_context(|| format!("reading {}", p.display()));
+    // Feature CSVs parse in a millisecond; only audio and MIDI are worth a second thread.
+    let (x, y) = if is_csv(&args.x) && is_csv(&args.y) {
+        (load(&args.x)?, load(&args.y)?)
+    } else {
+        let (x, y) = rayon::join(|| load(&args.x), || load(&args.y));
+        (x?, y?)
+    };
     if x.cols() != y.cols() {
         anyhow::bail!(
             "{} has {} values a frame but {} has {}",
@@ -102,43 +115,68 @@ pub fn run(args: SoftDtwArgs) -> Result<()> {
             y.cols()
         );
     }
-    let cxy = cost.matrix(&x, &y)?;
-    // The four recursions are independent: run them side by side.
-    let ((value, dtw), (xx, yy)) = rayon::join(
-        || {
-            rayon::join(
-                || -> Result<f64> {
-                    match &args.grad {
-                        Some(path) => {
-                            let al = sd.value_and_alignment(&cxy)?;
-                            io::write_csv(&al.expected, path)?;
-                            Ok(al.value)
-                        }
-                        None => Ok(sd.value(&cxy)?),
-                    }
-                },
-                || soft_dtw::dtw(&cxy, sd.band()),
-            )
-        },
-        || {
-            rayon::join(
-                || sd.value_features(&x, &x, cost),
-                || sd.value_features(&y, &y, cost),
-            )
-        },
-    );
-    let value = value?;
-    let report = Report {
-        value,
-        dtw: dtw?,
-        divergence: value - 0.5 * (xx? + yy?),
+    let want_dtw = !args.value_only;
+    let want_div = !args.value_only;
+    let value_task = || -> Result<f64> {
+        match &args.grad {
+            Some(path) => {
+                let al = sd.alignment_features(&x, &y, cost)?;
+                io::write_csv(&al.expected, path)?;
+                Ok(al.value)
+            }
+            None if want_dtw || want_div => Ok(sd.value_features(&x, &y, cost)?),
+            None => {
+                let threads = match args.threads {
+                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    t => t,
+                };
+                Ok(sd.value_features_threads(&x, &y, cost, threads)?)
+            }
+        }
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+    let dtw_task = || -> Result<Option<f64>> {
+        if want_dtw {
+            Ok(Some(soft_dtw::dtw_features(&x, &y, cost, sd.band())?))
+        } else {
+            Ok(None)
+        }
+    };
+    let self_task = |s: &Matrix| -> Result<Option<f64>> {
+        if want_div {
+            Ok(Some(sd.value_features(s, s, cost)?))
+        } else {
+            Ok(None)
+        }
+    };
+    let (value, dtw, xx, yy) = if want_dtw || want_div {
+        // Independent recursions: side by side on the rayon pool.
+        let ((value, dtw), (xx, yy)) = rayon::join(
+            || rayon::join(value_task, dtw_task),
+            || rayon::join(|| self_task(&x), || self_task(&y)),
+        );
+        (value?, dtw?, xx?, yy?)
     } else {
-        println!("soft-DTW value (gamma {}): {}", args.gamma, report.value);
-        println!("DTW cost:                 {}", report.dtw);
-        println!("soft-DTW divergence:      {}", report.divergence);
+        (value_task()?, None, None, None)
+    };
+    let divergence = xx.zip(yy).map(|(xx, yy)| value - 0.5 * (xx + yy));
+    match (args.json, dtw, divergence) {
+        (true, Some(dtw), Some(divergence)) => {
+            let report = Report {
+                value,
+                dtw,
+                divergence,
+            };
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        _ => {
+            println!("soft-DTW value (gamma {}): {}", args.gamma, value);
+            if let Some(d) = dtw {
+                println!("DTW cost:                 {d}");
+            }
+            if let Some(d) = divergence {
+                println!("soft-DTW divergence:      {d}");
+            }
+        }
     }
     Ok(())
 }

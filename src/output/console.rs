@@ -54,6 +54,11 @@ impl Sink for ConsoleSink {
                         "end: {} frames, {:.2} s of audio, {} samples dropped",
                         s.frames, s.perf_time_s, s.dropped_samples
                     ),
+                    StatusKind::Relocated => writeln!(
+                        out,
+                        "re-located after a jump (at {:.2} s of audio)",
+                        s.perf_time_s
+                    ),
                 };
             }
             Event::Theme(t) => {

@@ -342,6 +342,32 @@ impl Show {
     }
 }
 
+/// Decode one control datagram (a message or a bundle, flattened) and interpret each message
+/// with [`parse_request`]. A datagram that is not OSC gives one error paired with an empty
+/// message. Never panics, whatever the bytes (fuzzed in the tests).
+pub fn decode_requests(
+    datagram: &[u8],
+    timeline: Timeline<'_>,
+) -> Vec<(Result<Request, String>, OscMessage)> {
+    let mut messages = Vec::new();
+    match rosc::decoder::decode_udp(datagram) {
+        Err(e) => vec![(
+            Err(format!("not an OSC packet: {e}")),
+            OscMessage {
+                addr: String::new(),
+                args: vec![],
+            },
+        )],
+        Ok((_, packet)) => {
+            flatten(packet, &mut messages);
+            messages
+                .into_iter()
+                .map(|m| (parse_request(&m, timeline), m))
+                .collect()
+        }
+    }
+}
+
 fn flatten(packet: OscPacket, out: &mut Vec<OscMessage>) {
     match packet {
         OscPacket::Message(m) => out.push(m),
@@ -384,26 +410,7 @@ fn serve(
             // E.g. ICMP "port unreachable" from an earlier reply, reported on Linux.
             Err(_) => continue,
         };
-        let mut messages = Vec::new();
-        let result = rosc::decoder::decode_udp(&buf[..n])
-            .map_err(|e| format!("not an OSC packet: {e}"))
-            .map(|(_, p)| flatten(p, &mut messages));
-        let mut outcomes: Vec<(Result<Request, String>, OscMessage)> = Vec::new();
-        match result {
-            Err(e) => outcomes.push((
-                Err(e),
-                OscMessage {
-                    addr: String::new(),
-                    args: vec![],
-                },
-            )),
-            Ok(()) => {
-                for m in messages {
-                    outcomes.push((parse_request(&m, timeline), m));
-                }
-            }
-        }
-        for (req, msg) in outcomes {
+        for (req, msg) in decode_requests(&buf[..n], timeline) {
             let done = req.and_then(|r| match r {
                 Request::Engine(cmd) => {
                     if matches!(cmd, ControlCommand::Reset | ControlCommand::Seek { .. }) {
@@ -604,5 +611,136 @@ mod tests {
         assert_eq!(server.stats.accepted.load(Ordering::Relaxed), 3);
         assert_eq!(server.stats.errors.load(Ordering::Relaxed), 3);
         server.stop();
+    }
+}
+
+#[cfg(test)]
+mod fuzz_tests {
+    use super::*;
+    use crate::output::cues::fuzz::{edits, mutate};
+    use crate::output::cues::test_score;
+    use proptest::prelude::*;
+
+    fn timeline(s: &crate::score::Score) -> Timeline<'_> {
+        Timeline {
+            score: Some(s),
+            duration_s: 8.0,
+        }
+    }
+
+    const ADDRS: &[&str] = &[
+        "/scorefollow/start",
+        "/scorefollow/stop",
+        "/scorefollow/reset",
+        "/scorefollow/seek",
+        "/scorefollow/seek_bar",
+        "/scorefollow/fire",
+        "/scorefollow/",
+        "/other",
+        "/",
+    ];
+
+    fn arg() -> impl Strategy<Value = OscType> {
+        prop_oneof![
+            any::<i32>().prop_map(OscType::Int),
+            any::<f32>().prop_map(OscType::Float),
+            any::<f64>().prop_map(OscType::Double),
+            any::<i64>().prop_map(OscType::Long),
+            "[a-z0-9 ]{0,12}".prop_map(OscType::String),
+            any::<bool>().prop_map(OscType::Bool),
+            proptest::collection::vec(any::<u8>(), 0..8).prop_map(OscType::Blob),
+            Just(OscType::Nil),
+            Just(OscType::Inf),
+            (-20.0f32..20.0).prop_map(OscType::Float),
+            (-3i32..12).prop_map(OscType::Int),
+        ]
+    }
+
+    fn message() -> impl Strategy<Value = OscMessage> {
+        (0..ADDRS.len(), proptest::collection::vec(arg(), 0..3)).prop_map(|(a, args)| OscMessage {
+            addr: ADDRS[a].to_string(),
+            args,
+        })
+    }
+
+    fn packet() -> impl Strategy<Value = OscPacket> {
+        let leaf = message().prop_map(OscPacket::Message);
+        leaf.prop_recursive(3, 12, 4, |inner| {
+            (any::<(u32, u32)>(), proptest::collection::vec(inner, 0..4)).prop_map(
+                |(t, content)| {
+                    OscPacket::Bundle(rosc::OscBundle {
+                        timetag: t.into(),
+                        content,
+                    })
+                },
+            )
+        })
+    }
+
+    /// The contract for one datagram: an outcome per message (one error for a non-OSC
+    /// datagram), every refusal with a reason, every accepted seek inside the score.
+    fn check(out: &[(Result<Request, String>, OscMessage)]) -> Result<(), TestCaseError> {
+        for (r, m) in out {
+            match r {
+                Ok(Request::Engine(ControlCommand::Seek { score_s })) => {
+                    prop_assert!(
+                        score_s.is_finite() && (0.0..=8.0).contains(score_s),
+                        "{m:?}"
+                    );
+                }
+                Ok(Request::Fire(id)) => prop_assert!(m.args.len() == 1, "{id}"),
+                Ok(_) => prop_assert!(m.args.is_empty(), "{m:?}"),
+                Err(reason) => prop_assert!(!reason.trim().is_empty()),
+            }
+        }
+        Ok(())
+    }
+
+    fn count_messages(p: &OscPacket) -> usize {
+        match p {
+            OscPacket::Message(_) => 1,
+            OscPacket::Bundle(b) => b.content.iter().map(count_messages).sum(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_datagrams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let s = test_score();
+            let out = decode_requests(&bytes, timeline(&s));
+            prop_assert!(!out.is_empty() || bytes.starts_with(b"#bundle"));
+            check(&out)?;
+        }
+
+        #[test]
+        fn random_packets_are_interpreted_one_by_one(p in packet()) {
+            let s = test_score();
+            let bytes = rosc::encoder::encode(&p).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+            let out = decode_requests(&bytes, timeline(&s));
+            prop_assert_eq!(out.len(), count_messages(&p));
+            check(&out)?;
+        }
+
+        #[test]
+        fn mutated_packets_never_panic(p in packet(), e in edits(4)) {
+            let s = test_score();
+            let bytes = rosc::encoder::encode(&p).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+            check(&decode_requests(&mutate(&bytes, &e), timeline(&s)))?;
+        }
+    }
+
+    /// A non-OSC datagram is one refusal that says so.
+    #[test]
+    fn garbage_is_refused_with_a_reason() {
+        let s = test_score();
+        let out = decode_requests(b"hello", timeline(&s));
+        assert_eq!(out.len(), 1);
+        assert!(out[0]
+            .0
+            .as_ref()
+            .err()
+            .is_some_and(|e| e.starts_with("not an OSC packet")));
     }
 }

@@ -1363,3 +1363,312 @@ address = "/y"
         assert!(sink.finish().is_ok());
     }
 }
+
+/// Input mutation for the parser fuzz tests (shared with `control`, `spot::query`,
+/// `spot::index`): small edits of a valid input reach the deep checks that random bytes never
+/// get past the first line.
+#[cfg(test)]
+pub(crate) mod fuzz {
+    use proptest::prelude::*;
+
+    /// One edit: (kind, position, length or byte, snippet choice); positions wrap modulo the
+    /// input length, so every edit applies to every input.
+    pub(crate) type Edit = (u8, u32, u32, u8);
+
+    /// Bytes that matter to the parsers under test (separators, quotes, brackets, signs).
+    const BYTES: &[u8] = b"\n\r\t ,:=\"'[]{}#.-+0123456789eE/\\\0\xff\xc3";
+
+    /// Lines that exercise the parsers' branches when inserted.
+    const LINES: &[&str] = &[
+        "[[cue]]",
+        "[[cue.message]]",
+        "[settings]",
+        "[targets]",
+        "[defaults]",
+        "[[theme]]",
+        "id = \"dup\"",
+        "bar = -3",
+        "bar = 99999999999",
+        "beat = 1e308",
+        "score_s = -0.0",
+        "score_s = nan",
+        "lead_ms = inf",
+        "marker = \"\u{e9}\"",
+        "address = \"/a/b\"",
+        "args = [1, 2.5, \"s\", true, 1979-05-27, [1], {a = 1}]",
+        "targets = []",
+        "on_skip = \"fire\"",
+        "file = \"\"",
+        "file,id",
+        "1,1",
+        "2,999999999999999999999",
+        "-1,-1",
+        ",,,",
+        "# comment",
+        "\u{feff}page,first_bar",
+        "1e400,NaN",
+        "0.1,0.2,0.3",
+        "",
+    ];
+
+    /// A strategy for up to `max` edits.
+    pub(crate) fn edits(max: usize) -> impl Strategy<Value = Vec<Edit>> {
+        proptest::collection::vec((0u8..7, any::<u32>(), any::<u32>(), any::<u8>()), 0..=max)
+    }
+
+    /// Apply `edits` to `input`: truncate, flip a bit, set an interesting byte, insert a line,
+    /// delete a range, duplicate a range, swap two lines.
+    pub(crate) fn mutate(input: &[u8], edits: &[Edit]) -> Vec<u8> {
+        let mut b = input.to_vec();
+        for &(kind, pos, arg, pick) in edits {
+            let at = |n: usize| if n == 0 { 0 } else { pos as usize % (n + 1) };
+            match kind {
+                0 => b.truncate(at(b.len())),
+                1 if !b.is_empty() => {
+                    let i = pos as usize % b.len();
+                    b[i] ^= 1 << (arg % 8);
+                }
+                2 if !b.is_empty() => {
+                    let i = pos as usize % b.len();
+                    b[i] = BYTES[pick as usize % BYTES.len()];
+                }
+                3 => {
+                    // Insert a whole line at a line start, so it parses as a line.
+                    let i = at(b.len());
+                    let start = b[..i]
+                        .iter()
+                        .rposition(|&c| c == b'\n')
+                        .map_or(0, |p| p + 1);
+                    let mut line = LINES[pick as usize % LINES.len()].as_bytes().to_vec();
+                    line.push(b'\n');
+                    b.splice(start..start, line);
+                }
+                4 if !b.is_empty() => {
+                    let i = pos as usize % b.len();
+                    let n = (arg as usize % 16).min(b.len() - i);
+                    b.drain(i..i + n);
+                }
+                5 if !b.is_empty() => {
+                    let i = pos as usize % b.len();
+                    let n = (arg as usize % 64).min(b.len() - i);
+                    let piece = b[i..i + n].to_vec();
+                    b.splice(i..i, piece);
+                }
+                6 => {
+                    let text = String::from_utf8_lossy(&b).into_owned();
+                    let mut lines: Vec<&str> = text.split('\n').collect();
+                    if lines.len() > 1 {
+                        let i = pos as usize % lines.len();
+                        let j = arg as usize % lines.len();
+                        lines.swap(i, j);
+                    }
+                    b = lines.join("\n").into_bytes();
+                }
+                _ => {}
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn mutate_applies_each_kind() {
+        let x = b"ab\ncd\n".as_slice();
+        assert_eq!(mutate(x, &[(0, 2, 0, 0)]), b"ab");
+        assert_eq!(mutate(x, &[(1, 0, 0, 0)]), b"`b\ncd\n");
+        assert_eq!(mutate(x, &[(3, 4, 0, 24)]), b"ab\n# comment\ncd\n");
+        assert_eq!(mutate(x, &[(4, 0, 3, 0)]), b"cd\n");
+        assert_eq!(mutate(x, &[(5, 0, 2, 0)]), b"abab\ncd\n");
+        assert_eq!(mutate(x, &[(6, 0, 1, 0)]), b"cd\nab\n");
+        assert_eq!(mutate(b"", &[(1, 5, 5, 5), (4, 1, 1, 1)]), b"");
+    }
+}
+
+#[cfg(test)]
+mod fuzz_tests {
+    use super::fuzz::{edits, mutate};
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A valid cue file using every feature; numeric targets only, so mutations rarely make
+    /// the parser resolve a host name.
+    const VALID: &str = r#"[settings]
+min_confidence = 0.1
+hysteresis_s = 0.25
+jump_s = 2.0
+
+[targets]
+desk = "127.0.0.1:53000"
+
+[defaults]
+targets = ["desk"]
+lead_ms = 100
+on_skip = "drop"
+
+[[cue]]
+id = "b"
+bar = 3
+beat = 2.5
+on_skip = "fire"
+[[cue.message]]
+address = "/cue/2/go"
+args = [7, 0.5, "warm", true]
+
+[[cue]]
+id = "a"
+marker = "A"
+lead_ms = 0
+targets = ["127.0.0.1:7000", "desk"]
+[[cue.message]]
+address = "/cue/1/go"
+
+[[cue]]
+id = "s"
+score_s = 1.5
+[[cue.message]]
+address = "/y"
+"#;
+
+    const PAGES: &str = "page,first_bar\n# pages\n1,1\n2,2\n3, 4 # last\n";
+
+    fn timeline(s: &Score) -> Timeline<'_> {
+        Timeline {
+            score: Some(s),
+            duration_s: 8.0,
+        }
+    }
+
+    /// The contract for any input: a valid list, or a parse error naming the file and a line
+    /// of the input, with a reason.
+    fn check(result: crate::Result<CueList>, text: &str, file: &str) -> Result<(), TestCaseError> {
+        match result {
+            Ok(list) => {
+                prop_assert!(list
+                    .cues
+                    .windows(2)
+                    .all(|w| w[0].point.score_s <= w[1].point.score_s));
+                for c in &list.cues {
+                    prop_assert!(
+                        c.point.score_s.is_finite() && (0.0..=8.0).contains(&c.point.score_s)
+                    );
+                    prop_assert!(c.point.lead_s.is_finite() && c.point.lead_s >= 0.0);
+                    prop_assert!(!c.messages.is_empty() && !c.targets.is_empty());
+                    prop_assert!(!c.id.is_empty());
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                prop_assert!(msg.contains(file), "error does not name the file: {}", msg);
+                match e {
+                    Error::Parse { line, reason, .. } => {
+                        prop_assert!(!reason.trim().is_empty(), "empty reason");
+                        prop_assert!(
+                            line >= 1 && line <= text.lines().count().max(1) + 1,
+                            "line {} of {}",
+                            line,
+                            text.lines().count()
+                        );
+                    }
+                    other => prop_assert!(false, "not a parse error: {other:?}"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn valid_inputs_parse() {
+        let s = test_score();
+        let list = CueList::parse(VALID, Path::new("fuzz.toml"), timeline(&s))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(list.cues.len(), 3);
+        let t: SocketAddr = "127.0.0.1:9000".parse().unwrap_or_else(|_| unreachable!());
+        let pages = CueList::parse_pages(PAGES, Path::new("fuzz.csv"), timeline(&s), 0.5, vec![t])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pages.cues.len(), 3);
+    }
+
+    /// The mutations get past the TOML syntax into the validation: over a fixed set of
+    /// mutants, several distinct semantic checks fire (not only syntax errors).
+    #[test]
+    fn mutations_reach_the_semantic_checks() {
+        let s = test_score();
+        let mut rng = crate::audio::replay::SplitMix64(11);
+        let mut reasons = std::collections::BTreeSet::new();
+        let mut ok = 0;
+        for _ in 0..3000 {
+            let e: Vec<super::fuzz::Edit> = (0..1 + rng.next_u64() % 3)
+                .map(|_| {
+                    let r = rng.next_u64();
+                    (
+                        (r % 7) as u8,
+                        (r >> 8) as u32,
+                        (r >> 40) as u32,
+                        (r >> 20) as u8,
+                    )
+                })
+                .collect();
+            let text = String::from_utf8_lossy(&mutate(VALID.as_bytes(), &e)).into_owned();
+            match CueList::parse(&text, Path::new("fuzz.toml"), timeline(&s)) {
+                Ok(_) => ok += 1,
+                Err(Error::Parse { reason, .. }) => {
+                    for key in [
+                        "exactly one position",
+                        "duplicate cue id",
+                        "unknown target",
+                        "not in the score",
+                        "outside the score",
+                        "unknown marker",
+                        "OSC address",
+                        "lead_ms",
+                        "no [[cue.message]]",
+                        "settings:",
+                        "OSC target",
+                    ] {
+                        if reason.contains(key) {
+                            reasons.insert(key);
+                        }
+                    }
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert!(ok > 0, "no mutant parsed");
+        assert!(reasons.len() >= 7, "only reached {reasons:?}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn cue_files_never_panic_on_mutations(e in edits(6)) {
+            let s = test_score();
+            let text = String::from_utf8_lossy(&mutate(VALID.as_bytes(), &e)).into_owned();
+            check(CueList::parse(&text, Path::new("fuzz.toml"), timeline(&s)), &text, "fuzz.toml")?;
+        }
+
+        #[test]
+        fn cue_files_never_panic_on_random_text(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let s = test_score();
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            check(CueList::parse(&text, Path::new("fuzz.toml"), timeline(&s)), &text, "fuzz.toml")?;
+        }
+
+        #[test]
+        fn page_files_never_panic(
+            e in edits(6),
+            bytes in proptest::collection::vec(any::<u8>(), 0..120),
+            random in any::<bool>(),
+        ) {
+            let s = test_score();
+            let raw = if random { bytes } else { mutate(PAGES.as_bytes(), &e) };
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            let t: SocketAddr = "127.0.0.1:9000".parse().unwrap_or_else(|_| unreachable!());
+            let r = CueList::parse_pages(&text, Path::new("fuzz.csv"), timeline(&s), 0.5, vec![t]);
+            if let Ok(list) = &r {
+                // Pages strictly increase in both page and bar.
+                prop_assert!(list.cues.windows(2).all(|w| w[0].point.score_s < w[1].point.score_s));
+            }
+            check(r, &text, "fuzz.csv")?;
+        }
+    }
+}

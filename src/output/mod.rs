@@ -46,6 +46,9 @@ pub enum StatusKind {
     Drops,
     /// Following ended.
     End,
+    /// The follower re-located itself after a jump of the performer (`perf_time_s` is when
+    /// the jump was confirmed).
+    Relocated,
 }
 
 impl StatusKind {
@@ -55,6 +58,7 @@ impl StatusKind {
             StatusKind::Start => "start",
             StatusKind::Drops => "drops",
             StatusKind::End => "end",
+            StatusKind::Relocated => "relocated",
         }
     }
 }

@@ -547,9 +547,8 @@ impl Index {
         let meta_len = r.u64()? as usize;
         let meta: Meta = serde_json::from_slice(r.take(meta_len)?)
             .map_err(|e| format!("corrupt index metadata: {e}"))?;
-        meta.config
-            .validate()
-            .map_err(|e| format!("corrupt index: {e}"))?;
+        check_loaded_config(&meta.config)?;
+        check_recordings(&meta.config, &meta.recordings)?;
         let pca = match r.take(1)?[0] {
             0 => None,
             1 => {
@@ -594,6 +593,59 @@ impl Index {
             ivf,
         })
     }
+}
+
+/// Largest CENS window, downsampling, shingle length or hop a loaded index may state. Real
+/// indexes use tens; the bound keeps a corrupt but correctly checksummed file from asking for
+/// absurd allocations or overflowing sizes (found by the fuzz tests).
+const MAX_LOADED_FRAMES: usize = 100_000;
+
+/// The configuration of a loaded index, checked before anything is sized from it.
+fn check_loaded_config(c: &IndexConfig) -> Result<(), String> {
+    let bounded = |name: &str, v: usize| {
+        if (1..=MAX_LOADED_FRAMES).contains(&v) {
+            Ok(())
+        } else {
+            Err(format!(
+                "corrupt index ({name} {v} is outside 1..={MAX_LOADED_FRAMES})"
+            ))
+        }
+    };
+    bounded("smooth_frames", c.smooth_frames)?;
+    bounded("downsample", c.downsample)?;
+    bounded("shingle_len", c.shingle_len)?;
+    bounded("shingle_hop", c.shingle_hop)?;
+    if c.nprobe > 1 << 24 {
+        return Err(format!("corrupt index (nprobe {} is too large)", c.nprobe));
+    }
+    if !(c.log_compression.is_finite() && c.log_compression >= 0.0) {
+        return Err(format!(
+            "corrupt index (log_compression {} is not a finite number >= 0)",
+            c.log_compression
+        ));
+    }
+    c.validate().map_err(|e| format!("corrupt index: {e}"))
+}
+
+/// The recording table must tile the shingles in order, each recording holding as many
+/// shingles as its length gives, so every shingle id maps back to one recording.
+fn check_recordings(c: &IndexConfig, recs: &[RecordingEntry]) -> Result<(), String> {
+    let mut next = 0u64;
+    for (i, e) in recs.iter().enumerate() {
+        let expected = usize::try_from(e.n_frames)
+            .map(|f| n_shingles(f, c) as u64)
+            .unwrap_or(u64::MAX);
+        if e.first_shingle != next || e.n_shingles != expected {
+            return Err(format!(
+                "corrupt index (recording {i} '{}': shingles {}+{} do not follow on from {next} or do not match its {} frames)",
+                e.name, e.first_shingle, e.n_shingles, e.n_frames
+            ));
+        }
+        next = next
+            .checked_add(e.n_shingles)
+            .ok_or("corrupt index (sizes overflow)")?;
+    }
+    Ok(())
 }
 
 /// 64-bit FNV-1a.
@@ -809,5 +861,200 @@ mod tests {
     #[test]
     fn too_short_collection_is_refused() {
         assert!(Index::build(IndexConfig::default(), collection(1, 5, 1)).is_err());
+    }
+}
+
+#[cfg(test)]
+mod fuzz_tests {
+    use super::*;
+    use crate::output::cues::fuzz::{edits, mutate};
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    /// A small valid index file (with PCA and several lists) and a clip to query with.
+    fn valid() -> &'static (Vec<u8>, Vec<Chroma>) {
+        static V: OnceLock<(Vec<u8>, Vec<Chroma>)> = OnceLock::new();
+        V.get_or_init(|| {
+            let mut s = 7u64;
+            let items: Vec<(String, Vec<Chroma>)> = (0..3)
+                .map(|r| {
+                    let seq = (0..120)
+                        .map(|_| {
+                            s ^= s << 13;
+                            s ^= s >> 7;
+                            s ^= s << 17;
+                            let mut c = [0.1f32; N_CHROMA];
+                            c[(s % 12) as usize] = 1.0;
+                            c
+                        })
+                        .collect();
+                    (format!("rec{r}"), seq)
+                })
+                .collect();
+            let clip: Vec<Chroma> = items[1].1[20..60]
+                .iter()
+                .flat_map(|f| std::iter::repeat_n(*f, 10))
+                .collect();
+            let cfg = IndexConfig {
+                pca_dims: 8,
+                exact_below: 0,
+                n_lists: 4,
+                nprobe: 4,
+                ..Default::default()
+            };
+            let idx = Index::build(cfg, items).unwrap_or_else(|e| panic!("{e}"));
+            (idx.to_bytes().unwrap_or_else(|e| panic!("{e}")), clip)
+        })
+    }
+
+    /// `body` with its FNV-1a trailer, as `to_bytes` writes it.
+    fn seal(mut body: Vec<u8>) -> Vec<u8> {
+        let h = fnv1a(&body);
+        body.extend_from_slice(&h.to_le_bytes());
+        body
+    }
+
+    /// Split a valid file into (metadata JSON, binary part after it, without the checksum).
+    fn parts(bytes: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let n = u64::from_le_bytes(bytes[12..20].try_into().unwrap_or([0; 8])) as usize;
+        (
+            bytes[20..20 + n].to_vec(),
+            bytes[20 + n..bytes.len() - 8].to_vec(),
+        )
+    }
+
+    fn assemble(meta: &[u8], rest: &[u8]) -> Vec<u8> {
+        let mut b = INDEX_MAGIC.to_vec();
+        b.extend_from_slice(&INDEX_VERSION.to_le_bytes());
+        b.extend_from_slice(&(meta.len() as u64).to_le_bytes());
+        b.extend_from_slice(meta);
+        b.extend_from_slice(rest);
+        seal(b)
+    }
+
+    /// The contract: an index that can be queried without panicking, or a non-empty reason.
+    fn check(bytes: &[u8]) -> Result<bool, TestCaseError> {
+        match Index::from_bytes(bytes) {
+            Ok(idx) => {
+                let clip = &valid().1;
+                // A loaded index must be usable: querying it may fail, never panic.
+                let _ = idx.query_chroma(clip, &IndexQuery::default());
+                Ok(true)
+            }
+            Err(reason) => {
+                prop_assert!(!reason.trim().is_empty());
+                Ok(false)
+            }
+        }
+    }
+
+    #[test]
+    fn the_valid_file_round_trips_through_the_helpers() {
+        let (bytes, clip) = valid();
+        let (meta, rest) = parts(bytes);
+        assert_eq!(&assemble(&meta, &rest), bytes);
+        let idx = Index::from_bytes(bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!idx
+            .query_chroma(clip, &IndexQuery::default())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty());
+    }
+
+    /// The faults the fuzzing found, each refused with a reason (before the fix: an overflow
+    /// panic for a huge shingle length, an allocation abort for a huge CENS window when
+    /// querying, an underflow panic for a recording table that does not tile the shingles).
+    #[test]
+    fn corrupt_but_sealed_metadata_is_refused_with_a_reason() {
+        let (bytes, _) = valid();
+        let (meta, rest) = parts(bytes);
+        let meta: serde_json::Value =
+            serde_json::from_slice(&meta).unwrap_or_else(|e| panic!("{e}"));
+        let cases: [(&str, serde_json::Value, &str); 5] = [
+            ("/config/shingle_len", u64::MAX.into(), "shingle_len"),
+            (
+                "/config/smooth_frames",
+                (1u64 << 40).into(),
+                "smooth_frames",
+            ),
+            ("/config/downsample", 0.into(), "downsample"),
+            ("/recordings/1/first_shingle", 0.into(), "recording 1"),
+            ("/recordings/0/n_shingles", u64::MAX.into(), "recording 0"),
+        ];
+        for (field, value, needle) in cases {
+            let mut m = meta.clone();
+            *m.pointer_mut(field).unwrap_or_else(|| panic!("{field}")) = value;
+            let b = assemble(&serde_json::to_vec(&m).unwrap_or_default(), &rest);
+            match Index::from_bytes(&b) {
+                Err(e) => assert!(e.contains(needle), "{field}: {e}"),
+                Ok(_) => panic!("{field}: accepted"),
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bytes_are_refused(
+            tail in proptest::collection::vec(any::<u8>(), 0..200),
+            header in 0u8..3,
+        ) {
+            // Random bytes, then the same behind a valid magic, then behind magic and version.
+            let mut b = Vec::new();
+            if header >= 1 { b.extend_from_slice(INDEX_MAGIC); }
+            if header >= 2 { b.extend_from_slice(&INDEX_VERSION.to_le_bytes()); }
+            b.extend_from_slice(&tail);
+            prop_assert!(!check(&b)?);
+            // Sealed with a correct checksum, the parser goes past the checksum test.
+            check(&seal(b))?;
+        }
+
+        #[test]
+        fn mutated_files_never_panic(e in edits(4), reseal in any::<bool>()) {
+            let (bytes, _) = valid();
+            let body = mutate(&bytes[..bytes.len() - 8], &e);
+            // Unsealed mutants fail the checksum (unless the edits cancel out); resealed ones
+            // reach the structural checks.
+            let b = if reseal { seal(body) } else { mutate(bytes, &e) };
+            check(&b)?;
+        }
+
+        #[test]
+        fn mutated_metadata_never_panics(e in edits(4)) {
+            let (bytes, _) = valid();
+            let (meta, rest) = parts(bytes);
+            check(&assemble(&mutate(&meta, &e), &rest))?;
+        }
+
+        #[test]
+        fn mutated_numbers_in_metadata_never_panic(
+            field in 0usize..13,
+            value in prop_oneof![
+                Just(0u64), Just(1), Just(2), Just(u32::MAX as u64), Just(u64::MAX),
+                Just(u64::MAX / 2), Just(1 << 40), 0u64..1000
+            ],
+        ) {
+            // Replace the `field`-th number of the JSON metadata by `value`: the deep checks
+            // (configuration bounds, recording table) see every kind of bad number.
+            let (bytes, _) = valid();
+            let (meta, rest) = parts(bytes);
+            let text = String::from_utf8_lossy(&meta).into_owned();
+            let mut out = String::new();
+            let mut k = 0;
+            let mut chars = text.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c.is_ascii_digit() && !out.ends_with(|p: char| p.is_ascii_digit() || p == '.' || p == 'e') {
+                    let mut num = c.to_string();
+                    while let Some(&d) = chars.peek() {
+                        if d.is_ascii_digit() || d == '.' || d == 'e' || d == '-' { num.push(d); chars.next(); } else { break; }
+                    }
+                    if k == field { out.push_str(&value.to_string()); } else { out.push_str(&num); }
+                    k += 1;
+                } else {
+                    out.push(c);
+                }
+            }
+            check(&assemble(out.as_bytes(), &rest))?;
+        }
     }
 }

@@ -308,3 +308,105 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 }
+
+#[cfg(test)]
+mod fuzz_tests {
+    use super::*;
+    use crate::output::cues::fuzz::{edits, mutate};
+    use proptest::prelude::*;
+
+    const TOML: &str = "[[theme]]\nfile = \"q/subject.mid\"\nid = \"subject\"\n\n[[theme]]\nfile = \"answer.flac\"\n";
+    const CSV: &str = "id,file\nsubject,q/subject.mid\n,answer.flac\n";
+
+    /// The contract: themes with non-empty file names, or an error line within the input and
+    /// a non-empty reason.
+    fn check(r: Result<RawThemes, (usize, String)>, text: &str) -> Result<(), TestCaseError> {
+        match r {
+            Ok(themes) => {
+                for (_, f) in &themes {
+                    prop_assert!(!f.is_empty() || text.contains("file"));
+                }
+            }
+            Err((line, reason)) => {
+                prop_assert!(!reason.trim().is_empty(), "empty reason");
+                prop_assert!(
+                    line >= 1 && line <= text.lines().count().max(1) + 1,
+                    "line {} of {}",
+                    line,
+                    text.lines().count()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn valid_inputs_parse() {
+        assert_eq!(parse_themes_toml(TOML).map(|t| t.len()), Ok(2));
+        assert_eq!(parse_themes_csv(CSV).map(|t| t.len()), Ok(2));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+        #[test]
+        fn theme_files_never_panic(
+            e in edits(6),
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            random in any::<bool>(),
+        ) {
+            let (t, c) = if random {
+                (bytes.clone(), bytes)
+            } else {
+                (mutate(TOML.as_bytes(), &e), mutate(CSV.as_bytes(), &e))
+            };
+            let t = String::from_utf8_lossy(&t).into_owned();
+            let c = String::from_utf8_lossy(&c).into_owned();
+            check(parse_themes_toml(&t), &t)?;
+            check(parse_themes_csv(&c), &c)?;
+        }
+    }
+
+    /// Through the file reader: invalid UTF-8, empty files and mutants are errors that name the
+    /// file, never panics.
+    #[test]
+    fn theme_file_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("sf_themes_fuzz_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let mut rng = crate::audio::replay::SplitMix64(5);
+        let mut errors = 0;
+        for (k, (name, base)) in [("t.toml", TOML), ("t.csv", CSV)]
+            .into_iter()
+            .cycle()
+            .take(60)
+            .enumerate()
+        {
+            let e: Vec<crate::output::cues::fuzz::Edit> = (0..3)
+                .map(|_| {
+                    let r = rng.next_u64();
+                    (
+                        (r % 7) as u8,
+                        (r >> 8) as u32,
+                        (r >> 40) as u32,
+                        (r >> 20) as u8,
+                    )
+                })
+                .collect();
+            let mut bytes = mutate(base.as_bytes(), &e);
+            if k % 10 == 0 {
+                bytes = b"\xff\xfe bad utf-8".to_vec();
+            } else if k % 10 == 1 {
+                bytes.clear();
+            }
+            let p = dir.join(name);
+            std::fs::write(&p, &bytes).unwrap_or_else(|e| panic!("{e}"));
+            if let Err(err) = read_themes_file(&p) {
+                errors += 1;
+                let msg = err.to_string();
+                assert!(msg.contains(&p.display().to_string()), "{msg}");
+            }
+        }
+        assert!(errors >= 12, "{errors}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -9,9 +9,15 @@
 //! `p(A) ∝ exp(-⟨A, C⟩/γ)`.
 //!
 //! - [`SoftDtw::value`] runs the forward recursion in `O(NM)` time and `O(min(N, M))` memory.
-//! - [`SoftDtw::value_and_alignment`] adds the backward recursion for `E` (`O(NM)` memory).
+//! - [`SoftDtw::value_and_alignment`] adds the backward recursion for `E` (`O(NM)` memory):
+//!   the forward pass stores the soft-min weights of every cell (the Gibbs probabilities of
+//!   its three predecessors, 16 bytes a cell), so the backward pass is a weighted sum with no
+//!   exponential: `E[i,j] = Σ over the successors s of E[s] · weight of (i,j) in s`.
 //! - [`FeatureCost`] builds `C` from two feature sequences (squared Euclidean or cosine) and
-//!   carries `E` back to a gradient with respect to the first sequence.
+//!   carries `E` back to a gradient with respect to the first sequence. The `*_features`
+//!   functions ([`SoftDtw::value_features`], [`SoftDtw::alignment_features`],
+//!   [`SoftDtw::grad_features`], [`dtw_features`]) compute the costs on the fly and never
+//!   store `C`; [`SoftDtw::value_features_threads`] pipelines one large value over threads.
 //! - [`SoftDtw::divergence`] is `D(X, Y) = SDTW(X, Y) - (SDTW(X, X) + SDTW(Y, Y))/2`.
 //! - [`SoftDtw::batch_values`] and [`SoftDtw::batch_divergences`] run many pairs on the rayon
 //!   pool.
@@ -21,17 +27,19 @@
 //!   The definition is symmetric (`SDTW(C) = SDTW(Cᵀ)`), and a band too narrow to contain any
 //!   path is an error that names the narrowest band that works.
 //!
-//! The fast recursions are in `kernel` (anti-diagonal sweeps, vectorised); the plain ones in
-//! [`reference`] are what the tests compare against.
+//! The fast recursions are in `kernel` (stripes of 64 rows swept along their anti-diagonals,
+//! vectorised); the plain ones in [`reference`] are what the tests compare against.
 
 pub mod io;
 pub(crate) mod kernel;
 pub mod reference;
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
 use rayon::prelude::*;
 
 use crate::{Error, Result};
-use kernel::{Geometry, StripeScratch, STRIPE_ROWS};
+use kernel::{DiagCost, DiagSink, Geometry, StripeScratch, STRIPE_ROWS};
 
 /// A dense row-major matrix of `f64`: cost matrices (N x M), expected alignments (N x M) and
 /// feature sequences (frames x dimensions).
@@ -496,24 +504,81 @@ impl SoftDtw {
     }
 
     /// As [`SoftDtw::value_and_alignment`], reusing the cost matrix's storage for `E`, so the
-    /// peak memory is two N x M matrices of `f64` (16 bytes a cell).
+    /// peak memory is the matrix plus the forward weights: 24 bytes a cell.
     pub fn value_and_alignment_owned(&self, cost: Matrix) -> Result<SoftAlignment> {
         check_finite("cost", cost.as_slice())?;
         let (n, m) = (cost.rows(), cost.cols());
         let g = geometry(n, m, self.band)?;
-        let lay = kernel::diag_layout(&g);
         let mut buf = cost.into_vec();
-        // Diagonal-major costs: every sweep below reads and writes whole diagonals.
-        let mut cd = vec![0.0f64; lay.cells];
-        kernel::relayout(&mut buf, &mut cd, &g, &lay, false);
-        let mut store = vec![0.0f64; lay.cells];
-        let value = kernel::forward_full(&cd, &g, &lay, self.gamma, &mut store);
-        kernel::backward(&mut cd, &g, &lay, self.gamma, &store);
-        drop(store);
-        if lay.cells != n * m {
+        let (value, ws) = {
+            let c = &buf;
+            forward_sweep_store(
+                &g,
+                self.gamma,
+                RowMajor {
+                    c,
+                    cols: m,
+                    transposed: false,
+                },
+            )
+        };
+        if self.band.is_some() {
             buf.fill(0.0); // outside the band
         }
-        kernel::relayout(&mut buf, &mut cd, &g, &lay, true);
+        backward_sweep(
+            &g,
+            &ws,
+            RowMajorSink {
+                e: &mut buf,
+                cols: m,
+            },
+        );
+        Ok(SoftAlignment {
+            value,
+            expected: Matrix::new(n, m, buf)?,
+        })
+    }
+
+    /// `SDTW^γ(X, Y)` and the expected alignment `E` (N x M) between two feature sequences,
+    /// the costs computed on the fly (no cost matrix is stored).
+    pub fn alignment_features(
+        &self,
+        x: &Matrix,
+        y: &Matrix,
+        cost: FeatureCost,
+    ) -> Result<SoftAlignment> {
+        check_pair(x, y)?;
+        let (n, m) = (x.rows(), y.rows());
+        let g = geometry(n, m, self.band)?;
+        let f = DiagFeatures::new(cost, x, y);
+        let (value, ws) = forward_sweep_store(&g, self.gamma, &f);
+        let buf = if self.band.is_some() {
+            let mut buf = vec![0.0f64; n * m]; // outside the band
+            backward_sweep(
+                &g,
+                &ws,
+                RowMajorSink {
+                    e: &mut buf,
+                    cols: m,
+                },
+            );
+            buf
+        } else {
+            // Every cell is put exactly once: no need to clear 8 bytes a cell first.
+            let mut buf: Vec<f64> = Vec::with_capacity(n * m);
+            backward_sweep(
+                &g,
+                &ws,
+                UninitSink {
+                    e: &mut buf.spare_capacity_mut()[..n * m],
+                    cols: m,
+                },
+            );
+            // SAFETY: without a band the stripes cover rows 1..=n and each stripe's diagonals
+            // cover every column 1..=m, so the sweep has written all n·m entries.
+            unsafe { buf.set_len(n * m) };
+            buf
+        };
         Ok(SoftAlignment {
             value,
             expected: Matrix::new(n, m, buf)?,
@@ -527,6 +592,26 @@ impl SoftDtw {
         value_features_unchecked::<false>(x, y, cost, self.gamma, self.band)
     }
 
+    /// As [`SoftDtw::value_features`] on `threads` threads (the stripes of rows pipelined,
+    /// each a diagonal behind the one above), with the same result to the bit. Worth it for
+    /// one large pair; for many pairs prefer [`SoftDtw::batch_values`].
+    pub fn value_features_threads(
+        &self,
+        x: &Matrix,
+        y: &Matrix,
+        cost: FeatureCost,
+        threads: usize,
+    ) -> Result<f64> {
+        check_pair(x, y)?;
+        let (rows, cols) = if x.rows() >= y.rows() { (x, y) } else { (y, x) };
+        if threads < 2 || rows.rows() <= STRIPE_ROWS {
+            return value_features_unchecked::<false>(x, y, cost, self.gamma, self.band);
+        }
+        let g = geometry(rows.rows(), cols.rows(), self.band)?;
+        let f = DiagFeatures::new(cost, rows, cols);
+        Ok(sweep_pipelined::<false, _>(&g, self.gamma, &f, threads))
+    }
+
     /// `SDTW^γ(X, Y)` and its gradient with respect to `X` (N x d).
     pub fn grad_features(
         &self,
@@ -534,8 +619,13 @@ impl SoftDtw {
         y: &Matrix,
         cost: FeatureCost,
     ) -> Result<(f64, Matrix)> {
-        let al = self.value_and_alignment_owned(cost.matrix(x, y)?)?;
-        Ok((al.value, cost.grad_first(x, y, &al.expected)?))
+        check_pair(x, y)?;
+        let g = geometry(x.rows(), y.rows(), self.band)?;
+        let f = DiagFeatures::new(cost, x, y);
+        let (value, ws) = forward_sweep_store(&g, self.gamma, &f);
+        let mut sink = JacobianSink::new(&f, &g);
+        backward_sweep(&g, &ws, &mut sink);
+        Ok((value, sink.gradient(x)?))
     }
 
     /// Soft-DTW divergence `D(X, Y) = SDTW(X, Y) - (SDTW(X, X) + SDTW(Y, Y))/2`: zero for
@@ -590,26 +680,464 @@ impl SoftDtw {
     }
 }
 
-/// Forward recursion stripe by stripe; `fill(i0, i1, block)` writes the costs of rows
-/// `i0..=i1` (1-based) of the oriented problem, row-major with `g.m` columns.
-fn sweep<const HARD: bool>(
-    g: &Geometry,
-    gamma: f64,
-    mut fill: impl FnMut(usize, usize, &mut [f64]),
-) -> f64 {
-    let m = g.m;
-    let mut top = kernel::initial_top(m);
+/// Feature sequences laid out for reading costs along anti-diagonals: lane `k` of diagonal `d`
+/// starting at row `i` is row frame `i + k` against column frame `d - i - k` (1-based), so the
+/// rows are stored transposed and the columns transposed and reversed, both contiguous in `k`.
+struct DiagFeatures {
+    kind: FeatureCost,
+    dim: usize,
+    n: usize,
+    m: usize,
+    /// Row frames transposed (dim x n); unit-normalised (zero for a zero frame) for cosine.
+    xt: Vec<f64>,
+    /// Column frames transposed and reversed (dim x m): `yr[k * m + q]` is frame `m - 1 - q`.
+    yr: Vec<f64>,
+}
+
+impl DiagFeatures {
+    fn new(kind: FeatureCost, x: &Matrix, y: &Matrix) -> Self {
+        let (n, m, dim) = (x.rows(), y.rows(), x.cols());
+        // Cosine: each frame over its norm, as `FeatureCost::matrix` does (bit for bit).
+        let scaled = |v: &Matrix, i: usize, k: usize| -> f64 {
+            let row = v.row(i);
+            if kind == FeatureCost::Cosine {
+                let nv = row.iter().map(|a| a * a).sum::<f64>().sqrt();
+                if nv > 0.0 {
+                    row[k] / nv
+                } else {
+                    0.0
+                }
+            } else {
+                row[k]
+            }
+        };
+        let mut xt = vec![0.0; dim * n];
+        for i in 0..n {
+            for k in 0..dim {
+                xt[k * n + i] = scaled(x, i, k);
+            }
+        }
+        let mut yr = vec![0.0; dim * m];
+        for j in 0..m {
+            for k in 0..dim {
+                yr[k * m + (m - 1 - j)] = scaled(y, j, k);
+            }
+        }
+        Self {
+            kind,
+            dim,
+            n,
+            m,
+            xt,
+            yr,
+        }
+    }
+}
+
+impl DiagFeatures {
+    /// Costs of lanes `k0..k0 + L` of the diagonal whose lane 0 reads row column `xb` and
+    /// reversed column `q0`. The sum over dimensions stays in registers; the order of the
+    /// operations is that of [`FeatureCost::matrix`], so both give the same bits.
+    #[inline(always)]
+    fn lanes<const L: usize>(&self, xb: usize, q0: usize, k0: usize, out: &mut [f64]) {
+        let (n, m) = (self.n, self.m);
+        let mut acc = [0.0f64; L];
+        for k in 0..self.dim {
+            let xs = &self.xt[k * n + xb + k0..k * n + xb + k0 + L];
+            let ys = &self.yr[k * m + q0 + k0..k * m + q0 + k0 + L];
+            match self.kind {
+                FeatureCost::SqEuclidean => {
+                    for l in 0..L {
+                        let diff = xs[l] - ys[l];
+                        acc[l] += diff * diff;
+                    }
+                }
+                FeatureCost::Cosine => {
+                    for l in 0..L {
+                        acc[l] += xs[l] * ys[l];
+                    }
+                }
+            }
+        }
+        let out = &mut out[k0..k0 + L];
+        match self.kind {
+            FeatureCost::SqEuclidean => out.copy_from_slice(&acc),
+            // A zero frame has all-zero unit coordinates: cost exactly 1, as defined.
+            FeatureCost::Cosine => {
+                for l in 0..L {
+                    out[l] = 1.0 - acc[l];
+                }
+            }
+        }
+    }
+}
+
+impl DiagCost for &DiagFeatures {
+    #[inline(always)]
+    fn fill(&mut self, d: usize, i: usize, out: &mut [f64]) {
+        let w = out.len();
+        let (xb, q0) = (i - 1, self.m + i - d);
+        let mut k0 = 0;
+        while k0 + 8 <= w {
+            self.lanes::<8>(xb, q0, k0, out);
+            k0 += 8;
+        }
+        while k0 < w {
+            self.lanes::<1>(xb, q0, k0, out);
+            k0 += 1;
+        }
+    }
+}
+
+/// Accumulates, from `E`, what the chain rule to the row sequence needs: `Σ_j E[i, j]` and
+/// `Σ_j E[i, j] y_j` (with `y_j` as [`DiagFeatures`] stores it: raw for the squared Euclidean
+/// cost, unit for cosine). Only one stripe of `E` is held at a time.
+struct JacobianSink<'a> {
+    f: &'a DiagFeatures,
+    g: &'a Geometry,
+    /// Column frames row-major (m x dim), scaled as in `f`.
+    y: Vec<f64>,
+    /// `E` of the stripe being swept: row `(i - 1) mod STRIPE_ROWS`, 0-based column.
+    block: Vec<f64>,
+    rowsum: Vec<f64>,
+    /// `Σ_j E[i, j] y_j`, row-major (n x dim).
+    ey: Vec<f64>,
+}
+
+impl<'a> JacobianSink<'a> {
+    fn new(f: &'a DiagFeatures, g: &'a Geometry) -> Self {
+        let (m, dim) = (f.m, f.dim);
+        let mut y = vec![0.0; m * dim];
+        for j in 0..m {
+            for k in 0..dim {
+                y[j * dim + k] = f.yr[k * m + (m - 1 - j)];
+            }
+        }
+        Self {
+            f,
+            g,
+            y,
+            block: vec![0.0; STRIPE_ROWS * m],
+            rowsum: vec![0.0; f.n],
+            ey: vec![0.0; f.dim * f.n],
+        }
+    }
+
+    /// Row sums and `E Y` of rows `i0..=i1` from the block, over each row's admitted columns.
+    #[inline(always)]
+    fn accumulate_impl(&mut self, i0: usize, i1: usize) {
+        let (m, dim) = (self.f.m, self.f.dim);
+        for i in i0..=i1 {
+            let (lo, hi) = (self.g.jlo[i] - 1, self.g.jhi[i]);
+            let row = &self.block[((i - 1) % STRIPE_ROWS) * m..][..m];
+            let acc = &mut self.ey[(i - 1) * dim..i * dim];
+            let mut s = 0.0;
+            if dim == 12 {
+                // The common chroma case, with the accumulators in registers.
+                let mut a = [0.0f64; 12];
+                for (&e, yj) in row[lo..hi]
+                    .iter()
+                    .zip(self.y[lo * 12..hi * 12].chunks_exact(12))
+                {
+                    s += e;
+                    for k in 0..12 {
+                        a[k] += e * yj[k];
+                    }
+                }
+                acc.copy_from_slice(&a);
+            } else {
+                let ys = self.y[lo * dim..hi * dim].chunks_exact(dim.max(1));
+                for (&e, yj) in row[lo..hi].iter().zip(ys) {
+                    s += e;
+                    for (a, &yk) in acc.iter_mut().zip(yj) {
+                        *a += e * yk;
+                    }
+                }
+            }
+            self.rowsum[i - 1] = s;
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn accumulate_avx2(&mut self, i0: usize, i1: usize) {
+        self.accumulate_impl(i0, i1)
+    }
+
+    /// `∂/∂x Σ_ij E[i, j] cost(x_i, y_j)` (N x d), as [`FeatureCost::grad_first`] defines it.
+    fn gradient(&self, x: &Matrix) -> Result<Matrix> {
+        let (n, dim) = (self.f.n, self.f.dim);
+        let mut g = vec![0.0; n * dim];
+        for i in 0..n {
+            let xi = x.row(i);
+            let ey = &self.ey[i * dim..(i + 1) * dim];
+            let gi = &mut g[i * dim..(i + 1) * dim];
+            match self.f.kind {
+                FeatureCost::SqEuclidean => {
+                    // 2 (rowsum(E)_i x_i - (E Y)_i)
+                    for k in 0..dim {
+                        gi[k] = 2.0 * (self.rowsum[i] * xi[k] - ey[k]);
+                    }
+                }
+                FeatureCost::Cosine => {
+                    // -(v - x̂ (x̂·v)) / ‖x‖ with v = Σ_j E[i, j] ŷ_j; zero for a zero frame.
+                    let nx = xi.iter().map(|a| a * a).sum::<f64>().sqrt();
+                    if nx == 0.0 {
+                        continue;
+                    }
+                    let proj: f64 = (0..dim).map(|k| xi[k] / nx * ey[k]).sum();
+                    for k in 0..dim {
+                        gi[k] = -(ey[k] - xi[k] / nx * proj) / nx;
+                    }
+                }
+            }
+        }
+        Matrix::new(n, dim, g)
+    }
+}
+
+impl DiagSink for JacobianSink<'_> {
+    #[inline(always)]
+    fn put(&mut self, d: usize, i: usize, e: &[f64]) {
+        let m = self.f.m;
+        let mut idx = ((i - 1) % STRIPE_ROWS) * m + (d - i - 1);
+        for &v in e {
+            self.block[idx] = v;
+            idx += m - 1;
+        }
+    }
+
+    fn stripe_done(&mut self, i0: usize, i1: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if kernel::has_avx2_fma() {
+            // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
+            return unsafe { self.accumulate_avx2(i0, i1) };
+        }
+        self.accumulate_impl(i0, i1)
+    }
+}
+
+/// [`RowMajorSink`] into memory not yet initialised.
+struct UninitSink<'a> {
+    e: &'a mut [std::mem::MaybeUninit<f64>],
+    cols: usize,
+}
+
+impl DiagSink for UninitSink<'_> {
+    #[inline(always)]
+    fn put(&mut self, d: usize, i: usize, e: &[f64]) {
+        let m = self.cols;
+        let mut idx = (i - 1) * m + (d - i - 1);
+        for &v in e {
+            self.e[idx].write(v);
+            idx += m - 1;
+        }
+    }
+}
+
+/// Costs read along anti-diagonals from a row-major matrix with `cols` columns, or from its
+/// transpose.
+#[derive(Clone, Copy)]
+struct RowMajor<'a> {
+    c: &'a [f64],
+    cols: usize,
+    transposed: bool,
+}
+
+impl DiagCost for RowMajor<'_> {
+    #[inline(always)]
+    fn fill(&mut self, d: usize, i: usize, out: &mut [f64]) {
+        let (c, cols) = (self.c, self.cols);
+        // Along an anti-diagonal the row-major index moves by cols - 1 (1 - cols transposed).
+        if self.transposed {
+            // Cell (i', j') of the transpose is c[(j' - 1) * cols + (i' - 1)].
+            let mut idx = (d - i - 1) * cols + (i - 1);
+            for o in out.iter_mut() {
+                *o = c[idx];
+                idx = idx.wrapping_sub(cols - 1);
+            }
+        } else {
+            let mut idx = (i - 1) * cols + (d - i - 1);
+            for o in out.iter_mut() {
+                *o = c[idx];
+                idx += cols - 1;
+            }
+        }
+    }
+}
+
+/// Puts `E` along anti-diagonals into a row-major matrix with `cols` columns.
+struct RowMajorSink<'a> {
+    e: &'a mut [f64],
+    cols: usize,
+}
+
+impl DiagSink for RowMajorSink<'_> {
+    #[inline(always)]
+    fn put(&mut self, d: usize, i: usize, e: &[f64]) {
+        let m = self.cols;
+        let mut idx = (i - 1) * m + (d - i - 1);
+        for &v in e {
+            self.e[idx] = v;
+            idx += m - 1;
+        }
+    }
+}
+
+/// Forward recursion stripe by stripe, value only; `cost` as in [`kernel::forward_stripe`].
+fn sweep<const HARD: bool>(g: &Geometry, gamma: f64, mut cost: impl DiagCost) -> f64 {
+    let mut top = kernel::initial_top(g.m);
     let mut sc = StripeScratch::new();
-    let mut block = vec![0.0f64; STRIPE_ROWS * m];
     let mut i0 = 1;
     while i0 <= g.n {
         let i1 = (i0 + STRIPE_ROWS - 1).min(g.n);
-        let blk = &mut block[..(i1 + 1 - i0) * m];
-        fill(i0, i1, blk);
-        kernel::forward_stripe::<HARD>(blk, g, i0, i1, gamma, &mut top, &mut sc);
+        kernel::forward_stripe::<HARD, false, _, _, _>(
+            &mut cost,
+            g,
+            i0,
+            i1,
+            gamma,
+            top.as_mut_slice(),
+            &kernel::Sequential,
+            &mut sc,
+            &mut [],
+        );
         i0 = i1 + 1;
     }
-    top[m]
+    top[g.m]
+}
+
+/// [`sweep`] on `threads` threads: stripe `s` runs on thread `s mod threads`, one diagonal
+/// behind the stripe above it (a pipeline), all sharing one boundary row. Same arithmetic as
+/// [`sweep`], so the same bits.
+fn sweep_pipelined<const HARD: bool, C: DiagCost + Copy + Send + Sync>(
+    g: &Geometry,
+    gamma: f64,
+    cost: C,
+    threads: usize,
+) -> f64 {
+    let m = g.m;
+    let top: Vec<AtomicU64> = (0..=m)
+        .map(|j| AtomicU64::new(if j == 0 { 0.0f64 } else { kernel::BIG }.to_bits()))
+        .collect();
+    let stripes: Vec<(usize, usize)> = (1..=g.n)
+        .step_by(STRIPE_ROWS)
+        .map(|i0| (i0, (i0 + STRIPE_ROWS - 1).min(g.n)))
+        .collect();
+    let progress: Vec<AtomicUsize> = stripes.iter().map(|_| AtomicUsize::new(0)).collect();
+    let complete = AtomicUsize::new(usize::MAX);
+    let run = |t: usize| {
+        let mut cost = cost;
+        let mut sc = StripeScratch::new();
+        for s in (t..stripes.len()).step_by(threads) {
+            let (i0, i1) = stripes[s];
+            let sync = kernel::Pipelined {
+                above: if s == 0 { &complete } else { &progress[s - 1] },
+                mine: &progress[s],
+            };
+            kernel::forward_stripe::<HARD, false, _, _, _>(
+                &mut cost,
+                g,
+                i0,
+                i1,
+                gamma,
+                &top[..],
+                &sync,
+                &mut sc,
+                &mut [],
+            );
+        }
+    };
+    // Real threads, not rayon tasks: every stripe spins on the one above, so all must run.
+    std::thread::scope(|scope| {
+        for t in 1..threads {
+            let run = &run;
+            scope.spawn(move || run(t));
+        }
+        run(0);
+    });
+    f64::from_bits(top[m].load(Ordering::Acquire))
+}
+
+/// The forward pass's soft-min weights, stripe by stripe (16 bytes a cell).
+struct WeightStore {
+    data: Vec<f64>,
+    /// `(i0, i1, offset)` of every stripe.
+    stripes: Vec<(usize, usize, usize)>,
+}
+
+/// Forward recursion keeping the weights for [`backward_sweep`]; returns `R[n, m]`.
+fn forward_sweep_store(g: &Geometry, gamma: f64, mut cost: impl DiagCost) -> (f64, WeightStore) {
+    let mut stripes = Vec::with_capacity(g.n.div_ceil(STRIPE_ROWS));
+    let mut total = 0usize;
+    let mut i0 = 1;
+    while i0 <= g.n {
+        let i1 = (i0 + STRIPE_ROWS - 1).min(g.n);
+        stripes.push((i0, i1, total));
+        total += kernel::stripe_store_len(g, i0, i1);
+        i0 = i1 + 1;
+    }
+    let mut data = take_store(total);
+    let mut top = kernel::initial_top(g.m);
+    let mut sc = StripeScratch::new();
+    for &(i0, i1, off) in &stripes {
+        let len = kernel::stripe_store_len(g, i0, i1);
+        kernel::forward_stripe::<false, true, _, _, _>(
+            &mut cost,
+            g,
+            i0,
+            i1,
+            gamma,
+            top.as_mut_slice(),
+            &kernel::Sequential,
+            &mut sc,
+            &mut data[off..off + len],
+        );
+    }
+    (top[g.m], WeightStore { data, stripes })
+}
+
+/// Weight stores up to this many values (32 MB) stay with their thread between calls, so a
+/// run of same-sized problems does not allocate and clear them again. Stale entries are
+/// harmless: they are old weights (finite), and the backward sweep only ever multiplies the
+/// weight of a cell by that cell's `E`, which is 0 for every cell this call did not write.
+const STORE_CACHE_MAX: usize = 1 << 22;
+
+thread_local! {
+    static STORE_CACHE: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn take_store(total: usize) -> Vec<f64> {
+    let mut v = if total <= STORE_CACHE_MAX {
+        STORE_CACHE
+            .try_with(|c| std::mem::take(&mut *c.borrow_mut()))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    v.resize(total, 0.0);
+    v
+}
+
+impl Drop for WeightStore {
+    fn drop(&mut self) {
+        if self.data.capacity() <= STORE_CACHE_MAX {
+            let data = std::mem::take(&mut self.data);
+            // During thread teardown the cache is gone: then the store is simply freed.
+            let _ = STORE_CACHE.try_with(|c| *c.borrow_mut() = data);
+        }
+    }
+}
+
+/// Backward recursion over every stripe, last first; `out(d, i, e)` receives `E` of the
+/// cells `(i + k, d - i - k)` (1-based), each admitted cell once.
+fn backward_sweep(g: &Geometry, ws: &WeightStore, mut out: impl DiagSink) {
+    let mut sc = kernel::BackScratch::new(g.m);
+    for &(i0, i1, off) in ws.stripes.iter().rev() {
+        let len = kernel::stripe_store_len(g, i0, i1);
+        kernel::backward_stripe(g, i0, i1, &ws.data[off..off + len], &mut sc, &mut out);
+        out.stripe_done(i0, i1);
+    }
 }
 
 /// Value from a cost matrix, oriented so that the stripes run along the longer side and the
@@ -623,20 +1151,25 @@ fn value_unchecked<const HARD: bool>(
     let g = geometry(n, m, band)?;
     let c = cost.as_slice();
     let v = if n >= m {
-        sweep::<HARD>(&g, gamma, |i0, i1, blk| {
-            blk.copy_from_slice(&c[(i0 - 1) * m..i1 * m]);
-        })
+        sweep::<HARD>(
+            &g,
+            gamma,
+            RowMajor {
+                c,
+                cols: m,
+                transposed: false,
+            },
+        )
     } else {
-        let gt = g.transposed();
-        sweep::<HARD>(&gt, gamma, |i0, i1, blk| {
-            let b = i1 + 1 - i0;
-            for j in 0..n {
-                for (k, &v) in c[j * m + i0 - 1..j * m + i1].iter().enumerate() {
-                    blk[k * n + j] = v;
-                }
-            }
-            debug_assert_eq!(blk.len(), b * n);
-        })
+        sweep::<HARD>(
+            &g.transposed(),
+            gamma,
+            RowMajor {
+                c,
+                cols: m,
+                transposed: true,
+            },
+        )
     };
     Ok(v)
 }
@@ -652,10 +1185,15 @@ fn value_features_unchecked<const HARD: bool>(
     // Both costs are symmetric, so swapping the sequences transposes C.
     let (rows, cols) = if x.rows() >= y.rows() { (x, y) } else { (y, x) };
     let g = geometry(rows.rows(), cols.rows(), band)?;
-    let prep = cost.prepare(cols);
-    Ok(sweep::<HARD>(&g, gamma, |i0, i1, blk| {
-        prep.fill_rows(rows, i0 - 1..i1, blk);
-    }))
+    let f = DiagFeatures::new(cost, rows, cols);
+    Ok(sweep::<HARD>(&g, gamma, &f))
+}
+
+/// The DTW cost between two feature sequences (frames are rows), the costs computed on the
+/// fly, in `O(min(N, M))` memory.
+pub fn dtw_features(x: &Matrix, y: &Matrix, cost: FeatureCost, band: Option<usize>) -> Result<f64> {
+    check_pair(x, y)?;
+    value_features_unchecked::<true>(x, y, cost, 1.0, band)
 }
 
 /// The DTW cost (γ → 0 limit of soft-DTW) in `O(min(N, M))` memory.

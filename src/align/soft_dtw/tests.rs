@@ -533,3 +533,86 @@ fn multi_stripe_values_match_reference_and_features_path() {
         }
     }
 }
+
+#[test]
+fn multi_stripe_alignment_matches_reference() {
+    // The backward sweep carries E and the weights across 64-row stripes.
+    let mut rng = Rng(13);
+    for &(n, m) in &[(150, 70), (70, 150), (130, 3), (3, 130), (64, 65), (65, 64)] {
+        let c = rng.matrix(n, m, -1.0, 2.0);
+        for band in [None, Some(30)] {
+            let mut sd = SoftDtw::new(0.3).unwrap();
+            if let Some(w) = band {
+                sd = sd.with_band(w);
+            }
+            match sd.value_and_alignment(&c) {
+                Ok(al) => {
+                    let r = reference::value(&c, 0.3, band);
+                    assert!(close(al.value, r, 1e-11), "{n}x{m} {band:?}");
+                    let re = reference::expected_alignment(&c, 0.3, band);
+                    let err = al.expected.max_abs_diff(&re);
+                    assert!(err < 1e-9, "{n}x{m} {band:?}: E off by {err:e}");
+                }
+                Err(_) => assert!(reference::value(&c, 0.3, band).is_infinite()),
+            }
+        }
+    }
+}
+
+#[test]
+fn feature_alignment_and_gradient_match_the_cost_matrix_path() {
+    let mut rng = Rng(14);
+    let x = rng.matrix(150, 5, -1.0, 1.0);
+    let mut y = rng.matrix(90, 5, -1.0, 1.0);
+    for k in 0..5 {
+        y.set(40, k, 0.0); // a silent frame
+    }
+    for cost in [FeatureCost::SqEuclidean, FeatureCost::Cosine] {
+        for band in [None, Some(40)] {
+            let mut sd = SoftDtw::new(0.5).unwrap();
+            if let Some(w) = band {
+                sd = sd.with_band(w);
+            }
+            let cm = cost.matrix(&x, &y).unwrap();
+            let want = sd.value_and_alignment(&cm).unwrap();
+            let got = sd.alignment_features(&x, &y, cost).unwrap();
+            assert!(close(got.value, want.value, 1e-12), "{cost:?} {band:?}");
+            assert!(got.expected.max_abs_diff(&want.expected) < 1e-12);
+            let (v, g) = sd.grad_features(&x, &y, cost).unwrap();
+            assert!(close(v, want.value, 1e-12));
+            let gw = cost.grad_first(&x, &y, &want.expected).unwrap();
+            let scale = gw.as_slice().iter().fold(1.0f64, |a, v| a.max(v.abs()));
+            let err = g.max_abs_diff(&gw);
+            assert!(
+                err < 1e-10 * scale,
+                "{cost:?} {band:?}: gradient off by {err:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn pipelined_value_is_the_sequential_value_to_the_bit() {
+    let mut rng = Rng(15);
+    for &(n, m) in &[(300, 200), (200, 300), (129, 64), (65, 1), (700, 40)] {
+        let x = rng.matrix(n, 4, -1.0, 1.0);
+        let y = rng.matrix(m, 4, -1.0, 1.0);
+        for band in [None, Some(60)] {
+            for cost in [FeatureCost::SqEuclidean, FeatureCost::Cosine] {
+                let mut sd = SoftDtw::new(0.7).unwrap();
+                if let Some(w) = band {
+                    sd = sd.with_band(w);
+                }
+                match sd.value_features(&x, &y, cost) {
+                    Ok(want) => {
+                        for threads in [1, 2, 3] {
+                            let got = sd.value_features_threads(&x, &y, cost, threads).unwrap();
+                            assert_eq!(got.to_bits(), want.to_bits(), "{n}x{m} {band:?} {threads}");
+                        }
+                    }
+                    Err(_) => assert!(sd.value_features_threads(&x, &y, cost, 2).is_err()),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,587 @@
+//! Re-localisation after a jump: when the follower's match stays poor, find where the last
+//! seconds of the performance are in the whole reference and restart the aligner there.
+//!
+//! Per performance frame the follower hands in the chroma (already in the score's key), the
+//! local cost of its current match (`1 - cos` between the frame and the reference frame it is
+//! matched to) and its reference position. The relocator:
+//!
+//! 1. smooths the local cost over [`RelocateConfig::smooth_s`]; while the smoothed cost is
+//!    above [`RelocateConfig::trigger_cost`] the follower is *suspect*;
+//! 2. while suspect, every [`RelocateConfig::search_every_s`] it matches the recent CENS
+//!    frames (the ones since the cost started to rise, between `min_query_s` and `max_query_s`)
+//!    against the CENS of the whole reference by diagonal matching with several tempo
+//!    scalings (Müller, Kurth & Clausen 2005): Δ(e, s) is the mean CENS distance of the query
+//!    laid on the reference span ending at frame `e` at scaling `s`;
+//! 3. a hit counts when it lies at least [`RelocateConfig::min_jump_s`] from the current
+//!    position, its Δ is below [`RelocateConfig::max_cost`] and better by
+//!    [`RelocateConfig::margin`] than the best Δ near the current position;
+//! 4. the hit is a *candidate*: the follower restarts a second ("shadow") aligner there and
+//!    runs it alongside the current one for [`RelocateConfig::verify_s`], feeding both local
+//!    costs to [`Relocator::verify`]; the jump is confirmed when the shadow's mean local cost
+//!    is below [`RelocateConfig::verify_ratio`] of the current aligner's. Until then the
+//!    follower keeps reporting its old estimate. The check uses the follower's own frame
+//!    features, so a CENS match that only looks good (repeated harmonies in a strophic song)
+//!    does not move the follower.
+//!
+//! All buffers are allocated in [`Relocator::new`]; a search is O(query x reference x
+//! scalings) 12-dimensional dot products (about 0.3 ms for a 75 s reference, 4 ms for 15 min
+//! on this machine's cores), run at most twice a second and only while suspect.
+
+use crate::features::cens::{cens, CensConfig, StreamingCens};
+use crate::features::{Chroma, N_CHROMA};
+
+/// Parameters of the relocator (defaults measured on the development corpus's skip and repeat
+/// cases, checked not to fire on the other cases; see README).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RelocateConfig {
+    /// Smoothing of the local match cost (s).
+    pub smooth_s: f64,
+    /// Smoothed local cost (`1 - cos`) above which the follower is suspect.
+    pub trigger_cost: f32,
+    /// Shortest query (s of performance).
+    pub min_query_s: f64,
+    /// Longest query (s of performance).
+    pub max_query_s: f64,
+    /// Time between searches while suspect (s).
+    pub search_every_s: f64,
+    /// A hit nearer than this to the current position (s of reference) is not a jump.
+    pub min_jump_s: f64,
+    /// Largest Δ (mean CENS distance) of an accepted hit.
+    pub max_cost: f32,
+    /// How much better than the current position a hit must match (Δ units).
+    pub margin: f32,
+    /// The hit's Δ must be below this fraction of the best Δ near the current position.
+    pub max_ratio: f32,
+    /// How long a candidate's shadow aligner runs before the decision (s).
+    pub verify_s: f64,
+    /// The shadow's mean local cost must be below this fraction of the current aligner's.
+    pub verify_ratio: f32,
+    /// Tempo scalings tried (reference time / performance time): smallest, largest, count.
+    pub scales: (f32, f32, usize),
+    /// No new search for this long after a jump (s): the aligner settles first.
+    pub cooldown_s: f64,
+}
+
+impl Default for RelocateConfig {
+    fn default() -> Self {
+        Self {
+            smooth_s: 1.0,
+            trigger_cost: 0.3,
+            min_query_s: 2.0,
+            max_query_s: 4.0,
+            search_every_s: 0.5,
+            min_jump_s: 2.0,
+            max_cost: 0.25,
+            margin: 0.05,
+            max_ratio: 0.6,
+            verify_s: 1.0,
+            verify_ratio: 0.7,
+            scales: (0.6, 1.7, 9),
+            cooldown_s: 2.0,
+        }
+    }
+}
+
+/// A candidate jump (confirmed once [`Relocator::verify`] says so).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Relocation {
+    /// Where the aligner should continue (reference frame matched to the newest performance
+    /// frame).
+    pub ref_frame: f64,
+    /// Reference frame the follower was at.
+    pub from_ref_frame: f64,
+    /// Δ of the hit.
+    pub cost: f32,
+    /// Tempo of the hit (reference time / performance time).
+    pub tempo: f32,
+    /// Performance frames since the cost started to rise (the jump happened about then).
+    pub suspect_for_frames: usize,
+}
+
+/// Best hit of one search, in follower frames.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct SearchHit {
+    /// Reference frame matched to the newest performance frame.
+    ref_frame_now: f64,
+    cost: f32,
+    scale: f32,
+}
+
+/// The relocator state. See the module docs.
+#[derive(Clone, Debug)]
+pub struct Relocator {
+    cfg: RelocateConfig,
+    cens_cfg: CensConfig,
+    /// CENS of the whole reference.
+    ref_cens: Vec<Chroma>,
+    cens: StreamingCens,
+    /// Ring of recent CENS frames of the performance (capacity: the longest query).
+    recent: Vec<Chroma>,
+    n_recent: usize,
+    /// Scalings tried, and for each the reference offset (CENS frames back from the end) of each
+    /// query frame, for the longest query: `offsets[s][m]` for query frame `m` counted back
+    /// from the newest.
+    scales: Vec<f32>,
+    offsets: Vec<Vec<usize>>,
+    /// Scratch: dot products of the query frames with every reference CENS frame, `[m][e]`.
+    dots: Vec<f32>,
+    /// Scratch: Δ per reference end frame (min over scalings) and the scaling reaching it.
+    curve: Vec<f32>,
+    curve_scale: Vec<f32>,
+    smooth_alpha: f32,
+    smoothed: f32,
+    frames: usize,
+    suspect_since: Option<usize>,
+    next_search: usize,
+    cooldown_until: usize,
+    /// (frames checked, sum of the current aligner's local costs, sum of the shadow's).
+    verifying: Option<(usize, f32, f32)>,
+    frame_rate_hz: f64,
+    /// Jumps made so far.
+    pub jumps: usize,
+    /// Searches run so far.
+    pub searches: usize,
+}
+
+impl Relocator {
+    /// A relocator over the reference chroma frames (`reference_chroma`, at `frame_rate_hz`).
+    pub fn new(reference_chroma: &[Chroma], frame_rate_hz: f64, cfg: RelocateConfig) -> Self {
+        let cens_cfg = CensConfig::default();
+        let ref_cens = cens(reference_chroma, &cens_cfg);
+        let cens_rate = frame_rate_hz / cens_cfg.step() as f64;
+        let max_q = ((cfg.max_query_s * cens_rate).round() as usize).max(2);
+        let (lo, hi, n) = cfg.scales;
+        let n = n.max(1);
+        let scales: Vec<f32> = (0..n)
+            .map(|i| {
+                if n == 1 {
+                    (lo * hi).sqrt()
+                } else {
+                    (lo.ln() + (hi.ln() - lo.ln()) * i as f32 / (n - 1) as f32).exp()
+                }
+            })
+            .collect();
+        let offsets = scales
+            .iter()
+            .map(|&s| {
+                (0..max_q)
+                    .map(|m| (m as f32 * s).round() as usize)
+                    .collect()
+            })
+            .collect();
+        let n_ref = ref_cens.len();
+        let smooth_frames = (cfg.smooth_s * frame_rate_hz).max(1.0);
+        Self {
+            smooth_alpha: (1.0 / smooth_frames) as f32,
+            cens: StreamingCens::new(&cens_cfg),
+            cens_cfg,
+            recent: vec![[0.0; N_CHROMA]; max_q],
+            n_recent: 0,
+            scales,
+            offsets,
+            dots: vec![0.0; max_q * n_ref],
+            curve: vec![0.0; n_ref],
+            curve_scale: vec![1.0; n_ref],
+            ref_cens,
+            smoothed: 0.0,
+            frames: 0,
+            suspect_since: None,
+            next_search: 0,
+            cooldown_until: 0,
+            verifying: None,
+            frame_rate_hz,
+            cfg,
+            jumps: 0,
+            searches: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RelocateConfig {
+        &self.cfg
+    }
+
+    /// Smoothed local cost (`1 - cos`) of the follower's match.
+    pub fn smoothed_cost(&self) -> f32 {
+        self.smoothed
+    }
+
+    /// Whether the follower is currently suspected to be lost.
+    pub fn is_suspect(&self) -> bool {
+        self.suspect_since.is_some()
+    }
+
+    /// Forget the performance heard so far (after a seek or a change of key).
+    pub fn reset(&mut self) {
+        self.cens.reset();
+        self.n_recent = 0;
+        self.suspect_since = None;
+        self.verifying = None;
+        self.smoothed = 0.0;
+        self.cooldown_until = self.frames + self.secs(self.cfg.cooldown_s);
+    }
+
+    fn secs(&self, s: f64) -> usize {
+        (s * self.frame_rate_hz).round() as usize
+    }
+
+    /// One performance frame: its chroma (in the score's key), the local cost of the current
+    /// match and the current reference position (frames). Returns a confirmed jump.
+    pub fn push(
+        &mut self,
+        chroma: &Chroma,
+        local_cost: f32,
+        current_ref_frame: f64,
+    ) -> Option<Relocation> {
+        let frame = self.frames;
+        self.frames += 1;
+        if let Some(c) = self.cens.push(chroma) {
+            let cap = self.recent.len();
+            self.recent[self.n_recent % cap] = c;
+            self.n_recent += 1;
+        }
+        // A frame with nothing to match (a pause) says nothing about being lost.
+        if !local_cost.is_finite() {
+            return None;
+        }
+        let cost = local_cost.clamp(0.0, 2.0);
+        if frame == 0 {
+            self.smoothed = cost;
+        }
+        self.smoothed += self.smooth_alpha * (cost - self.smoothed);
+        if frame < self.cooldown_until {
+            return None;
+        }
+        if self.verifying.is_some() {
+            return None;
+        }
+        if self.smoothed > self.cfg.trigger_cost {
+            if self.suspect_since.is_none() {
+                // The cost rose over about one smoothing time: the jump is about that old.
+                let since = frame.saturating_sub(self.secs(self.cfg.smooth_s));
+                self.suspect_since = Some(since);
+                self.next_search = frame;
+            }
+        } else {
+            self.suspect_since = None;
+            return None;
+        }
+        let since = self.suspect_since?;
+        if frame < self.next_search {
+            return None;
+        }
+        self.next_search = frame + self.secs(self.cfg.search_every_s).max(1);
+        let heard = frame.saturating_sub(since);
+        let q_s =
+            (heard as f64 / self.frame_rate_hz).clamp(self.cfg.min_query_s, self.cfg.max_query_s);
+        let hit = self.search(q_s, current_ref_frame, frame)?;
+        self.verifying = Some((0, 0.0, 0.0));
+        Some(Relocation {
+            ref_frame: hit.ref_frame_now,
+            from_ref_frame: current_ref_frame,
+            cost: hit.cost,
+            tempo: hit.scale,
+            suspect_for_frames: frame - since,
+        })
+    }
+
+    /// Frames since the match started to go bad (0 when it is not).
+    pub fn suspect_for_frames(&self) -> usize {
+        self.suspect_since
+            .map_or(0, |since| self.frames.saturating_sub(since))
+    }
+
+    /// Whether a candidate is being checked.
+    pub fn is_verifying(&self) -> bool {
+        self.verifying.is_some()
+    }
+
+    /// One frame of the check of the last candidate: the local costs (`1 - cos`) of the current
+    /// aligner and of the shadow started at the candidate. Some(true): jump (the relocator
+    /// starts its cooldown); Some(false): stay (searching goes on while the match stays poor);
+    /// None: not decided yet, or no candidate.
+    pub fn verify(&mut self, main_cost: f32, shadow_cost: f32) -> Option<bool> {
+        let needed = self.secs(self.cfg.verify_s).max(1);
+        let (n, sum_main, sum_shadow) = self.verifying.as_mut()?;
+        if main_cost.is_finite() && shadow_cost.is_finite() {
+            *n += 1;
+            *sum_main += main_cost;
+            *sum_shadow += shadow_cost;
+        }
+        if *n < needed {
+            return None;
+        }
+        let accept = *sum_shadow < self.cfg.verify_ratio * *sum_main;
+        self.verifying = None;
+        if accept {
+            self.jumps += 1;
+            self.suspect_since = None;
+            self.smoothed = 0.0;
+            self.cooldown_until = self.frames + self.secs(self.cfg.cooldown_s);
+        }
+        Some(accept)
+    }
+
+    /// Match the last `query_s` seconds against the reference; the best acceptable hit far
+    /// from the current position, or None.
+    fn search(
+        &mut self,
+        query_s: f64,
+        current_ref_frame: f64,
+        at_frame: usize,
+    ) -> Option<SearchHit> {
+        let step = self.cens_cfg.step();
+        let cens_rate = self.frame_rate_hz / step as f64;
+        let cap = self.recent.len();
+        let m_len = ((query_s * cens_rate).round() as usize).clamp(2, cap);
+        if self.n_recent < m_len || self.ref_cens.len() < 2 {
+            return None;
+        }
+        self.searches += 1;
+        let n_ref = self.ref_cens.len();
+        // Query frame m counts back from the newest CENS frame.
+        for m in 0..m_len {
+            let q = &self.recent[(self.n_recent - 1 - m) % cap];
+            let row = &mut self.dots[m * n_ref..(m + 1) * n_ref];
+            for (d, r) in row.iter_mut().zip(&self.ref_cens) {
+                *d = q.iter().zip(r).map(|(a, b)| a * b).sum();
+            }
+        }
+        self.curve.iter_mut().for_each(|c| *c = f32::INFINITY);
+        for (s, offs) in self.scales.iter().zip(&self.offsets) {
+            let span = offs[m_len - 1];
+            for e in span..n_ref {
+                let mut acc = 0.0f32;
+                for (m, &o) in offs[..m_len].iter().enumerate() {
+                    acc += self.dots[m * n_ref + e - o];
+                }
+                let delta = 1.0 - acc / m_len as f32;
+                if delta < self.curve[e] {
+                    self.curve[e] = delta;
+                    self.curve_scale[e] = *s;
+                }
+            }
+        }
+        // The newest CENS frame is centred `lag` follower frames before the newest frame.
+        let newest_cens = self.n_recent - 1;
+        let lag_frames = at_frame.saturating_sub(self.cens_cfg.input_frame(newest_cens)) as f64;
+        let to_now = |e: usize, scale: f32| (e * step) as f64 + lag_frames * scale as f64;
+        let near = self.secs(self.cfg.min_jump_s) as f64;
+        let (mut cur_best, mut far_best) = (f32::INFINITY, None::<(usize, f32)>);
+        for e in 0..n_ref {
+            let c = self.curve[e];
+            if !c.is_finite() {
+                continue;
+            }
+            if (to_now(e, self.curve_scale[e]) - current_ref_frame).abs() < near {
+                cur_best = cur_best.min(c);
+            } else if far_best.is_none_or(|(_, b)| c < b) {
+                far_best = Some((e, c));
+            }
+        }
+        let (e, cost) = far_best?;
+        if cost > self.cfg.max_cost
+            || cost > cur_best - self.cfg.margin
+            || cost > cur_best * self.cfg.max_ratio
+        {
+            return None;
+        }
+        let scale = self.curve_scale[e];
+        Some(SearchHit {
+            ref_frame_now: to_now(e, scale),
+            cost,
+            scale,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::cens::normalize_l2;
+
+    fn random_chroma(len: usize, seed: u64) -> Vec<Chroma> {
+        let mut s = seed.max(1);
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % 1000) as f32 / 1000.0
+        };
+        // Piecewise-constant "chords" of 10 to 30 frames, like music at 50 frames/s.
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let mut c = [0.0f32; N_CHROMA];
+            for v in c.iter_mut() {
+                *v = next().powi(4);
+            }
+            normalize_l2(&mut c);
+            let dur = 10 + (next() * 20.0) as usize;
+            out.extend(std::iter::repeat_n(c, dur));
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn cos_cost(a: &Chroma, b: &Chroma) -> f32 {
+        let d: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+        1.0 - d / (na * nb).max(1e-9)
+    }
+
+    /// Drive a relocator like the follower does: `truth(t)` is where the performer is at
+    /// frame t (reference frames), `believed(t)` where a lost follower thinks it is; a
+    /// candidate starts a shadow that advances at the candidate's tempo. Returns the frame of
+    /// the confirmed jump and the jump.
+    fn drive(
+        reference: &[Chroma],
+        frames: usize,
+        truth: impl Fn(usize) -> usize,
+        believed: impl Fn(usize) -> usize,
+    ) -> (Relocator, Option<(usize, Relocation, usize)>) {
+        let mut reloc = Relocator::new(reference, 50.0, RelocateConfig::default());
+        let mut shadow: Option<(Relocation, f64)> = None;
+        for t in 0..frames {
+            let c = reference[truth(t)];
+            let main_cost = cos_cost(&c, &reference[believed(t)]);
+            if let Some((cand, pos)) = shadow.as_mut() {
+                *pos += cand.tempo as f64;
+                let p = (pos.round() as usize).min(reference.len() - 1);
+                let shadow_cost = cos_cost(&c, &reference[p]);
+                let _ = reloc.push(&c, main_cost, believed(t) as f64);
+                match reloc.verify(main_cost, shadow_cost) {
+                    Some(true) => return (reloc, Some((t, *cand, p))),
+                    Some(false) => shadow = None,
+                    None => {}
+                }
+            } else if let Some(cand) = reloc.push(&c, main_cost, believed(t) as f64) {
+                shadow = Some((cand, cand.ref_frame));
+            }
+        }
+        (reloc, None)
+    }
+
+    /// A performer who plays frames 0..1000, then jumps to 2000: a follower that stays lost
+    /// (keeps advancing from 1000) is told to jump to about where the performer is.
+    #[test]
+    fn finds_a_forward_jump_and_confirms_it() {
+        let reference = random_chroma(3000, 7);
+        let truth = |t: usize| if t < 1000 { t } else { t + 1000 };
+        let (reloc, found) = drive(&reference, 1600, truth, |t| t);
+        let (t, _, shadow_at) = found.expect("the jump is found");
+        assert!(
+            (shadow_at as f64 - truth(t) as f64).abs() <= 10.0,
+            "relocated to {shadow_at} at t {t}"
+        );
+        // Detection + query + verification within 3 s.
+        assert!(t < 1000 + 150, "took until frame {t}");
+        assert_eq!(reloc.jumps, 1);
+    }
+
+    /// Jumps back (a repeat) at a faster tempo are found too.
+    #[test]
+    fn finds_a_backward_jump_at_another_tempo() {
+        let reference = random_chroma(3000, 11);
+        // Until 2000 the performer plays at tempo 1; then from reference 500 at 1.25.
+        let truth = |t: usize| {
+            if t < 2000 {
+                t
+            } else {
+                500 + ((t - 2000) as f64 * 1.25) as usize
+            }
+        };
+        let (_, found) = drive(&reference, 2400, truth, |t| t.min(2999));
+        let (t, cand, shadow_at) = found.expect("the repeat is found");
+        assert!(
+            (shadow_at as f64 - truth(t) as f64).abs() <= 12.0,
+            "{cand:?} vs {}",
+            truth(t)
+        );
+        assert!((cand.tempo - 1.25).abs() < 0.15, "tempo {}", cand.tempo);
+        assert!(t < 2000 + 150, "took until frame {t}");
+    }
+
+    /// A wrong candidate is rejected by the shadow check: the relocator keeps searching.
+    #[test]
+    fn verification_rejects_a_shadow_that_matches_worse() {
+        let reference = random_chroma(1000, 13);
+        let mut reloc = Relocator::new(&reference, 50.0, RelocateConfig::default());
+        reloc.verifying = Some((0, 0.0, 0.0));
+        let mut decided = None;
+        for _ in 0..60 {
+            if let Some(d) = reloc.verify(0.4, 0.35) {
+                decided = Some(d);
+                break;
+            }
+        }
+        assert_eq!(decided, Some(false), "0.35 is not below 0.7 x 0.4");
+        assert!(!reloc.is_verifying());
+        reloc.verifying = Some((0, 0.0, 0.0));
+        let mut decided = None;
+        for _ in 0..60 {
+            if let Some(d) = reloc.verify(0.4, 0.1) {
+                decided = Some(d);
+                break;
+            }
+        }
+        assert_eq!(decided, Some(true));
+        assert_eq!(reloc.jumps, 1);
+    }
+
+    /// A follower that is right never jumps, even where its local cost is high (noisy audio).
+    #[test]
+    fn no_jump_when_the_current_position_matches_best() {
+        let reference = random_chroma(2000, 3);
+        let mut reloc = Relocator::new(&reference, 50.0, RelocateConfig::default());
+        for (t, c) in reference.iter().enumerate() {
+            // High reported local cost throughout, but the music is where the follower is.
+            assert!(reloc.push(c, 0.6, t as f64).is_none(), "candidate at {t}");
+        }
+        assert!(reloc.searches > 0, "it did search");
+        assert_eq!(reloc.jumps, 0);
+    }
+
+    /// The diagonal matcher agrees with a direct evaluation of Δ at every end frame.
+    #[test]
+    fn curve_matches_direct_definition() {
+        let reference = random_chroma(400, 5);
+        let cfg = RelocateConfig {
+            scales: (0.8, 1.25, 3),
+            ..RelocateConfig::default()
+        };
+        let mut reloc = Relocator::new(&reference, 50.0, cfg);
+        let perf = random_chroma(300, 9);
+        for c in &perf {
+            reloc.cens.push(c).into_iter().for_each(|x| {
+                let cap = reloc.recent.len();
+                reloc.recent[reloc.n_recent % cap] = x;
+                reloc.n_recent += 1;
+            });
+        }
+        let _ = reloc.search(2.0, 0.0, perf.len());
+        let m_len = 20;
+        let cap = reloc.recent.len();
+        for e in 0..reloc.ref_cens.len() {
+            let mut best = f32::INFINITY;
+            for s in &reloc.scales {
+                let span = (((m_len - 1) as f32) * s).round() as usize;
+                if span > e {
+                    continue;
+                }
+                let mut acc = 0.0;
+                for m in 0..m_len {
+                    let q = reloc.recent[(reloc.n_recent - 1 - m) % cap];
+                    let r = reloc.ref_cens[e - ((m as f32) * s).round() as usize];
+                    acc += q.iter().zip(&r).map(|(a, b)| a * b).sum::<f32>();
+                }
+                best = best.min(1.0 - acc / m_len as f32);
+            }
+            let got = reloc.curve[e];
+            assert!(
+                (got - best).abs() < 1e-5 || (got.is_infinite() && best.is_infinite()),
+                "e {e}: {got} vs {best}"
+            );
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Re-localisation end to end on bundled material: the K. 331 performance with a section cut
+//! out (a skip) and with a section played twice (a repeat) is followed against its score; the
+//! follower must jump, and after the jump follow the ground truth again.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use scorefollow::engine::{FollowOptions, Follower, RelocateMode};
+use scorefollow::eval;
+use scorefollow::features::FeatureConfig;
+use scorefollow::score::reference::Reference;
+
+fn bundled(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scores/mozart_k331")
+        .join(p)
+}
+
+/// Ground-truth score time at performance time `t` (linear between events).
+fn gt_at(gt: &(Vec<f64>, Vec<f64>), t: f64) -> f64 {
+    eval::predict(&gt.0, &gt.1, t, false)
+}
+
+struct Run {
+    /// (perf_time_s, score_time_s) per frame.
+    rows: Vec<(f64, f64)>,
+    jumps: Vec<scorefollow::engine::RelocationReport>,
+}
+
+fn follow(samples: &[f32], reference: Arc<Reference>, mode: RelocateMode) -> Run {
+    let opts = FollowOptions {
+        relocate: mode,
+        transpose: Some(0),
+        ..FollowOptions::default()
+    };
+    let mut f = Follower::new(reference, &opts);
+    let mut rows = Vec::new();
+    for chunk in samples.chunks(4096) {
+        f.push(chunk, 0, |ev| rows.push((ev.perf_time_s, ev.score_time_s)));
+    }
+    Run {
+        rows,
+        jumps: f.relocations().to_vec(),
+    }
+}
+
+/// Share of ground-truth events (performance time, score time) that the run reports within
+/// 300 ms (causally: the latest report at or before the event), not counting the 5 s after
+/// `jump_at_s`.
+fn within_300ms(run: &Run, events: &[(f64, f64)], jump_at_s: f64) -> f64 {
+    let xs: Vec<f64> = run.rows.iter().map(|r| r.0).collect();
+    let ys: Vec<f64> = run.rows.iter().map(|r| r.1).collect();
+    let scored: Vec<bool> = events
+        .iter()
+        .filter(|(t, _)| !(*t >= jump_at_s && *t < jump_at_s + 5.0))
+        .map(|&(t, s)| (eval::predict(&xs, &ys, t, true) - s).abs() <= 0.3)
+        .collect();
+    100.0 * scored.iter().filter(|&&b| b).count() as f64 / scored.len().max(1) as f64
+}
+
+#[test]
+fn skip_and_repeat_are_followed_after_a_jump() {
+    let cfg = FeatureConfig::default();
+    let reference =
+        Arc::new(Reference::load(&bundled("score.mid"), &cfg).expect("bundled score loads"));
+    let perf =
+        scorefollow::audio::decode::load_mono(&bundled("performance.flac"), cfg.sample_rate_hz)
+            .expect("bundled performance decodes");
+    let gt = eval::read_xy(&bundled("gt.csv")).expect("bundled ground truth");
+    let sr = cfg.sample_rate_hz as f64;
+    // A stretch (45-62 s) whose music occurs only once in the piece (the theme's opening
+    // phrase recurs, so a repeat back to it has two right answers).
+    let (a, b) = (45.0, 62.0); // performance seconds
+
+    // Skip: [a, b) of the performance is never played.
+    let mut skip = perf[..(a * sr) as usize].to_vec();
+    skip.extend_from_slice(&perf[(b * sr) as usize..]);
+    let skip_events: Vec<(f64, f64)> =
+        gt.0.iter()
+            .zip(&gt.1)
+            .filter(|(t, _)| **t < a || **t >= b)
+            .map(|(&t, &s)| (if t < a { t } else { t - (b - a) }, s))
+            .collect();
+
+    // Repeat: [a, b) is played twice.
+    let mut repeat = perf[..(b * sr) as usize].to_vec();
+    repeat.extend_from_slice(&perf[(a * sr) as usize..]);
+    // Events: the first pass up to b, then [a, end) again, shifted by the repeated length.
+    let repeat_events: Vec<(f64, f64)> =
+        gt.0.iter()
+            .zip(&gt.1)
+            .filter(|(t, _)| **t < b)
+            .map(|(&t, &s)| (t, s))
+            .chain(
+                gt.0.iter()
+                    .zip(&gt.1)
+                    .filter(|(t, _)| **t >= a)
+                    .map(|(&t, &s)| (t + (b - a), s)),
+            )
+            .collect();
+
+    for (name, samples, events, jump_at) in [
+        ("skip", &skip, &skip_events, a),
+        ("repeat", &repeat, &repeat_events, b),
+    ] {
+        let on = follow(samples, reference.clone(), RelocateMode::On);
+        let off = follow(samples, reference.clone(), RelocateMode::Off);
+        let acc_on = within_300ms(&on, events, jump_at);
+        let acc_off = within_300ms(&off, events, jump_at);
+        eprintln!("{name}: jumps {:?}", on.jumps);
+        assert!(
+            !on.jumps.is_empty(),
+            "{name}: the follower never re-located"
+        );
+        let first = on.jumps[0];
+        assert!(
+            first.perf_time_s >= jump_at && first.perf_time_s < jump_at + 5.0,
+            "{name}: jump confirmed at {:.2} s, the performer jumped at {jump_at} s",
+            first.perf_time_s
+        );
+        let want = gt_at(&gt, if name == "skip" { b } else { a });
+        let got_after = eval::predict(
+            &on.rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            &on.rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            jump_at + 5.0,
+            true,
+        );
+        let want_after = events
+            .iter()
+            .find(|(t, _)| *t >= jump_at + 5.0)
+            .map(|e| e.1)
+            .unwrap_or(want);
+        assert!(
+            (got_after - want_after).abs() < 1.0,
+            "{name}: 5 s after the jump at score {got_after:.2} s, expected about {want_after:.2} s"
+        );
+        assert!(
+            acc_on >= 85.0 && acc_on > acc_off + 10.0,
+            "{name}: {acc_on:.1} % within 300 ms with re-localisation, {acc_off:.1} % without"
+        );
+        eprintln!(
+            "{name}: {acc_on:.1} % with, {acc_off:.1} % without; jumps {:?}",
+            on.jumps
+        );
+    }
+}
