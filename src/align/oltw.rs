@@ -281,23 +281,23 @@ impl OnlineAligner for Oltw {
             }
         }
         // Position: least normalised cost (cost / path weight) in this column. Ties (cells of
-        // a held note) go to the later frame.
-        let norm_at = |k: usize| -> f64 {
-            if self.cur_w[k] > 0.0 {
-                self.cur[k] / self.cur_w[k]
-            } else {
-                f64::INFINITY
-            }
-        };
+        // a held note) go to the later frame. The local costs are not needed any more: their
+        // buffer keeps the normalised costs for the spread below.
         let mut best_k = 0usize;
         let mut best_norm = f64::INFINITY;
-        for k in 0..len {
-            let norm = norm_at(k);
-            if norm <= best_norm && norm.is_finite() {
-                best_norm = norm;
+        for (k, ((norm, &c), &w)) in self.costs[..len]
+            .iter_mut()
+            .zip(&self.cur[..len])
+            .zip(&self.cur_w[..len])
+            .enumerate()
+        {
+            *norm = if w > 0.0 { c / w } else { f64::INFINITY };
+            if *norm <= best_norm && norm.is_finite() {
+                best_norm = *norm;
                 best_k = k;
             }
         }
+        let norm_at = |k: usize| -> f64 { self.costs[k] };
         // Spread and confidence from soft weights around the best cell.
         let sharp = self.cfg.spread_sharpness as f64;
         let (mut sw, mut sj, mut sjj, mut mean_norm, mut count) = (0.0, 0.0, 0.0, 0.0, 0usize);
