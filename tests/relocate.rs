@@ -58,16 +58,55 @@ fn within_300ms(run: &Run, events: &[(f64, f64)], jump_at_s: f64) -> f64 {
     100.0 * scored.iter().filter(|&&b| b).count() as f64 / scored.len().max(1) as f64
 }
 
+/// The bundled Mozart material: score reference, performance samples, ground truth.
+struct Bundled {
+    reference: Arc<Reference>,
+    perf: Vec<f32>,
+    gt: (Vec<f64>, Vec<f64>),
+    sr: f64,
+}
+
+fn bundled_mozart() -> Bundled {
+    let cfg = FeatureConfig::default();
+    Bundled {
+        reference: Arc::new(
+            Reference::load(&bundled("score.mid"), &cfg).expect("bundled score loads"),
+        ),
+        perf: scorefollow::audio::decode::load_mono(
+            &bundled("performance.flac"),
+            cfg.sample_rate_hz,
+        )
+        .expect("bundled performance decodes"),
+        gt: eval::read_xy(&bundled("gt.csv")).expect("bundled ground truth"),
+        sr: cfg.sample_rate_hz as f64,
+    }
+}
+
+/// The performance with [a, b) (seconds) played twice, and its ground-truth events: the first
+/// pass up to b, then [a, end) again, shifted by the repeated length.
+fn with_repeat(m: &Bundled, a: f64, b: f64) -> (Vec<f32>, Vec<(f64, f64)>) {
+    let mut repeat = m.perf[..(b * m.sr) as usize].to_vec();
+    repeat.extend_from_slice(&m.perf[(a * m.sr) as usize..]);
+    let gt = &m.gt;
+    let events =
+        gt.0.iter()
+            .zip(&gt.1)
+            .filter(|(t, _)| **t < b)
+            .map(|(&t, &s)| (t, s))
+            .chain(
+                gt.0.iter()
+                    .zip(&gt.1)
+                    .filter(|(t, _)| **t >= a)
+                    .map(|(&t, &s)| (t + (b - a), s)),
+            )
+            .collect();
+    (repeat, events)
+}
+
 #[test]
 fn skip_and_repeat_are_followed_after_a_jump() {
-    let cfg = FeatureConfig::default();
-    let reference =
-        Arc::new(Reference::load(&bundled("score.mid"), &cfg).expect("bundled score loads"));
-    let perf =
-        scorefollow::audio::decode::load_mono(&bundled("performance.flac"), cfg.sample_rate_hz)
-            .expect("bundled performance decodes");
-    let gt = eval::read_xy(&bundled("gt.csv")).expect("bundled ground truth");
-    let sr = cfg.sample_rate_hz as f64;
+    let m = bundled_mozart();
+    let (reference, perf, gt, sr) = (m.reference.clone(), &m.perf, &m.gt, m.sr);
     // A stretch (45-62 s) whose music occurs only once in the piece (the theme's opening
     // phrase recurs, so a repeat back to it has two right answers).
     let (a, b) = (45.0, 62.0); // performance seconds
@@ -83,21 +122,7 @@ fn skip_and_repeat_are_followed_after_a_jump() {
             .collect();
 
     // Repeat: [a, b) is played twice.
-    let mut repeat = perf[..(b * sr) as usize].to_vec();
-    repeat.extend_from_slice(&perf[(a * sr) as usize..]);
-    // Events: the first pass up to b, then [a, end) again, shifted by the repeated length.
-    let repeat_events: Vec<(f64, f64)> =
-        gt.0.iter()
-            .zip(&gt.1)
-            .filter(|(t, _)| **t < b)
-            .map(|(&t, &s)| (t, s))
-            .chain(
-                gt.0.iter()
-                    .zip(&gt.1)
-                    .filter(|(t, _)| **t >= a)
-                    .map(|(&t, &s)| (t + (b - a), s)),
-            )
-            .collect();
+    let (repeat, repeat_events) = with_repeat(&m, a, b);
 
     for (name, samples, events, jump_at) in [
         ("skip", &skip, &skip_events, a),
@@ -118,7 +143,7 @@ fn skip_and_repeat_are_followed_after_a_jump() {
             "{name}: jump confirmed at {:.2} s, the performer jumped at {jump_at} s",
             first.perf_time_s
         );
-        let want = gt_at(&gt, if name == "skip" { b } else { a });
+        let want = gt_at(gt, if name == "skip" { b } else { a });
         let got_after = eval::predict(
             &on.rows.iter().map(|r| r.0).collect::<Vec<_>>(),
             &on.rows.iter().map(|r| r.1).collect::<Vec<_>>(),
@@ -143,4 +168,49 @@ fn skip_and_repeat_are_followed_after_a_jump() {
             on.jumps
         );
     }
+}
+
+/// A repeat written in a structure file is followed without re-localisation: the reference is
+/// unfolded, positions are still reported in the score as written.
+#[test]
+fn structure_file_repeat_is_followed_without_jumping() {
+    let m = bundled_mozart();
+    let (reference, gt) = (m.reference.clone(), &m.gt);
+    let (a, b) = (45.0, 62.0);
+    let (repeat, events) = with_repeat(&m, a, b);
+
+    let dir = std::env::temp_dir().join(format!("sf_structure_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("structure.txt");
+    let (sa, sb) = (gt_at(gt, a), gt_at(gt, b));
+    std::fs::write(
+        &path,
+        format!(
+            "# played with a repeat\n0s-{sb:.3}s\n{sa:.3}s-{:.3}s\n",
+            reference.duration_s()
+        ),
+    )
+    .expect("write structure");
+    let sections = reference.read_structure(&path).expect("structure parses");
+    let unfolded = Arc::new(reference.unfold(&sections).expect("unfolds"));
+    assert!(unfolded.len() > reference.len());
+
+    let with = follow(&repeat, unfolded, RelocateMode::Off);
+    let without = follow(&repeat, reference.clone(), RelocateMode::Off);
+    // Every event counts here, the 5 s after the repeat too (the jump time is past the end).
+    let acc_with = within_300ms(&with, &events, f64::INFINITY);
+    let acc_without = within_300ms(&without, &events, f64::INFINITY);
+    eprintln!("structure: {acc_with:.1} % with, {acc_without:.1} % without");
+    assert!(with.jumps.is_empty());
+    assert!(
+        acc_with >= 90.0 && acc_with > acc_without + 10.0,
+        "{acc_with:.1} % within 300 ms with the structure file, {acc_without:.1} % without"
+    );
+
+    // Bars work too on a MIDI score: bars 1-2 start at 0 and end at the start of bar 3.
+    std::fs::write(&path, "1-2\n").expect("write structure");
+    let bars = reference.read_structure(&path).expect("bars parse");
+    assert_eq!(bars.len(), 1);
+    assert!(bars[0].start_s.abs() < 1e-9 && bars[0].end_s > 1.0);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -73,6 +73,11 @@ pub struct FollowArgs {
     /// detect it during the first seconds.
     #[arg(long, default_value = "auto", value_parser = parse_transpose, allow_negative_numbers = true)]
     pub transpose: TransposeArg,
+    /// The order in which the sections of the score are played (written repeats, cuts): one
+    /// section per line, bars 'FROM-TO' (MIDI scores) or score seconds 'FROMs-TOs'. Followed
+    /// without re-localisation; positions are reported in the score as written.
+    #[arg(long, value_name = "FILE")]
+    pub structure: Option<PathBuf>,
     /// Re-locate after the performer jumps (skips, repeats, restarts): 'auto' (when following
     /// a MIDI score), 'on' or 'off'. Each jump is reported as /scorefollow/status "relocated".
     #[arg(long, default_value = "auto", value_name = "auto|on|off")]
@@ -135,7 +140,13 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
             bail!("invalid --osc-rate '{r}': give a positive number of messages per second");
         }
     }
-    let reference = args.reference.load(&cfg)?;
+    let mut reference = args.reference.load(&cfg)?;
+    if let Some(path) = &args.structure {
+        let sections = reference
+            .read_structure(path)
+            .with_context(|| format!("reading the structure file {}", path.display()))?;
+        reference = Arc::new(reference.unfold(&sections)?);
+    }
     let show = crate::output::control::ShowSetup::load(
         &reference,
         args.cues.as_deref(),

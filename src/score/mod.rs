@@ -2,6 +2,7 @@
 
 pub mod midi;
 pub mod reference;
+pub mod structure;
 pub mod synth;
 pub mod timemap;
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::features::{self, FeatureConfig, FeatureFrame};
+use crate::score::structure::{self, Section, Unfolding};
 use crate::score::Score;
 
 /// What the reference was built from.
@@ -34,6 +35,9 @@ pub struct Reference {
     pub tuning_cents: f32,
     /// MIDI score or audio.
     pub kind: ReferenceKind,
+    /// When the reference is unfolded along a structure file ([`Reference::unfold`]): the map
+    /// from its frames back to the score's.
+    pub unfolding: Option<Arc<Unfolding>>,
 }
 
 /// True when `path` has a MIDI extension.
@@ -74,6 +78,7 @@ impl Reference {
             config: cfg.clone(),
             tuning_cents: 0.0,
             kind: ReferenceKind::Midi(Box::new(score)),
+            unfolding: None,
         }
     }
 
@@ -93,6 +98,7 @@ impl Reference {
             config: cfg.clone(),
             tuning_cents: feats.tuning_cents,
             kind: ReferenceKind::Audio,
+            unfolding: None,
         })
     }
 
@@ -104,7 +110,13 @@ impl Reference {
                 .notes
                 .iter()
                 .filter(|n| !n.is_drum)
-                .map(|n| self.config.frame_at_s(n.onset_s) as u32)
+                .map(|n| self.config.frame_at_s(n.onset_s))
+                .flat_map(|f| -> Vec<u32> {
+                    match &self.unfolding {
+                        Some(u) => u.to_unfolded(f).map(|g| g as u32).collect(),
+                        None => vec![f as u32],
+                    }
+                })
                 .collect(),
             None => {
                 let strength: Vec<f32> = self.frames.iter().map(|f| f.onset.iter().sum()).collect();
@@ -141,17 +153,87 @@ impl Reference {
         }
     }
 
-    /// Score time (s) of a (fractional) reference frame: the frame's centre, at least 0.
+    /// Score time (s) of a (fractional) reference frame: the frame's centre, at least 0 (in
+    /// the score as written when the reference is unfolded).
     pub fn score_time_s(&self, ref_frame: f64) -> f64 {
+        let frame = match &self.unfolding {
+            Some(u) => u.to_score(ref_frame),
+            None => ref_frame,
+        };
         let lag = 0.5 * self.config.window_samples as f64 / self.config.sample_rate_hz as f64;
-        ((ref_frame + 1.0) * self.config.hop_s() - lag).max(0.0)
+        ((frame + 1.0) * self.config.hop_s() - lag).max(0.0)
     }
 
-    /// Reference frame whose centre is at score time `t_s`.
+    /// Reference frame whose centre is at score time `t_s` (its first occurrence when the
+    /// reference is unfolded).
     pub fn frame_at_score_s(&self, t_s: f64) -> usize {
-        self.config
-            .frame_at_s(t_s)
-            .min(self.frames.len().saturating_sub(1))
+        let frame = self.config.frame_at_s(t_s);
+        let frame = match &self.unfolding {
+            Some(u) => u.to_unfolded(frame).next().unwrap_or(0),
+            None => frame,
+        };
+        frame.min(self.frames.len().saturating_sub(1))
+    }
+
+    /// Read a structure file (see [`crate::score::structure`]) against this reference.
+    pub fn read_structure(&self, path: &Path) -> crate::Result<Vec<Section>> {
+        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
+        let duration_s = self.duration_s();
+        let bar_to_s = |bar: i32, end: bool| -> Option<f64> {
+            let score = self.score()?;
+            if bar < 0 || bar > score.bar_count() {
+                return None;
+            }
+            if !end {
+                return score.s_at_bar_beat(bar, 1.0);
+            }
+            if bar == score.bar_count() {
+                return Some(duration_s);
+            }
+            score.s_at_bar_beat(bar + 1, 1.0)
+        };
+        structure::parse(path, &text, duration_s, bar_to_s)
+    }
+
+    /// This reference laid out in the order of `sections` (written repeats, cuts): the
+    /// follower then follows the sections in that order, while every position it reports is
+    /// a time in the score as written. Fails on an already unfolded reference.
+    pub fn unfold(&self, sections: &[Section]) -> crate::Result<Reference> {
+        if self.unfolding.is_some() {
+            return Err(crate::Error::invalid(
+                "structure",
+                self.path.display().to_string(),
+                "the reference is already unfolded",
+            ));
+        }
+        let n = self.frames.len();
+        let ranges: Vec<(usize, usize)> = sections
+            .iter()
+            .map(|s| {
+                (
+                    self.config.frame_at_s(s.start_s).min(n),
+                    self.config.frame_at_s(s.end_s).min(n),
+                )
+            })
+            .collect();
+        let unfolding = Unfolding::new(&ranges);
+        if unfolding.is_empty() {
+            return Err(crate::Error::invalid(
+                "structure",
+                self.path.display().to_string(),
+                "its sections contain no frame of the reference",
+            ));
+        }
+        let frames: Vec<FeatureFrame> = unfolding
+            .segments
+            .iter()
+            .flat_map(|&(_, s, l)| self.frames[s..s + l].iter().copied())
+            .collect();
+        Ok(Reference {
+            frames: frames.into(),
+            unfolding: Some(Arc::new(unfolding)),
+            ..self.clone()
+        })
     }
 
     /// Duration of the reference (s).
