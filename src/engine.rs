@@ -495,10 +495,9 @@ fn relocate_step(
     };
     let local_cost = |at: f64| {
         let idx = (at.round().max(0.0) as usize).min(reference.frames.len().saturating_sub(1));
-        reference
-            .frames
-            .get(idx)
-            .map_or(f32::NAN, |rf| cosine_distance(&in_key.chroma, &rf.chroma))
+        reference.frames.get(idx).map_or(f32::NAN, |rf| {
+            crate::align::cost::cosine_distance(&in_key.chroma, &rf.chroma)
+        })
     };
     let main_cost = local_cost(ref_frame);
     let candidate = r.push(&in_key.chroma, main_cost, ref_frame);
@@ -515,22 +514,6 @@ fn relocate_step(
             suspect_for_frames,
         }),
         false => Some(RelocateOutcome::Rejected),
-    }
-}
-
-/// `1 - cos` between two chroma vectors (1 when either is zero).
-fn cosine_distance(a: &crate::features::Chroma, b: &crate::features::Chroma) -> f32 {
-    let (mut d, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
-    for (x, y) in a.iter().zip(b) {
-        d += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    let n = (na * nb).sqrt();
-    if n > 0.0 {
-        1.0 - d / n
-    } else {
-        1.0
     }
 }
 

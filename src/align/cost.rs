@@ -5,7 +5,7 @@
 //! the onset-chroma vectors (the DLNCO idea of synctoolbox: sharpens alignment at note onsets,
 //! where chroma alone changes slowly).
 
-use crate::features::{FeatureFrame, N_CHROMA};
+use crate::features::{Chroma, FeatureFrame, N_CHROMA};
 
 /// Weights of the cost terms.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,6 +39,23 @@ pub fn frame_cost(a: &FeatureFrame, b: &FeatureFrame, w: CostWeights) -> f32 {
     let dot = (dot[0] + dot[1]) + (dot[2] + dot[3]);
     let d2 = (d2[0] + d2[1]) + (d2[2] + d2[3]);
     (1.0 - dot).max(0.0) + 0.5 * w.onset * d2
+}
+
+/// `1 - cos` between two chroma vectors of any norm (1 when either is zero): how far a frame
+/// is from the reference frame it is matched to, for re-localisation.
+pub fn cosine_distance(a: &Chroma, b: &Chroma) -> f32 {
+    let (mut d, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        d += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    let n = (na * nb).sqrt();
+    if n > 0.0 {
+        1.0 - d / n
+    } else {
+        1.0
+    }
 }
 
 /// A reference stored feature-major (`2 · N_CHROMA` rows of one value per reference frame), so

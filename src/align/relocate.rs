@@ -24,8 +24,7 @@
 //!    does not move the follower.
 //!
 //! All buffers are allocated in [`Relocator::new`]; a search is O(query x reference x
-//! scalings) 12-dimensional dot products (about 0.3 ms for a 75 s reference, 4 ms for 15 min
-//! on this machine's cores), run at most twice a second and only while suspect.
+//! scalings) 12-dimensional dot products, run at most twice a second and only while suspect.
 
 use crate::features::cens::{cens, CensConfig, StreamingCens};
 use crate::features::{Chroma, N_CHROMA};
@@ -398,6 +397,7 @@ impl Relocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::align::cost::cosine_distance;
     use crate::features::cens::normalize_l2;
 
     fn random_chroma(len: usize, seed: u64) -> Vec<Chroma> {
@@ -423,13 +423,6 @@ mod tests {
         out
     }
 
-    fn cos_cost(a: &Chroma, b: &Chroma) -> f32 {
-        let d: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-        let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-        let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-        1.0 - d / (na * nb).max(1e-9)
-    }
-
     /// Drive a relocator like the follower does: `truth(t)` is where the performer is at
     /// frame t (reference frames), `believed(t)` where a lost follower thinks it is; a
     /// candidate starts a shadow that advances at the candidate's tempo. Returns the frame of
@@ -444,11 +437,11 @@ mod tests {
         let mut shadow: Option<(Relocation, f64)> = None;
         for t in 0..frames {
             let c = reference[truth(t)];
-            let main_cost = cos_cost(&c, &reference[believed(t)]);
+            let main_cost = cosine_distance(&c, &reference[believed(t)]);
             if let Some((cand, pos)) = shadow.as_mut() {
                 *pos += cand.tempo as f64;
                 let p = (pos.round() as usize).min(reference.len() - 1);
-                let shadow_cost = cos_cost(&c, &reference[p]);
+                let shadow_cost = cosine_distance(&c, &reference[p]);
                 let _ = reloc.push(&c, main_cost, believed(t) as f64);
                 match reloc.verify(main_cost, shadow_cost) {
                     Some(true) => return (reloc, Some((t, *cand, p))),
