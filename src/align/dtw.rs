@@ -2,10 +2,15 @@
 //! align coarse versions of both sequences, project the path one level finer, and compute DTW
 //! only in a band around it).
 //!
-//! Step sizes (1,0), (0,1), (1,1) with weights 1, 1, 2 (the symmetric form: every path from
-//! (0,0) to (i,j) has total weight i + j + 1, so costs of paths ending in different cells are
-//! comparable after dividing by that). An open end on the reference axis lets a performance
-//! that stops early (an excerpt) end anywhere in the reference.
+//! Step sizes (1,0), (0,1), (1,1) with weights 1, 1 and a diagonal weight `w_d`. With `w_d = 2`
+//! (the symmetric form) every path from (0,0) to (i,j) has the same total weight i + j + 1, so
+//! a diagonal run and a staircase cost the same; with `w_d = 1` (the default, as in librosa and
+//! synctoolbox) a diagonal step is cheaper than its staircase, so the path prefers to move both
+//! sequences on together and wanders less through passages where the cost is flat. On the dev
+//! corpus that took offline alignment from 91.8 % to 97.5 % of events within 300 ms. Costs of
+//! paths ending in different cells are compared after dividing by the path's total weight. An
+//! open end on the reference axis lets a performance that stops early (an excerpt) end anywhere
+//! in the reference.
 
 use crate::align::cost::{frame_cost, CostWeights};
 use crate::features::{FeatureFrame, N_CHROMA};
@@ -23,15 +28,38 @@ pub struct DtwOptions {
     /// Try all 12 transpositions of the performance at the coarsest level and keep the one of
     /// least normalised cost (a singer a semitone away from the reference).
     pub transpose_search: bool,
+    /// Weight of a diagonal step (the other two steps weigh 1): 1 prefers diagonal moves, 2 is
+    /// the symmetric form with no preference.
+    pub diagonal_weight: f64,
 }
 
 impl Default for DtwOptions {
     fn default() -> Self {
         Self {
             open_end: true,
-            weights: CostWeights::default(),
+            weights: CostWeights::OFFLINE,
             transpose_search: true,
+            diagonal_weight: 1.0,
         }
+    }
+}
+
+/// Result of [`dtw_band`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct BandAlignment {
+    /// The optimal path from (0, 0) to the end cell.
+    pub path: Path,
+    /// Its accumulated weighted cost.
+    pub total_cost: f64,
+    /// The sum of its step weights (1 for the start cell): `total_cost / path_weight` is the
+    /// mean cost per unit of weight, comparable between paths of different shapes.
+    pub path_weight: f64,
+}
+
+impl BandAlignment {
+    /// Accumulated cost divided by the path's total weight.
+    pub fn normalised_cost(&self) -> f64 {
+        self.total_cost / self.path_weight.max(1.0)
     }
 }
 
@@ -42,19 +70,24 @@ const DIR_START: u8 = 3;
 
 /// DTW over a band: row `i` (performance frame) covers reference frames `band[i].0 ..
 /// band[i].1`. The band must be monotone (both ends non-decreasing) and consecutive rows must
-/// overlap or touch so a path exists. Memory: one byte per band cell plus two rows of costs.
-/// Returns the path and its total cost.
+/// overlap or touch so a path exists. `diagonal_weight` weighs the (1,1) step (the others
+/// weigh 1). Memory: one byte per band cell plus four rows of numbers.
 pub fn dtw_band(
     n: usize,
     m: usize,
     band: &[(usize, usize)],
     open_end: bool,
+    diagonal_weight: f64,
     mut cost: impl FnMut(usize, usize) -> f32,
     mut progress: impl FnMut(usize),
-) -> (Path, f64) {
+) -> BandAlignment {
     assert_eq!(band.len(), n);
     if n == 0 || m == 0 {
-        return (Vec::new(), 0.0);
+        return BandAlignment {
+            path: Vec::new(),
+            total_cost: 0.0,
+            path_weight: 0.0,
+        };
     }
     let mut offsets = Vec::with_capacity(n + 1);
     let mut total = 0usize;
@@ -67,6 +100,9 @@ pub fn dtw_band(
     let width_max = band.iter().map(|(lo, hi)| hi - lo).max().unwrap_or(0);
     let mut prev = vec![f64::INFINITY; width_max];
     let mut cur = vec![f64::INFINITY; width_max];
+    // Total step weight of the best path into each cell, for the open end's normalisation.
+    let mut prev_w = vec![0.0f64; width_max];
+    let mut cur_w = vec![0.0f64; width_max];
     let (mut prev_lo, mut prev_hi) = (0usize, 0usize);
     for i in 0..n {
         let (lo, hi) = band[i];
@@ -74,16 +110,17 @@ pub fn dtw_band(
         for j in lo..hi {
             let c = cost(i, j) as f64;
             let k = j - lo;
-            let (mut best, mut dir) = if i == 0 && j == 0 {
-                (c, DIR_START)
+            let (mut best, mut weight, mut dir) = if i == 0 && j == 0 {
+                (c, 1.0, DIR_START)
             } else {
-                (f64::INFINITY, DIR_START)
+                (f64::INFINITY, 0.0, DIR_START)
             };
             if i > 0 {
                 if j > prev_lo && j - 1 < prev_hi {
-                    let v = prev[j - 1 - prev_lo] + 2.0 * c;
+                    let v = prev[j - 1 - prev_lo] + diagonal_weight * c;
                     if v < best {
                         best = v;
+                        weight = prev_w[j - 1 - prev_lo] + diagonal_weight;
                         dir = DIR_DIAG;
                     }
                 }
@@ -91,6 +128,7 @@ pub fn dtw_band(
                     let v = prev[j - prev_lo] + c;
                     if v < best {
                         best = v;
+                        weight = prev_w[j - prev_lo] + 1.0;
                         dir = DIR_UP;
                     }
                 }
@@ -99,13 +137,16 @@ pub fn dtw_band(
                 let v = cur[k - 1] + c;
                 if v < best {
                     best = v;
+                    weight = cur_w[k - 1] + 1.0;
                     dir = DIR_LEFT;
                 }
             }
             cur[k] = best;
+            cur_w[k] = weight;
             row_dirs[k] = dir;
         }
         std::mem::swap(&mut prev, &mut cur);
+        std::mem::swap(&mut prev_w, &mut cur_w);
         prev_lo = lo;
         prev_hi = hi;
         if i % 1024 == 0 {
@@ -118,8 +159,8 @@ pub fn dtw_band(
         (lo..hi)
             .filter(|&j| prev[j - lo].is_finite())
             .min_by(|&a, &b| {
-                let na = prev[a - lo] / (n + a) as f64;
-                let nb = prev[b - lo] / (n + b) as f64;
+                let na = prev[a - lo] / prev_w[a - lo].max(1.0);
+                let nb = prev[b - lo] / prev_w[b - lo].max(1.0);
                 na.total_cmp(&nb)
             })
             .unwrap_or(hi - 1)
@@ -127,6 +168,7 @@ pub fn dtw_band(
         (m - 1).clamp(lo, hi.saturating_sub(1))
     };
     let total_cost = prev[end_j - lo];
+    let path_weight = prev_w[end_j - lo];
     let mut path = Vec::with_capacity(n + m);
     let (mut i, mut j) = (n - 1, end_j);
     loop {
@@ -143,13 +185,31 @@ pub fn dtw_band(
         }
     }
     path.reverse();
-    (path, total_cost)
+    BandAlignment {
+        path,
+        total_cost,
+        path_weight,
+    }
 }
 
 /// Full DTW on an explicit row-major cost matrix (n x m): the oracle for everything else.
-pub fn dtw_full_matrix(cost: &[f32], n: usize, m: usize, open_end: bool) -> (Path, f64) {
+pub fn dtw_full_matrix(
+    cost: &[f32],
+    n: usize,
+    m: usize,
+    open_end: bool,
+    diagonal_weight: f64,
+) -> BandAlignment {
     let band = vec![(0, m); n];
-    dtw_band(n, m, &band, open_end, |i, j| cost[i * m + j], |_| {})
+    dtw_band(
+        n,
+        m,
+        &band,
+        open_end,
+        diagonal_weight,
+        |i, j| cost[i * m + j],
+        |_| {},
+    )
 }
 
 /// Average `factor` consecutive frames (chroma re-normalised; onset averaged).
@@ -222,18 +282,20 @@ pub fn align_multiscale(
             project_band(&path, factors[level + 1] / f, pn, rm, BAND_RADIUS)
         };
         let finest = f == 1;
-        let (new_path, _) = dtw_band(
+        let new_path = dtw_band(
             pn,
             rm,
             &band,
             opts.open_end,
+            opts.diagonal_weight,
             |i, j| frame_cost(&p[i], &r[j], opts.weights),
             |i| {
                 if finest {
                     progress(i, pn)
                 }
             },
-        );
+        )
+        .path;
         path = new_path;
     }
     progress(n, n);
@@ -262,16 +324,16 @@ pub fn best_transposition(
             .iter()
             .map(|x| crate::align::transpose_frame(x, shift))
             .collect();
-        let (path, total) = dtw_band(
+        let norm = dtw_band(
             n,
             m,
             &band,
             opts.open_end,
+            opts.diagonal_weight,
             |i, j| frame_cost(&p[i], &r[j], opts.weights),
             |_| {},
-        );
-        let end_j = path.last().map(|x| x.1).unwrap_or(m - 1);
-        let norm = total / (n + end_j + 1) as f64;
+        )
+        .normalised_cost();
         if norm < best.0 {
             best = (norm, shift);
         }
@@ -355,9 +417,10 @@ pub fn path_to_ref_per_perf(path: &Path, n: usize) -> Vec<f64> {
 mod tests {
     use super::*;
 
-    /// Brute force over every monotone path with steps (1,0),(0,1),(1,1) and weights 1,1,2.
-    fn brute_force(cost: &[f32], n: usize, m: usize) -> f64 {
-        fn go(cost: &[f32], n: usize, m: usize, i: usize, j: usize, acc: f64) -> f64 {
+    /// Brute force over every monotone path with steps (1,0),(0,1),(1,1) and weights 1,1,w_d.
+    fn brute_force(cost: &[f32], n: usize, m: usize, w_d: f64) -> f64 {
+        #[allow(clippy::too_many_arguments)]
+        fn go(cost: &[f32], n: usize, m: usize, w_d: f64, i: usize, j: usize, acc: f64) -> f64 {
             if i == n - 1 && j == m - 1 {
                 return acc;
             }
@@ -367,20 +430,23 @@ mod tests {
                     cost,
                     n,
                     m,
+                    w_d,
                     i + 1,
                     j + 1,
-                    acc + 2.0 * cost[(i + 1) * m + j + 1] as f64,
+                    acc + w_d * cost[(i + 1) * m + j + 1] as f64,
                 ));
             }
             if i + 1 < n {
-                best = best.min(go(cost, n, m, i + 1, j, acc + cost[(i + 1) * m + j] as f64));
+                let c = cost[(i + 1) * m + j] as f64;
+                best = best.min(go(cost, n, m, w_d, i + 1, j, acc + c));
             }
             if j + 1 < m {
-                best = best.min(go(cost, n, m, i, j + 1, acc + cost[i * m + j + 1] as f64));
+                let c = cost[i * m + j + 1] as f64;
+                best = best.min(go(cost, n, m, w_d, i, j + 1, acc + c));
             }
             best
         }
-        go(cost, n, m, 0, 0, cost[0] as f64)
+        go(cost, n, m, w_d, 0, 0, cost[0] as f64)
     }
 
     fn lcg(seed: &mut u64) -> f32 {
@@ -393,21 +459,27 @@ mod tests {
     #[test]
     fn full_dtw_matches_brute_force() {
         let mut seed = 7u64;
-        for (n, m) in [(1, 1), (1, 4), (3, 3), (4, 5), (5, 6), (6, 4)] {
-            let cost: Vec<f32> = (0..n * m).map(|_| lcg(&mut seed)).collect();
-            let (path, total) = dtw_full_matrix(&cost, n, m, false);
-            let want = brute_force(&cost, n, m);
-            assert!((total - want).abs() < 1e-5, "{n}x{m}: {total} vs {want}");
-            assert_eq!(path[0], (0, 0));
-            assert_eq!(*path.last().unwrap(), (n - 1, m - 1));
-            // Path cost recomputed from the steps equals the total.
-            let mut acc = cost[0] as f64;
-            for w in path.windows(2) {
-                let (a, b) = (w[0], w[1]);
-                let c = cost[b.0 * m + b.1] as f64;
-                acc += if b.0 > a.0 && b.1 > a.1 { 2.0 * c } else { c };
+        for w_d in [1.0, 1.5, 2.0] {
+            for (n, m) in [(1, 1), (1, 4), (3, 3), (4, 5), (5, 6), (6, 4)] {
+                let cost: Vec<f32> = (0..n * m).map(|_| lcg(&mut seed)).collect();
+                let got = dtw_full_matrix(&cost, n, m, false, w_d);
+                let (path, total) = (&got.path, got.total_cost);
+                let want = brute_force(&cost, n, m, w_d);
+                assert!((total - want).abs() < 1e-5, "{n}x{m}: {total} vs {want}");
+                assert_eq!(path[0], (0, 0));
+                assert_eq!(*path.last().unwrap(), (n - 1, m - 1));
+                // Path cost and weight recomputed from the steps equal the returned ones.
+                let (mut acc, mut weight) = (cost[0] as f64, 1.0);
+                for w in path.windows(2) {
+                    let (a, b) = (w[0], w[1]);
+                    let c = cost[b.0 * m + b.1] as f64;
+                    let step = if b.0 > a.0 && b.1 > a.1 { w_d } else { 1.0 };
+                    acc += step * c;
+                    weight += step;
+                }
+                assert!((acc - total).abs() < 1e-5);
+                assert!((weight - got.path_weight).abs() < 1e-9);
             }
-            assert!((acc - total).abs() < 1e-5);
         }
     }
 
@@ -447,8 +519,8 @@ mod tests {
         let (perf, gt) = stretch(&reference, |x| 0.8 + 0.5 * (x * 9.0).sin().abs());
         let opts = DtwOptions {
             open_end: false,
-            weights: CostWeights::default(),
             transpose_search: false,
+            ..DtwOptions::default()
         };
         let ms = align_multiscale(&perf, &reference, opts, |_, _| {});
         let ref_of = path_to_ref_per_perf(&ms, perf.len());
@@ -469,22 +541,24 @@ mod tests {
         let cost: Vec<f32> = (0..60 * 80)
             .map(|k| frame_cost(&a[k / 80], &b[k % 80], w))
             .collect();
-        let (p1, c1) = dtw_full_matrix(&cost, 60, 80, true);
         let opts = DtwOptions {
             open_end: true,
             weights: w,
             transpose_search: false,
+            ..DtwOptions::default()
         };
+        let full = dtw_full_matrix(&cost, 60, 80, true, opts.diagonal_weight);
         let p2 = align_multiscale(&a, &b, opts, |_, _| {});
-        let (_, c2) = dtw_band(
+        let band = dtw_band(
             60,
             80,
             &vec![(0, 80); 60],
             true,
+            opts.diagonal_weight,
             |i, j| cost[i * 80 + j],
             |_| {},
         );
-        assert_eq!(p1, p2);
-        assert!((c1 - c2).abs() < 1e-9);
+        assert_eq!(full.path, p2);
+        assert_eq!(full, band);
     }
 }

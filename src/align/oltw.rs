@@ -431,7 +431,8 @@ mod tests {
         let cost: Vec<f32> = (0..n * m)
             .map(|k| frame_cost(&perf[k / m], &reference[k % m], w))
             .collect();
-        let (path, _) = dtw_full_matrix(&cost, n, m, false);
+        // OLTW uses the symmetric step weights (diagonal 2), so the oracle does too.
+        let path = dtw_full_matrix(&cost, n, m, false, 2.0).path;
         let off = path_to_ref_per_perf(&path, n);
         assert!(off.iter().zip(&gt).all(|(a, &b)| *a as usize == b));
     }

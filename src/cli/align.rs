@@ -60,7 +60,7 @@ pub fn align_files(
 
 /// Run `align`.
 pub fn run(args: AlignArgs) -> anyhow::Result<()> {
-    let cfg = FeatureConfig::default();
+    let cfg = FeatureConfig::offline_alignment();
     let reference = args.reference.load(&cfg)?;
     let bar = if args.quiet {
         indicatif::ProgressBar::hidden()

@@ -71,12 +71,18 @@ pub struct EvalArgs {
     /// Transposition: auto (detect) or fixed semitones.
     #[arg(long, default_value = "auto", value_parser = super::follow::parse_transpose)]
     pub transpose: super::follow::TransposeArg,
-    /// Weight of the onset term in the frame cost (tuning knob).
-    #[arg(long, default_value_t = CostWeights::default().onset)]
-    pub onset_weight: f32,
-    /// Log compression factor of the chroma (tuning knob).
-    #[arg(long, default_value_t = FeatureConfig::default().log_compression)]
-    pub log_compression: f32,
+    /// Weight of the onset term in the frame cost (tuning knob) [default: 3 for follow, 1 for
+    /// align].
+    #[arg(long)]
+    pub onset_weight: Option<f32>,
+    /// Log compression factor of the chroma (tuning knob) [default: 100 for follow, 1000 for
+    /// align].
+    #[arg(long)]
+    pub log_compression: Option<f32>,
+    /// Weight of the diagonal step of offline DTW (tuning knob; 1 prefers diagonal moves, 2 is
+    /// the symmetric form).
+    #[arg(long, default_value_t = DtwOptions::default().diagonal_weight)]
+    pub diagonal_weight: f64,
     /// FFT window (samples at 22 050 Hz) (tuning knob).
     #[arg(long, default_value_t = FeatureConfig::default().window_samples)]
     pub fft_window: usize,
@@ -123,13 +129,17 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if args.mode == EvalMode::Themes {
         return run_themes(&args);
     }
+    let (base_cfg, base_weights) = match args.mode {
+        EvalMode::Align => (FeatureConfig::offline_alignment(), CostWeights::OFFLINE),
+        _ => (FeatureConfig::default(), CostWeights::default()),
+    };
     let cfg = FeatureConfig {
-        log_compression: args.log_compression,
+        log_compression: args.log_compression.unwrap_or(base_cfg.log_compression),
         window_samples: args.fft_window,
-        ..FeatureConfig::default()
+        ..base_cfg
     };
     let weights = CostWeights {
-        onset: args.onset_weight,
+        onset: args.onset_weight.unwrap_or(base_weights.onset),
     };
     let cases: Vec<CorpusCase> = eval::read_index(&args.corpus)?
         .into_iter()
@@ -174,6 +184,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     open_end: true,
                     weights,
                     transpose_search: args.transpose.0.is_none(),
+                    diagonal_weight: args.diagonal_weight,
                 };
                 super::align::align_files(&case.performance, &reference, opts, |_, _| {})?.rows
             }
@@ -254,7 +265,7 @@ fn follow_case(
             steps: args.steps,
             memory: args.memory,
             weights: CostWeights {
-                onset: args.onset_weight,
+                onset: args.onset_weight.unwrap_or(CostWeights::default().onset),
             },
             ..OltwConfig::default()
         },

@@ -59,6 +59,18 @@ impl Default for FeatureConfig {
 }
 
 impl FeatureConfig {
+    /// The configuration for offline alignment (`scorefollow align`): stronger log compression,
+    /// which lifts quiet inner voices so the global path has more to hold on to. Measured on
+    /// the dev corpus (with the offline step weights) it gave 97.5 % of events within 300 ms
+    /// against 96.2 % with the online default 100. The online follower keeps 100, with which
+    /// its re-localisation thresholds were tuned.
+    pub fn offline_alignment() -> Self {
+        Self {
+            log_compression: 1000.0,
+            ..Self::default()
+        }
+    }
+
     /// Frames per second.
     pub fn frame_rate_hz(&self) -> f64 {
         self.sample_rate_hz as f64 / self.hop_samples as f64
