@@ -119,7 +119,7 @@ impl TransposedReference {
     #[inline(always)]
     fn costs_impl(&self, frame: &FeatureFrame, lo: usize, w: CostWeights, out: &mut [f64]) {
         const LANES: usize = 4;
-        const W: usize = 8;
+        const W: usize = 16;
         let n = self.frames;
         let len = out.len().min(n.saturating_sub(lo));
         let rt = &self.values;
@@ -141,10 +141,16 @@ impl TransposedReference {
                     }
                 }
             }
+            // Whole-array passes, so the combination and the widening to f64 stay vector
+            // operations instead of W scalar conversions and stores.
+            let mut cost = [0.0f32; W];
             for t in 0..W {
                 let dt = (dot[0][t] + dot[1][t]) + (dot[2][t] + dot[3][t]);
                 let dd = (d2[0][t] + d2[1][t]) + (d2[2][t] + d2[3][t]);
-                out[k0 + t] = f64::from((1.0 - dt).max(0.0) + 0.5 * w.onset * dd);
+                cost[t] = (1.0 - dt).max(0.0) + 0.5 * w.onset * dd;
+            }
+            for (o, &c) in out[k0..k0 + W].iter_mut().zip(&cost) {
+                *o = f64::from(c);
             }
             k0 += W;
         }

@@ -11,6 +11,9 @@
 use std::sync::Arc;
 
 use super::cost::{CostWeights, TransposedReference};
+use super::soft_dtw::kernel::exp_nonpos;
+#[cfg(target_arch = "x86_64")]
+use super::soft_dtw::kernel::has_avx2_fma;
 use super::{AlignStep, OnlineAligner};
 use crate::features::FeatureFrame;
 
@@ -74,6 +77,10 @@ pub struct Oltw {
     prev_w: Vec<f64>,
     prev2_w: Vec<f64>,
     cur_w: Vec<f64>,
+    /// The previous column shifted to the current window (costs, then path weights), one
+    /// longer than the window: scratch of the symmetric hot path.
+    pad: Vec<f64>,
+    pad_w: Vec<f64>,
     prev_lo: usize,
     prev_len: usize,
     prev2_lo: usize,
@@ -110,6 +117,8 @@ impl Oltw {
             prev_w: vec![0.0; w],
             prev2_w: vec![0.0; w],
             cur_w: vec![0.0; w],
+            pad: vec![f64::INFINITY; w + 1],
+            pad_w: vec![0.0; w + 1],
             prev_lo: 0,
             prev_len: 0,
             prev2_lo: 0,
@@ -135,60 +144,170 @@ impl Oltw {
 
 impl Oltw {
     /// The column of the symmetric pattern, the hot path: the same candidates, in the same
-    /// order, with the same strict comparisons as the general loop in `step`, without its
-    /// per-cell closures and window checks (the window never moves back, so the previous
-    /// column is the current one shifted by `lo - prev_lo`).
-    fn symmetric_column(&mut self, i: usize, lo: usize, len: usize, lam: f64) {
-        let (plo, plen) = (self.prev_lo, self.prev_len);
+    /// order, with the same strict comparisons as the general loop in `step`. It runs in two
+    /// passes: the diagonal and vertical candidates of every cell are independent of each
+    /// other (a vector loop over the previous column shifted into `pad`), and only the
+    /// horizontal step is a serial chain, one add and one compare per cell.
+    #[inline(always)]
+    fn symmetric_column_impl(&mut self, i: usize, lo: usize, len: usize, lam: f64) {
+        const INF: f64 = f64::INFINITY;
         let start_j = self.start_j;
-        let shift = lo as isize - plo as isize;
-        let (prev, prev_w) = (&self.prev[..], &self.prev_w[..]);
-        let (cur, cur_w) = (&mut self.cur[..len], &mut self.cur_w[..len]);
+        let k_start = start_j.saturating_sub(lo).min(len);
         let costs = &self.costs[..len];
-        let mut left = (f64::INFINITY, 0.0f64);
-        for k in 0..len {
-            let j = lo + k;
-            if j < start_j {
-                cur[k] = f64::INFINITY;
-                cur_w[k] = 0.0;
-                left = (f64::INFINITY, 0.0);
-                continue;
+        let (cur, cur_w) = (&mut self.cur[..len], &mut self.cur_w[..len]);
+        cur[..k_start].fill(INF);
+        cur_w[..k_start].fill(0.0);
+        if i == 0 {
+            // Only the start cell, and horizontal moves from it.
+            cur[k_start..].fill(INF);
+            cur_w[k_start..].fill(0.0);
+            if start_j >= lo && k_start < len {
+                cur[k_start] = costs[k_start];
+                cur_w[k_start] = 1.0;
             }
-            let d = costs[k];
-            let mut best = if i == 0 && j == start_j {
-                (d, 1.0)
-            } else {
-                (f64::INFINITY, 0.0)
-            };
-            if i > 0 {
-                // Previous-column index of reference frame j (may be out of its window).
-                let pj = k as isize + shift;
-                if j > 0 && pj >= 1 && ((pj - 1) as usize) < plen {
-                    let q = (pj - 1) as usize;
-                    let c = lam * prev[q] + 2.0 * d;
-                    if c < best.0 {
-                        best = (c, lam * prev_w[q] + 2.0);
-                    }
-                }
-                if pj >= 0 && (pj as usize) < plen {
-                    let q = pj as usize;
-                    let c = lam * prev[q] + d;
-                    if c < best.0 {
-                        best = (c, lam * prev_w[q] + 1.0);
-                    }
-                }
+        } else {
+            // pv[k], pw[k]: the previous column at reference frame lo + k - 1 (infinite
+            // cost outside it), so the candidates of cell k read pv[k] and pv[k + 1].
+            let (plo, plen) = (self.prev_lo, self.prev_len);
+            let (pv, pw) = (&mut self.pad[..len + 1], &mut self.pad_w[..len + 1]);
+            pv.fill(INF);
+            pw.fill(0.0);
+            let a0 = (plo + 1).saturating_sub(lo);
+            let a1 = (plo + plen + 1).saturating_sub(lo).min(len + 1);
+            if a0 < a1 {
+                let (q0, q1) = (a0 + lo - 1 - plo, a1 + lo - 1 - plo);
+                pv[a0..a1].copy_from_slice(&self.prev[q0..q1]);
+                pw[a0..a1].copy_from_slice(&self.prev_w[q0..q1]);
             }
-            if k > 0 {
-                let c = left.0 + d;
-                if c < best.0 {
-                    best = (c, left.1 + 1.0);
-                }
+            for k in k_start..len {
+                let d = costs[k];
+                let diag = lam * pv[k] + 2.0 * d;
+                let up = lam * pv[k + 1] + d;
+                // Diagonal first; the vertical step wins only if strictly cheaper.
+                let take_up = up < diag;
+                let c = if take_up { up } else { diag };
+                let w = if take_up {
+                    lam * pw[k + 1] + 1.0
+                } else {
+                    lam * pw[k] + 2.0
+                };
+                cur[k] = c;
+                cur_w[k] = if c < INF { w } else { 0.0 };
             }
-            cur[k] = best.0;
-            cur_w[k] = best.1;
-            left = best;
+        }
+        // The horizontal step, last and strict, as in the general loop.
+        // Selects and unconditional stores: whether the horizontal step wins is data-dependent,
+        // and a branch on it would be mispredicted often.
+        let (mut left_c, mut left_w) = (INF, 0.0f64);
+        for ((c, w), &d) in cur[k_start..]
+            .iter_mut()
+            .zip(cur_w[k_start..].iter_mut())
+            .zip(&costs[k_start..])
+        {
+            let h = left_c + d;
+            let take = h < *c;
+            left_c = if take { h } else { *c };
+            left_w = if take { left_w + 1.0 } else { *w };
+            *c = left_c;
+            *w = left_w;
         }
     }
+
+    fn symmetric_column(&mut self, i: usize, lo: usize, len: usize, lam: f64) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2_fma() {
+            // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
+            return unsafe { self.symmetric_column_avx2(i, lo, len, lam) };
+        }
+        self.symmetric_column_impl(i, lo, len, lam)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn symmetric_column_avx2(&mut self, i: usize, lo: usize, len: usize, lam: f64) {
+        self.symmetric_column_impl(i, lo, len, lam)
+    }
+}
+
+/// Sums over the normalised costs `norms` of a window for the spread and the confidence,
+/// relative to the best cell `best_k` (cost `best_norm`): `(Σw, Σw·x, Σw·x², Σnorm, count)`
+/// with `x = k - best_k` and `w = exp(-(norm - best_norm)·sharpness)`, zero once the exponent
+/// is below -20 (negligible next to the best cell's 1). Infinite costs count in nothing.
+/// Branch-free, so it vectorises; the exponential is the soft-DTW kernel's polynomial.
+#[inline(always)]
+fn spread_sums_impl<const F: bool>(
+    norms: &[f64],
+    scratch: &mut [f64],
+    k0: usize,
+    best_k: usize,
+    best_norm: f64,
+    sharpness: f64,
+) -> [f64; 5] {
+    let weights = &mut scratch[..norms.len()];
+    for (w, &norm) in weights.iter_mut().zip(norms) {
+        let z = (norm - best_norm) * sharpness;
+        // An infinite cost gives z = ∞ and weight 0.
+        let e = exp_nonpos::<F>(-z);
+        *w = if z <= 20.0 { e } else { 0.0 };
+    }
+    // Four independent partial sums per quantity: one running sum is a chain of dependent
+    // float adds the compiler may not reorder, so it would neither vectorise nor pipeline.
+    const LANES: usize = 4;
+    let mut acc = [[0.0f64; LANES]; 5];
+    let x0 = k0 as f64 - best_k as f64;
+    let add = |acc: &mut [[f64; LANES]; 5], l: usize, w: f64, norm: f64, x: f64| {
+        let finite = norm.is_finite();
+        acc[0][l] += w;
+        acc[1][l] += w * x;
+        acc[2][l] += w * x * x;
+        acc[3][l] += if finite { norm } else { 0.0 };
+        acc[4][l] += if finite { 1.0 } else { 0.0 };
+    };
+    let full = norms.len() / LANES * LANES;
+    for c in (0..full).step_by(LANES) {
+        for l in 0..LANES {
+            add(
+                &mut acc,
+                l,
+                weights[c + l],
+                norms[c + l],
+                x0 + (c + l) as f64,
+            );
+        }
+    }
+    for c in full..norms.len() {
+        add(&mut acc, c - full, weights[c], norms[c], x0 + c as f64);
+    }
+    acc.map(|a| (a[0] + a[1]) + (a[2] + a[3]))
+}
+
+fn spread_sums(
+    norms: &[f64],
+    scratch: &mut [f64],
+    k0: usize,
+    best_k: usize,
+    best_norm: f64,
+    sharp: f64,
+) -> [f64; 5] {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
+        return unsafe { spread_sums_avx2(norms, scratch, k0, best_k, best_norm, sharp) };
+    }
+    spread_sums_impl::<false>(norms, scratch, k0, best_k, best_norm, sharp)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn spread_sums_avx2(
+    norms: &[f64],
+    scratch: &mut [f64],
+    k0: usize,
+    best_k: usize,
+    best_norm: f64,
+    sharp: f64,
+) -> [f64; 5] {
+    spread_sums_impl::<true>(norms, scratch, k0, best_k, best_norm, sharp)
 }
 
 impl OnlineAligner for Oltw {
@@ -283,50 +402,40 @@ impl OnlineAligner for Oltw {
         // Position: least normalised cost (cost / path weight) in this column. Ties (cells of
         // a held note) go to the later frame. The local costs are not needed any more: their
         // buffer keeps the normalised costs for the spread below.
-        let mut best_k = 0usize;
-        let mut best_norm = f64::INFINITY;
-        for (k, ((norm, &c), &w)) in self.costs[..len]
+        // Normalised costs first (a vector loop), then the argmin (a light serial one).
+        for ((norm, &c), &w) in self.costs[..len]
             .iter_mut()
             .zip(&self.cur[..len])
             .zip(&self.cur_w[..len])
-            .enumerate()
         {
             *norm = if w > 0.0 { c / w } else { f64::INFINITY };
-            if *norm <= best_norm && norm.is_finite() {
-                best_norm = *norm;
+        }
+        let mut best_k = 0usize;
+        let mut best_norm = f64::INFINITY;
+        for (k, &norm) in self.costs[..len].iter().enumerate() {
+            if norm <= best_norm && norm.is_finite() {
+                best_norm = norm;
                 best_k = k;
             }
         }
-        let norm_at = |k: usize| -> f64 { self.costs[k] };
-        // Spread and confidence from soft weights around the best cell.
+        // Spread and confidence from soft weights around the best cell; only cells near it
+        // matter for the spread, which bounds the exponentials.
         let sharp = self.cfg.spread_sharpness as f64;
-        let (mut sw, mut sj, mut sjj, mut mean_norm, mut count) = (0.0, 0.0, 0.0, 0.0, 0usize);
-        // Only cells near the best matter for the spread; this bounds the exp() calls.
         let (k0, k1) = (best_k.saturating_sub(100), (best_k + 101).min(len));
-        for k in k0..k1 {
-            let norm = norm_at(k);
-            if !norm.is_finite() {
-                continue;
-            }
-            mean_norm += norm;
-            count += 1;
-            let z = (norm - best_norm) * sharp;
-            if z > 20.0 {
-                // exp(-20) is negligible next to the best cell's weight of 1.
-                continue;
-            }
-            let w = (-z).exp();
-            let x = k as f64 - best_k as f64;
-            sw += w;
-            sj += w * x;
-            sjj += w * x * x;
-        }
+        let [sw, sj, sjj, norm_sum, count] = spread_sums(
+            &self.costs[k0..k1],
+            &mut self.pad,
+            k0,
+            best_k,
+            best_norm,
+            sharp,
+        );
         let var = if sw > 0.0 {
             (sjj / sw - (sj / sw).powi(2)).max(0.0)
         } else {
             0.0
         };
-        mean_norm /= count.max(1) as f64;
+        let mean_norm = norm_sum / count.max(1.0);
         let confidence = if mean_norm > 0.0 && best_norm.is_finite() {
             (1.0 - best_norm / mean_norm).clamp(0.0, 1.0) as f32
         } else {
@@ -397,6 +506,80 @@ mod tests {
                 f
             })
             .collect()
+    }
+
+    /// Every column of the hot path, with moving bounded windows and a start past frame 0,
+    /// against the recursion written out cell by cell: the previous column looked up by
+    /// reference frame (infinite outside its window), the three candidates in the pattern's
+    /// order with strict comparisons.
+    #[test]
+    fn hot_path_columns_equal_the_cell_by_cell_recursion() {
+        let reference = random_frames(90, 11);
+        // A performance that dwells, then rushes, so the window moves at varying speed.
+        let perf: Vec<FeatureFrame> = (0..70)
+            .map(|i| reference[((i * i) / 60 + 5).min(89)])
+            .collect();
+        for (start, window, memory) in [(0usize, 16usize, 1.0f32), (7, 24, 1.0), (3, 90, 0.97)] {
+            let cfg = OltwConfig {
+                window_frames: window,
+                memory,
+                ..OltwConfig::default()
+            };
+            let w = cfg.weights;
+            let lam = memory as f64;
+            let mut oltw = Oltw::new(reference.clone().into(), cfg);
+            oltw.reset_to(start);
+            // (lo, costs, weights) of the previous column.
+            let mut prev: Option<(usize, Vec<f64>, Vec<f64>)> = None;
+            for (i, f) in perf.iter().enumerate() {
+                oltw.step(f);
+                let (lo, len) = (oltw.prev_lo, oltw.prev_len);
+                let (mut col, mut colw) = (vec![f64::INFINITY; len], vec![0.0f64; len]);
+                for k in 0..len {
+                    let j = lo + k;
+                    if j < start {
+                        continue;
+                    }
+                    let d = frame_cost(f, &reference[j], w) as f64;
+                    let mut best = if i == 0 && j == start {
+                        (d, 1.0)
+                    } else {
+                        (f64::INFINITY, 0.0)
+                    };
+                    if let Some((plo, pc, pw)) = &prev {
+                        let at = |t: usize| {
+                            (t >= *plo && t < plo + pc.len()).then(|| (pc[t - plo], pw[t - plo]))
+                        };
+                        if let Some((c, cw)) = j.checked_sub(1).and_then(at) {
+                            if lam * c + 2.0 * d < best.0 {
+                                best = (lam * c + 2.0 * d, lam * cw + 2.0);
+                            }
+                        }
+                        if let Some((c, cw)) = at(j) {
+                            if lam * c + d < best.0 {
+                                best = (lam * c + d, lam * cw + 1.0);
+                            }
+                        }
+                    }
+                    if k > 0 && col[k - 1] + d < best.0 {
+                        best = (col[k - 1] + d, colw[k - 1] + 1.0);
+                    }
+                    col[k] = best.0;
+                    colw[k] = best.1;
+                }
+                for k in 0..len {
+                    let (got, want) = (oltw.prev[k], col[k]);
+                    assert!(
+                        got == want || (got - want).abs() <= 1e-12 * want.abs(),
+                        "start {start} window {window}: column {i}, cell {k}: {got} vs {want}"
+                    );
+                    if want.is_finite() {
+                        assert_eq!(oltw.prev_w[k], colw[k], "column {i}, cell {k} weight");
+                    }
+                }
+                prev = Some((lo, col, colw));
+            }
+        }
     }
 
     /// With an unlimited window the OLTW column is exactly the DTW matrix row, so on a

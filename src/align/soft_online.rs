@@ -234,7 +234,10 @@ impl SoftOnline {
             s_acc += self.cost[k];
             let ua = self.diag[k] - s_acc;
             let ub = self.vert[k] - s_acc;
-            run_min = run_min.min(ua).min(ub);
+            // A plain compare-and-select, not f64::min: no NaN can occur here (unreachable
+            // cells hold BIG), and min's NaN handling triples the latency of this serial chain.
+            run_min = if ua < run_min { ua } else { run_min };
+            run_min = if ub < run_min { ub } else { run_min };
             self.diag[k] = ua;
             self.vert[k] = ub;
             self.gbuf[k] = s_acc;
@@ -262,13 +265,29 @@ impl SoftOnline {
             }
             k0 = k1;
         }
-        for ((d, &v), &m1) in self.diag[1..len]
-            .iter_mut()
-            .zip(&self.vert[1..len])
-            .zip(&mins[1..])
-        {
-            *d = exp_nonpos_or_zero::<F>(-(*d - m1) * inv_gamma)
-                + exp_nonpos_or_zero::<F>(-(v - m1) * inv_gamma);
+        // Terms more than SKIP_EXPONENT below the running minimum's are below 4e-18 next to
+        // its 1 in the running sum (they would change R by less than γ·4e-18): whole blocks
+        // of them, the cells far from the best path, skip the exponentials.
+        const SKIP_EXPONENT: f64 = 40.0;
+        let far = SKIP_EXPONENT * gamma;
+        let mut k0 = 1;
+        while k0 < len {
+            let k1 = (k0 + 8).min(len);
+            let (d, v, m) = (&mut self.diag[k0..k1], &self.vert[k0..k1], &mins[k0..k1]);
+            let all_far = d
+                .iter()
+                .zip(v)
+                .zip(m)
+                .all(|((&a, &b), &m1)| a - m1 > far && b - m1 > far);
+            if all_far {
+                d.fill(0.0);
+            } else {
+                for ((d, &v), &m1) in d.iter_mut().zip(v).zip(m) {
+                    *d = exp_nonpos_or_zero::<F>(-(*d - m1) * inv_gamma)
+                        + exp_nonpos_or_zero::<F>(-(v - m1) * inv_gamma);
+                }
+            }
+            k0 = k1;
         }
         let mut p = 0.0f64;
         for ((c, &f), &g) in self.cur[..len]
@@ -276,7 +295,9 @@ impl SoftOnline {
             .zip(&*fbuf)
             .zip(&self.diag[..len])
         {
-            p = p * f + g;
+            // The factor is exactly 1 wherever the running minimum holds (most cells): an add
+            // alone then, which halves the latency of this serial chain and gives the same bits.
+            p = if f == 1.0 { p + g } else { p * f + g };
             *c = p;
         }
         for ((c, &s), &m) in self.cur[..len].iter_mut().zip(&self.gbuf[..len]).zip(mins) {
@@ -288,33 +309,56 @@ impl SoftOnline {
 
 impl SoftOnline {
     /// Position weights into `self.diag[..len]` (relative to the best score); returns their
-    /// sum and first moment (in window offsets).
+    /// sum and first moment (in window offsets), and the range of cells outside which every
+    /// weight is 0.
     #[inline(always)]
-    fn weights_impl<const F: bool>(&mut self, len: usize, best: f64, score: &[f64]) -> (f64, f64) {
+    fn weights_impl<const F: bool>(
+        &mut self,
+        len: usize,
+        best: f64,
+        score: &[f64],
+    ) -> (f64, f64, usize, usize) {
+        // A weight below e^-40 (4e-18) next to the best cell's 1 moves the mean by less than
+        // 1e-14 frames over a whole window: blocks of them are set to 0 without exponentials.
+        const SKIP_EXPONENT: f64 = 40.0;
         let (w, sc) = (&mut self.diag[..len], &score[..len]);
+        let (mut k_lo, mut k_hi) = (len, 0usize);
         let mut k0 = 0;
         while k0 < len {
             let k1 = (k0 + 8).min(len);
-            // Far from the best cell every weight is exactly 0 (exponent below -708), which is
-            // what the exponential would return: skip it.
-            if sc[k0..k1].iter().all(|&s| best - s < -708.0) {
+            if sc[k0..k1].iter().all(|&s| best - s < -SKIP_EXPONENT) {
                 w[k0..k1].fill(0.0);
             } else {
                 for (wk, &s) in w[k0..k1].iter_mut().zip(&sc[k0..k1]) {
                     *wk = exp_nonpos_or_zero::<F>(best - s);
                 }
+                k_lo = k_lo.min(k0);
+                k_hi = k1;
             }
             k0 = k1;
         }
-        let (mut sw, mut sj) = (0.0f64, 0.0f64);
-        for (k, &w) in self.diag[..len].iter().enumerate() {
-            sw += w;
-            sj += w * k as f64;
+        if k_lo >= k_hi {
+            return (0.0, 0.0, 0, 0);
         }
-        (sw, sj)
+        // Four partial sums each: one running sum is a serial chain of dependent adds.
+        let (mut sw, mut sj) = ([0.0f64; 4], [0.0f64; 4]);
+        let ws = &self.diag[k_lo..k_hi];
+        let full = ws.len() / 4 * 4;
+        for c in (0..full).step_by(4) {
+            for l in 0..4 {
+                sw[l] += ws[c + l];
+                sj[l] += ws[c + l] * (k_lo + c + l) as f64;
+            }
+        }
+        for (c, &w) in ws.iter().enumerate().skip(full) {
+            sw[0] += w;
+            sj[0] += w * (k_lo + c) as f64;
+        }
+        let sum = |a: [f64; 4]| (a[0] + a[1]) + (a[2] + a[3]);
+        (sum(sw), sum(sj), k_lo, k_hi)
     }
 
-    fn weights(&mut self, len: usize, best: f64, score: &[f64]) -> (f64, f64) {
+    fn weights(&mut self, len: usize, best: f64, score: &[f64]) -> (f64, f64, usize, usize) {
         #[cfg(target_arch = "x86_64")]
         if has_avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
@@ -325,7 +369,7 @@ impl SoftOnline {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn weights_avx2(&mut self, len: usize, best: f64, score: &[f64]) -> (f64, f64) {
+    fn weights_avx2(&mut self, len: usize, best: f64, score: &[f64]) -> (f64, f64, usize, usize) {
         self.weights_impl::<true>(len, best, score)
     }
 
@@ -398,19 +442,20 @@ impl OnlineAligner for SoftOnline {
             }
         }
         let scores = std::mem::take(&mut self.vert);
-        let (sw, sj) = self.weights(len, best, &scores);
+        let (sw, sj, k_lo, k_hi) = self.weights(len, best, &scores);
         self.vert = scores;
         let (mean_k, var, mass) = if sw > 0.0 && best.is_finite() {
             let mean = sj / sw;
-            let (mut sv, mut near) = (0.0, 0.0);
-            for k in 0..len {
-                let x = k as f64 - mean;
-                sv += self.diag[k] * x * x;
-                if x.abs() <= self.cfg.confidence_radius_frames {
-                    near += self.diag[k];
-                }
+            // Weights are 0 outside k_lo..k_hi; partial sums in lanes, as above.
+            let (mut sv, mut near) = ([0.0f64; 4], [0.0f64; 4]);
+            let radius = self.cfg.confidence_radius_frames;
+            for (c, &w) in self.diag[k_lo..k_hi].iter().enumerate() {
+                let x = (k_lo + c) as f64 - mean;
+                sv[c % 4] += w * x * x;
+                near[c % 4] += if x.abs() <= radius { w } else { 0.0 };
             }
-            (mean, (sv / sw).max(0.0), near / sw)
+            let sum = |a: [f64; 4]| (a[0] + a[1]) + (a[2] + a[3]);
+            (mean, (sum(sv) / sw).max(0.0), sum(near) / sw)
         } else {
             (best_k as f64, 0.0, 0.0)
         };
