@@ -1,5 +1,6 @@
 //! Speed of the follower's stages: feature extraction (x real time on one core) and one OLTW
-//! step with a 10 s window (median by criterion, plus p50/p99 measured over a whole piece).
+//! step with a 10 s window (median by criterion, plus p50/p99 measured over a whole piece), and
+//! the soft aligner's step percentiles on the same piece.
 //! Run: `cargo bench --bench follow`. Reads the bundled scores/ only.
 
 use std::path::Path;
@@ -8,6 +9,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use scorefollow::align::oltw::{Oltw, OltwConfig};
+use scorefollow::align::soft_online::{SoftOnline, SoftOnlineConfig};
 use scorefollow::align::OnlineAligner;
 use scorefollow::features::{self, FeatureConfig, FeatureFrame};
 use scorefollow::score::reference::Reference;
@@ -89,6 +91,18 @@ fn bench(c: &mut Criterion) {
     }
     let (p50, p99, max) = percentiles(ns);
     println!("oltw step, 10 s window: p50 {p50:.2} us, p99 {p99:.2} us, max {max:.2} us");
+    // The soft aligner on the same material (benches/soft_dtw.rs times it on random frames).
+    let mut ns = Vec::with_capacity(perf.len() * 5);
+    for _ in 0..5 {
+        let mut soft = SoftOnline::new(frames.clone(), SoftOnlineConfig::default());
+        for f in &perf {
+            let t = Instant::now();
+            std::hint::black_box(soft.step(f));
+            ns.push(t.elapsed().as_nanos() as u64);
+        }
+    }
+    let (p50, p99, max) = percentiles(ns);
+    println!("soft step, 10 s window: p50 {p50:.2} us, p99 {p99:.2} us, max {max:.2} us");
 }
 
 criterion_group!(benches, bench);
