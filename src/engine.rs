@@ -59,6 +59,12 @@ pub struct FollowOptions {
     pub oltw: OltwConfig,
     /// Tuning of the performance (cents); None = assume A4 = 440 Hz.
     pub perf_tuning_cents: Option<f32>,
+    /// Estimate the performance's tuning from the first seconds and keep checking it
+    /// ([`crate::features::tuning::TuningTracker`]), starting from `perf_tuning_cents`. Off by
+    /// default: the semitone filterbank interpolates between bands, so 30-40 cents off is
+    /// followed without it, and on the measured cases tracking helped a performance 45 cents
+    /// sharp at 50-100 ms but cost a few points on one 40 cents flat (see README).
+    pub track_tuning: bool,
     /// Score time (s) to start following from.
     pub start_score_s: f64,
     /// Transposition of the performance relative to the score (semitones up, 0-11), or None
@@ -125,6 +131,7 @@ impl Default for FollowOptions {
             aligner: AlignerKind::Soft,
             oltw: OltwConfig::default(),
             perf_tuning_cents: None,
+            track_tuning: false,
             start_score_s: 0.0,
             transpose: None,
             key_trial_s: 12.0,
@@ -180,7 +187,9 @@ struct ThemeState {
 pub struct Follower {
     reference: Arc<Reference>,
     extractor: StreamingExtractor,
-    aligner: Box<dyn OnlineAligner>,
+    /// The aligner, behind the transposition it follows in (one shift once the key is known;
+    /// a confirmed relocation into another key switches it).
+    aligner: KeyTrial,
     tracker: Tracker,
     config: FeatureConfig,
     pause_chroma_max: f32,
@@ -189,8 +198,8 @@ pub struct Follower {
     themes: Option<ThemeState>,
     relocator: Option<Relocator>,
     relocator_key: Option<usize>,
-    /// The aligner that checks a candidate jump (fed frames in the score's key), and whether
-    /// it is running.
+    /// The aligner that checks a candidate jump (fed frames in the candidate's key, brought to
+    /// the score's), and whether it is running.
     shadow: Option<Box<dyn OnlineAligner>>,
     shadow_active: bool,
     relocations: Vec<RelocationReport>,
@@ -210,6 +219,10 @@ pub struct RelocationReport {
     pub to_score_s: f64,
     /// Mean CENS distance of the confirming match (0 = identical).
     pub cost: f32,
+    /// Key (semitones the performance is above the score, 0-11) the follower was in.
+    pub from_key_shift: usize,
+    /// Key it continued in (differs from `from_key_shift` after a change of key).
+    pub key_shift: usize,
 }
 
 impl Follower {
@@ -217,6 +230,11 @@ impl Follower {
     pub fn new(reference: Arc<Reference>, opts: &FollowOptions) -> Self {
         let config = reference.config.clone();
         let extractor = StreamingExtractor::new(&config, opts.perf_tuning_cents.unwrap_or(0.0));
+        let extractor = if opts.track_tuning {
+            extractor.with_tuning_tracking()
+        } else {
+            extractor
+        };
         // One feature-major copy of the reference for every aligner (12 in the key trial, plus
         // the relocation shadow): for a one-hour reference that is 17 MB, not 220.
         let transposed = Arc::new(crate::align::cost::TransposedReference::new(
@@ -241,13 +259,14 @@ impl Follower {
                 )),
             }
         };
-        let mut aligner: Box<dyn OnlineAligner> = match opts.transpose {
-            Some(0) => make(),
-            Some(k) => Box::new(KeyTrial::new(&[k], 0, make)),
+        // A single-key KeyTrial passes frames of shift 0 through untouched; it is there so a
+        // relocation can switch the key.
+        let mut aligner = match opts.transpose {
+            Some(k) => KeyTrial::new(&[k], 0, make),
             None => {
                 let trial_frames = (opts.key_trial_s * config.frame_rate_hz()).round() as usize;
                 let shifts: Vec<usize> = (0..crate::features::N_CHROMA).collect();
-                Box::new(KeyTrial::new(&shifts, trial_frames, make))
+                KeyTrial::new(&shifts, trial_frames, make)
             }
         };
         if opts.start_score_s > 0.0 {
@@ -395,8 +414,18 @@ impl Follower {
                                 ref_frame,
                                 cost,
                                 suspect_for_frames,
+                                from_key_shift,
+                                key_shift,
                             } => {
                                 *shadow_active = false;
+                                if key_shift != from_key_shift {
+                                    tracing::info!(
+                                        "key change at {:.2} s: performance now {key_shift} \
+                                         semitones above the score (was {from_key_shift})",
+                                        config.frame_end_s(k)
+                                    );
+                                    aligner.set_shift(key_shift);
+                                }
                                 aligner.reset_to(ref_frame.round().max(0.0) as usize);
                                 tracker.reset();
                                 let to = tracker.update(&crate::align::AlignStep {
@@ -412,6 +441,8 @@ impl Follower {
                                     from_score_s: reference.score_time_s(tracked.ref_frame_now),
                                     to_score_s: reference.score_time_s(to.ref_frame_now),
                                     cost,
+                                    from_key_shift,
+                                    key_shift,
                                 });
                                 tracked = to;
                             }
@@ -454,6 +485,12 @@ impl Follower {
     pub fn relocations(&self) -> &[RelocationReport] {
         &self.relocations
     }
+
+    /// The key followed: semitones the performance is above the score (0-11), or None while
+    /// the key trial is still running. Follows confirmed changes of key.
+    pub fn key_shift(&self) -> Option<usize> {
+        self.aligner.key_shift()
+    }
 }
 
 /// What the relocator asks the follower to do after a frame.
@@ -462,17 +499,20 @@ enum RelocateOutcome {
     Candidate(Relocation),
     /// The shadow matched no better: stop it.
     Rejected,
-    /// Jump: continue from the shadow's position.
+    /// Jump: continue from the shadow's position, in the shadow's key (semitones the
+    /// performance is above the score).
     Confirmed {
         ref_frame: f64,
         cost: f32,
         suspect_for_frames: usize,
+        from_key_shift: usize,
+        key_shift: usize,
     },
 }
 
 /// Feed the relocator one frame (in the score's key, once the key is known), stepping the
-/// shadow aligner when a candidate is being checked. `key` remembers the key the relocator's
-/// history was heard in.
+/// shadow aligner when a candidate is being checked (with the frame in the candidate's key).
+/// `key` remembers the key the relocator's history was heard in.
 fn relocate_step(
     relocator: Option<&mut Relocator>,
     key: &mut Option<usize>,
@@ -493,25 +533,33 @@ fn relocate_step(
     } else {
         crate::align::transpose_frame(frame, shift)
     };
-    let local_cost = |at: f64| {
+    let local_cost = |f: &crate::features::FeatureFrame, at: f64| {
         let idx = (at.round().max(0.0) as usize).min(reference.frames.len().saturating_sub(1));
         reference.frames.get(idx).map_or(f32::NAN, |rf| {
-            crate::align::cost::cosine_distance(&in_key.chroma, &rf.chroma)
+            crate::align::cost::cosine_distance(&f.chroma, &rf.chroma)
         })
     };
-    let main_cost = local_cost(ref_frame);
+    let main_cost = local_cost(&in_key, ref_frame);
     let candidate = r.push(&in_key.chroma, main_cost, ref_frame);
     if let Some(c) = candidate {
         return Some(RelocateOutcome::Candidate(c));
     }
     let shadow = shadow?;
-    let s = shadow.step(&in_key);
+    let key_change = r.verifying_key_change()?;
+    let in_new_key = if key_change == 0 {
+        in_key
+    } else {
+        crate::align::transpose_frame(&in_key, key_change)
+    };
+    let s = shadow.step(&in_new_key);
     let suspect_for_frames = r.suspect_for_frames();
-    match r.verify(main_cost, local_cost(s.ref_frame))? {
+    match r.verify(main_cost, local_cost(&in_new_key, s.ref_frame))? {
         true => Some(RelocateOutcome::Confirmed {
             ref_frame: s.ref_frame,
             cost: s.cost,
             suspect_for_frames,
+            from_key_shift: shift,
+            key_shift: (shift + key_change) % crate::features::N_CHROMA,
         }),
         false => Some(RelocateOutcome::Rejected),
     }

@@ -1,7 +1,8 @@
-//! Re-localisation after a jump: when the follower's match stays poor, find where the last
-//! seconds of the performance are in the whole reference and restart the aligner there.
+//! Re-localisation after a jump or a change of key: when the follower's match stays poor, find
+//! where (and in which key) the last seconds of the performance are in the whole reference and
+//! restart the aligner there.
 //!
-//! Per performance frame the follower hands in the chroma (already in the score's key), the
+//! Per performance frame the follower hands in the chroma (already in the key it believes), the
 //! local cost of its current match (`1 - cos` between the frame and the reference frame it is
 //! matched to) and its reference position. The relocator:
 //!
@@ -12,19 +13,29 @@
 //!    against the CENS of the whole reference by diagonal matching with several tempo
 //!    scalings (Müller, Kurth & Clausen 2005): Δ(e, s) is the mean CENS distance of the query
 //!    laid on the reference span ending at frame `e` at scaling `s`;
-//! 3. a hit counts when it lies at least [`RelocateConfig::min_jump_s`] from the current
-//!    position, its Δ is below [`RelocateConfig::max_cost`] and better by
-//!    [`RelocateConfig::margin`] than the best Δ near the current position;
-//! 4. the hit is a *candidate*: the follower restarts a second ("shadow") aligner there and
-//!    runs it alongside the current one for [`RelocateConfig::verify_s`], feeding both local
-//!    costs to [`Relocator::verify`]; the jump is confirmed when the shadow's mean local cost
-//!    is below [`RelocateConfig::verify_ratio`] of the current aligner's. Until then the
-//!    follower keeps reporting its old estimate. The check uses the follower's own frame
-//!    features, so a CENS match that only looks good (repeated harmonies in a strophic song)
-//!    does not move the follower.
+//! 3. a hit in the current key counts when it lies at least [`RelocateConfig::min_jump_s`] from
+//!    the current position, its Δ is below [`RelocateConfig::max_cost`] and better by
+//!    [`RelocateConfig::margin`] (and [`RelocateConfig::max_ratio`]) than the best Δ near the
+//!    current position;
+//! 4. when the current key gives no hit and [`RelocateConfig::other_keys`] is set, the same
+//!    query rotated by each of the other 11 semitone shifts is matched, one shift per
+//!    performance frame over the next 11 frames (so a frame never carries more than one
+//!    search's work). CENS is computed per pitch class with rotation-invariant norms, so the
+//!    CENS of rotated chroma is the rotated CENS: the rotation is exact. A hit in another key
+//!    may lie anywhere, at the current position too (the performer modulated and played on:
+//!    the key change is the evidence), but its Δ must beat the best Δ of the current key
+//!    *anywhere in the reference* by the same margin and ratio, and be below `max_cost`;
+//! 5. the hit is a *candidate*: the follower restarts a second ("shadow") aligner there, in
+//!    the candidate's key, and runs it alongside the current one for
+//!    [`RelocateConfig::verify_s`], feeding both local costs to [`Relocator::verify`]; the jump
+//!    is confirmed when the shadow's mean local cost is below [`RelocateConfig::verify_ratio`]
+//!    of the current aligner's. Until then the follower keeps reporting its old estimate. The
+//!    check uses the follower's own frame features, so a CENS match that only looks good
+//!    (repeated harmonies in a strophic song) does not move the follower.
 //!
-//! All buffers are allocated in [`Relocator::new`]; a search is O(query x reference x
-//! scalings) 12-dimensional dot products, run at most twice a second and only while suspect.
+//! All buffers are allocated in [`Relocator::new`]; one search (one key) is O(query x
+//! reference x scalings) 12-dimensional dot products, run at most twice a second and only while
+//! suspect; the other keys add at most one such search per frame for the 11 frames after it.
 
 use crate::features::cens::{cens, CensConfig, StreamingCens};
 use crate::features::{Chroma, N_CHROMA};
@@ -43,7 +54,8 @@ pub struct RelocateConfig {
     pub max_query_s: f64,
     /// Time between searches while suspect (s).
     pub search_every_s: f64,
-    /// A hit nearer than this to the current position (s of reference) is not a jump.
+    /// A hit in the current key nearer than this to the current position (s of reference) is
+    /// not a jump.
     pub min_jump_s: f64,
     /// Largest Δ (mean CENS distance) of an accepted hit.
     pub max_cost: f32,
@@ -59,6 +71,13 @@ pub struct RelocateConfig {
     pub scales: (f32, f32, usize),
     /// No new search for this long after a jump (s): the aligner settles first.
     pub cooldown_s: f64,
+    /// Also try the 11 other transpositions of the query when the current key gives no hit
+    /// (the performer modulated, or a singer drifted by a semitone).
+    pub other_keys: bool,
+    /// In another key, the hit nearest the current position among those whose Δ is within
+    /// this of the key's best is taken (Δ units): repeated music matches about equally well
+    /// in several places, and a performer who modulates usually plays on.
+    pub key_near_tolerance: f32,
 }
 
 impl Default for RelocateConfig {
@@ -77,6 +96,8 @@ impl Default for RelocateConfig {
             verify_ratio: 0.7,
             scales: (0.6, 1.7, 9),
             cooldown_s: 2.0,
+            other_keys: true,
+            key_near_tolerance: 0.05,
         }
     }
 }
@@ -95,6 +116,10 @@ pub struct Relocation {
     pub tempo: f32,
     /// Performance frames since the cost started to rise (the jump happened about then).
     pub suspect_for_frames: usize,
+    /// Change of key (semitones up, 0-11) on top of the key the relocator's chroma is in:
+    /// frames rotated by it (see [`crate::align::transpose_frame`]) match the reference at
+    /// `ref_frame`. 0 = same key.
+    pub key_change: usize,
 }
 
 /// Best hit of one search, in follower frames.
@@ -106,6 +131,25 @@ struct SearchHit {
     scale: f32,
 }
 
+/// The other keys being searched, one per frame, after a search in the current key found no
+/// hit. The query is the snapshot in [`Relocator::query`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct KeySearch {
+    /// Next shift (semitones, 1..12) to try.
+    next_shift: usize,
+    /// Query length (CENS frames).
+    m_len: usize,
+    /// Follower frame the newest query CENS frame is centred on.
+    newest_input_frame: usize,
+    /// Best Δ of the current key anywhere in the reference: another key must beat it.
+    baseline: f32,
+    /// Reference frame the follower was at when the query was taken.
+    from_ref_frame: f64,
+    /// Best key so far: its least Δ, and the hit taken in it (see
+    /// [`RelocateConfig::key_near_tolerance`]): (shift, reference CENS end frame, Δ, scaling).
+    best: Option<(f32, (usize, usize, f32, f32))>,
+}
+
 /// The relocator state. See the module docs.
 #[derive(Clone, Debug)]
 pub struct Relocator {
@@ -113,10 +157,16 @@ pub struct Relocator {
     cens_cfg: CensConfig,
     /// CENS of the whole reference.
     ref_cens: Vec<Chroma>,
+    /// The same, pitch-class-major (`[c][e]`), so the dot products run along the reference.
+    ref_cens_t: Vec<f32>,
     cens: StreamingCens,
     /// Ring of recent CENS frames of the performance (capacity: the longest query).
     recent: Vec<Chroma>,
     n_recent: usize,
+    /// The query of the last search, newest first (so the other keys see the same query
+    /// over the frames they take), and the same rotated by the shift being tried.
+    query: Vec<Chroma>,
+    query_rot: Vec<Chroma>,
     /// Scalings tried, and for each the reference offset (CENS frames back from the end) of each
     /// query frame, for the longest query: `offsets[s][m]` for query frame `m` counted back
     /// from the newest.
@@ -124,6 +174,8 @@ pub struct Relocator {
     offsets: Vec<Vec<usize>>,
     /// Scratch: dot products of the query frames with every reference CENS frame, `[m][e]`.
     dots: Vec<f32>,
+    /// Scratch: sums of dot products along one scaling's diagonals, per reference end frame.
+    diag: Vec<f32>,
     /// Scratch: Δ per reference end frame (min over scalings) and the scaling reaching it.
     curve: Vec<f32>,
     curve_scale: Vec<f32>,
@@ -135,11 +187,18 @@ pub struct Relocator {
     cooldown_until: usize,
     /// (frames checked, sum of the current aligner's local costs, sum of the shadow's).
     verifying: Option<(usize, f32, f32)>,
+    /// Key change of the candidate being checked.
+    verifying_key: usize,
+    key_search: Option<KeySearch>,
     frame_rate_hz: f64,
     /// Jumps made so far.
     pub jumps: usize,
-    /// Searches run so far.
+    /// Searches run so far (in the current key; the other keys of a search are not counted).
     pub searches: usize,
+    /// Searches in other keys completed so far (11 shifts each).
+    pub key_searches: usize,
+    /// Confirmed jumps that changed the key.
+    pub key_changes: usize,
 }
 
 impl Relocator {
@@ -176,9 +235,15 @@ impl Relocator {
             cens_cfg,
             recent: vec![[0.0; N_CHROMA]; max_q],
             n_recent: 0,
+            query: vec![[0.0; N_CHROMA]; max_q],
+            query_rot: vec![[0.0; N_CHROMA]; max_q],
             scales,
             offsets,
             dots: vec![0.0; max_q * n_ref],
+            diag: vec![0.0; n_ref],
+            ref_cens_t: (0..N_CHROMA)
+                .flat_map(|c| ref_cens.iter().map(move |r| r[c]))
+                .collect(),
             curve: vec![0.0; n_ref],
             curve_scale: vec![1.0; n_ref],
             ref_cens,
@@ -188,10 +253,14 @@ impl Relocator {
             next_search: 0,
             cooldown_until: 0,
             verifying: None,
+            verifying_key: 0,
+            key_search: None,
             frame_rate_hz,
             cfg,
             jumps: 0,
             searches: 0,
+            key_searches: 0,
+            key_changes: 0,
         }
     }
 
@@ -216,6 +285,7 @@ impl Relocator {
         self.n_recent = 0;
         self.suspect_since = None;
         self.verifying = None;
+        self.key_search = None;
         self.smoothed = 0.0;
         self.cooldown_until = self.frames + self.secs(self.cfg.cooldown_s);
     }
@@ -224,8 +294,10 @@ impl Relocator {
         (s * self.frame_rate_hz).round() as usize
     }
 
-    /// One performance frame: its chroma (in the score's key), the local cost of the current
-    /// match and the current reference position (frames). Returns a confirmed jump.
+    /// One performance frame: its chroma (in the key the follower believes), the local cost of
+    /// the current match and the current reference position (frames). Returns a candidate jump
+    /// (possibly into another key, see [`Relocation::key_change`]) to be checked with
+    /// [`Relocator::verify`].
     pub fn push(
         &mut self,
         chroma: &Chroma,
@@ -263,9 +335,19 @@ impl Relocator {
             }
         } else {
             self.suspect_since = None;
+            self.key_search = None;
             return None;
         }
         let since = self.suspect_since?;
+        if self.key_search.is_some() {
+            let hit = self.key_search_step(frame)?;
+            self.verifying = Some((0, 0.0, 0.0));
+            self.verifying_key = hit.key_change;
+            return Some(Relocation {
+                suspect_for_frames: frame - since,
+                ..hit
+            });
+        }
         if frame < self.next_search {
             return None;
         }
@@ -275,12 +357,14 @@ impl Relocator {
             (heard as f64 / self.frame_rate_hz).clamp(self.cfg.min_query_s, self.cfg.max_query_s);
         let hit = self.search(q_s, current_ref_frame, frame)?;
         self.verifying = Some((0, 0.0, 0.0));
+        self.verifying_key = 0;
         Some(Relocation {
             ref_frame: hit.ref_frame_now,
             from_ref_frame: current_ref_frame,
             cost: hit.cost,
             tempo: hit.scale,
             suspect_for_frames: frame - since,
+            key_change: 0,
         })
     }
 
@@ -295,10 +379,20 @@ impl Relocator {
         self.verifying.is_some()
     }
 
+    /// The key change (semitones up, 0 = same key) of the candidate being checked, or None.
+    pub fn verifying_key_change(&self) -> Option<usize> {
+        self.verifying.map(|_| self.verifying_key)
+    }
+
+    /// Whether the other keys of the last search are still being tried.
+    pub fn is_searching_keys(&self) -> bool {
+        self.key_search.is_some()
+    }
+
     /// One frame of the check of the last candidate: the local costs (`1 - cos`) of the current
-    /// aligner and of the shadow started at the candidate. Some(true): jump (the relocator
-    /// starts its cooldown); Some(false): stay (searching goes on while the match stays poor);
-    /// None: not decided yet, or no candidate.
+    /// aligner and of the shadow started at the candidate (the shadow's in the candidate's
+    /// key). Some(true): jump (the relocator starts its cooldown); Some(false): stay (searching
+    /// goes on while the match stays poor); None: not decided yet, or no candidate.
     pub fn verify(&mut self, main_cost: f32, shadow_cost: f32) -> Option<bool> {
         let needed = self.secs(self.cfg.verify_s).max(1);
         let (n, sum_main, sum_shadow) = self.verifying.as_mut()?;
@@ -314,6 +408,9 @@ impl Relocator {
         self.verifying = None;
         if accept {
             self.jumps += 1;
+            if self.verifying_key != 0 {
+                self.key_changes += 1;
+            }
             self.suspect_since = None;
             self.smoothed = 0.0;
             self.cooldown_until = self.frames + self.secs(self.cfg.cooldown_s);
@@ -321,8 +418,67 @@ impl Relocator {
         Some(accept)
     }
 
-    /// Match the last `query_s` seconds against the reference; the best acceptable hit far
-    /// from the current position, or None.
+    /// Δ curve of the first `m_len` frames of [`Relocator::query`] rotated by `shift`
+    /// semitones (query class `c` takes class `(c + shift) % 12`, as
+    /// [`crate::align::transpose_frame`]) against the whole reference: `curve[e]` is the least
+    /// Δ over the scalings of a match ending at reference CENS frame `e` (infinite where no
+    /// scaling fits), `curve_scale[e]` the scaling reaching it.
+    fn fill_curve(&mut self, m_len: usize, shift: usize) {
+        let n_ref = self.ref_cens.len();
+        for (qr, q) in self.query_rot[..m_len].iter_mut().zip(&self.query) {
+            for (c, v) in qr.iter_mut().enumerate() {
+                *v = q[(c + shift) % N_CHROMA];
+            }
+        }
+        // Loops run along the reference (contiguous, vectorised); the sums are in the same
+        // order as the direct definition's (pitch classes, then query frames, ascending).
+        for (m, q) in self.query_rot[..m_len].iter().enumerate() {
+            let row = &mut self.dots[m * n_ref..(m + 1) * n_ref];
+            row.iter_mut().for_each(|d| *d = 0.0);
+            for (c, &qc) in q.iter().enumerate() {
+                let col = &self.ref_cens_t[c * n_ref..(c + 1) * n_ref];
+                for (d, r) in row.iter_mut().zip(col) {
+                    *d += qc * r;
+                }
+            }
+        }
+        self.curve.iter_mut().for_each(|c| *c = f32::INFINITY);
+        for (s, offs) in self.scales.iter().zip(&self.offsets) {
+            let span = offs[m_len - 1];
+            if span >= n_ref {
+                continue;
+            }
+            let diag = &mut self.diag[span..n_ref];
+            diag.iter_mut().for_each(|d| *d = 0.0);
+            for (m, &o) in offs[..m_len].iter().enumerate() {
+                let row = &self.dots[m * n_ref + span - o..m * n_ref + n_ref - o];
+                for (d, v) in diag.iter_mut().zip(row) {
+                    *d += v;
+                }
+            }
+            let curve = self.curve[span..n_ref].iter_mut();
+            let curve_scale = self.curve_scale[span..n_ref].iter_mut();
+            for ((acc, c), cs) in diag.iter().zip(curve).zip(curve_scale) {
+                let delta = 1.0 - acc / m_len as f32;
+                if delta < *c {
+                    *c = delta;
+                    *cs = *s;
+                }
+            }
+        }
+    }
+
+    /// Reference frame matched to follower frame `at_frame` by a hit ending at reference CENS
+    /// frame `e` at scaling `scale`, whose query's newest CENS frame is centred on follower
+    /// frame `newest_input_frame`.
+    fn to_now(&self, e: usize, scale: f32, newest_input_frame: usize, at_frame: usize) -> f64 {
+        let lag_frames = at_frame.saturating_sub(newest_input_frame) as f64;
+        (e * self.cens_cfg.step()) as f64 + lag_frames * scale as f64
+    }
+
+    /// Match the last `query_s` seconds against the reference in the current key; the best
+    /// acceptable hit far from the current position, or None. With no hit (and
+    /// [`RelocateConfig::other_keys`]) the other keys are tried over the next frames.
     fn search(
         &mut self,
         query_s: f64,
@@ -340,31 +496,10 @@ impl Relocator {
         let n_ref = self.ref_cens.len();
         // Query frame m counts back from the newest CENS frame.
         for m in 0..m_len {
-            let q = &self.recent[(self.n_recent - 1 - m) % cap];
-            let row = &mut self.dots[m * n_ref..(m + 1) * n_ref];
-            for (d, r) in row.iter_mut().zip(&self.ref_cens) {
-                *d = q.iter().zip(r).map(|(a, b)| a * b).sum();
-            }
+            self.query[m] = self.recent[(self.n_recent - 1 - m) % cap];
         }
-        self.curve.iter_mut().for_each(|c| *c = f32::INFINITY);
-        for (s, offs) in self.scales.iter().zip(&self.offsets) {
-            let span = offs[m_len - 1];
-            for e in span..n_ref {
-                let mut acc = 0.0f32;
-                for (m, &o) in offs[..m_len].iter().enumerate() {
-                    acc += self.dots[m * n_ref + e - o];
-                }
-                let delta = 1.0 - acc / m_len as f32;
-                if delta < self.curve[e] {
-                    self.curve[e] = delta;
-                    self.curve_scale[e] = *s;
-                }
-            }
-        }
-        // The newest CENS frame is centred `lag` follower frames before the newest frame.
-        let newest_cens = self.n_recent - 1;
-        let lag_frames = at_frame.saturating_sub(self.cens_cfg.input_frame(newest_cens)) as f64;
-        let to_now = |e: usize, scale: f32| (e * step) as f64 + lag_frames * scale as f64;
+        self.fill_curve(m_len, 0);
+        let newest_input_frame = self.cens_cfg.input_frame(self.n_recent - 1);
         let near = self.secs(self.cfg.min_jump_s) as f64;
         let (mut cur_best, mut far_best) = (f32::INFINITY, None::<(usize, f32)>);
         for e in 0..n_ref {
@@ -372,24 +507,103 @@ impl Relocator {
             if !c.is_finite() {
                 continue;
             }
-            if (to_now(e, self.curve_scale[e]) - current_ref_frame).abs() < near {
+            let now = self.to_now(e, self.curve_scale[e], newest_input_frame, at_frame);
+            if (now - current_ref_frame).abs() < near {
                 cur_best = cur_best.min(c);
             } else if far_best.is_none_or(|(_, b)| c < b) {
                 far_best = Some((e, c));
             }
         }
-        let (e, cost) = far_best?;
+        let accepted = far_best.filter(|&(_, cost)| {
+            cost <= self.cfg.max_cost
+                && cost <= cur_best - self.cfg.margin
+                && cost <= cur_best * self.cfg.max_ratio
+        });
+        let Some((e, cost)) = accepted else {
+            if self.cfg.other_keys {
+                self.key_search = Some(KeySearch {
+                    next_shift: 1,
+                    m_len,
+                    newest_input_frame,
+                    baseline: far_best.map_or(cur_best, |(_, c)| c.min(cur_best)),
+                    from_ref_frame: current_ref_frame,
+                    best: None,
+                });
+            }
+            return None;
+        };
+        let scale = self.curve_scale[e];
+        Some(SearchHit {
+            ref_frame_now: self.to_now(e, scale, newest_input_frame, at_frame),
+            cost,
+            scale,
+        })
+    }
+
+    /// Try the next other key of the pending key search (one shift per call); after the last
+    /// one, the best acceptable hit over the other keys, as a candidate at `at_frame`.
+    fn key_search_step(&mut self, at_frame: usize) -> Option<Relocation> {
+        let mut ks = self.key_search?;
+        let shift = ks.next_shift;
+        self.fill_curve(ks.m_len, shift);
+        let least = self.curve.iter().copied().fold(f32::INFINITY, f32::min);
+        if least.is_finite() && ks.best.is_none_or(|(b, _)| least < b) {
+            // End frames within the tolerance, grouped into places (runs with gaps shorter
+            // than `min_jump_s`); each place is represented by its least Δ, and the place
+            // nearest the current position is taken.
+            let gap = (self.secs(self.cfg.min_jump_s) / self.cens_cfg.step()).max(1);
+            let mut taken = None::<(f64, (usize, usize, f32, f32))>;
+            let mut place = None::<(usize, usize, f32, f32)>;
+            let mut consider = |p: Option<(usize, usize, f32, f32)>| {
+                if let Some((_, e, c, scale)) = p {
+                    let now = self.to_now(e, scale, ks.newest_input_frame, at_frame);
+                    let dist = (now - ks.from_ref_frame).abs();
+                    if taken.is_none_or(|(d, _)| dist < d) {
+                        taken = Some((dist, (shift, e, c, scale)));
+                    }
+                }
+            };
+            for (e, (&c, &scale)) in self.curve.iter().zip(&self.curve_scale).enumerate() {
+                if c > least + self.cfg.key_near_tolerance {
+                    continue;
+                }
+                match place.as_mut() {
+                    Some(p) if e - p.0 <= gap => {
+                        p.0 = e;
+                        if c < p.2 {
+                            (p.1, p.2, p.3) = (e, c, scale);
+                        }
+                    }
+                    _ => {
+                        consider(place);
+                        place = Some((e, e, c, scale));
+                    }
+                }
+            }
+            consider(place);
+            ks.best = taken.map(|(_, hit)| (least, hit));
+        }
+        ks.next_shift += 1;
+        if ks.next_shift < N_CHROMA {
+            self.key_search = Some(ks);
+            return None;
+        }
+        self.key_search = None;
+        self.key_searches += 1;
+        let (_, (key_change, e, cost, scale)) = ks.best?;
         if cost > self.cfg.max_cost
-            || cost > cur_best - self.cfg.margin
-            || cost > cur_best * self.cfg.max_ratio
+            || cost > ks.baseline - self.cfg.margin
+            || cost > ks.baseline * self.cfg.max_ratio
         {
             return None;
         }
-        let scale = self.curve_scale[e];
-        Some(SearchHit {
-            ref_frame_now: to_now(e, scale),
+        Some(Relocation {
+            ref_frame: self.to_now(e, scale, ks.newest_input_frame, at_frame),
+            from_ref_frame: ks.from_ref_frame,
             cost,
-            scale,
+            tempo: scale,
+            suspect_for_frames: 0,
+            key_change,
         })
     }
 }
@@ -575,6 +789,241 @@ mod tests {
                 (got - best).abs() < 1e-5 || (got.is_infinite() && best.is_infinite()),
                 "e {e}: {got} vs {best}"
             );
+        }
+    }
+
+    /// `c` transposed up by `semitones`: `rotate_up(c, k)` brought back by
+    /// [`crate::align::transpose_frame`] with shift `k` is `c`.
+    fn rotate_up(c: &Chroma, semitones: usize) -> Chroma {
+        let mut out = [0.0; N_CHROMA];
+        for (i, v) in c.iter().enumerate() {
+            out[(i + semitones) % N_CHROMA] = *v;
+        }
+        out
+    }
+
+    /// Like `drive`, with a performer who is `key(t)` semitones above the reference at frame
+    /// t; the shadow hears the frames brought back by the candidate's key change. Returns the
+    /// relocator, the first candidate and the frame it came at, and the frame and shadow
+    /// position of a confirmed jump.
+    #[allow(clippy::type_complexity)]
+    fn drive_keys(
+        reference: &[Chroma],
+        cfg: RelocateConfig,
+        frames: usize,
+        truth: impl Fn(usize) -> usize,
+        key: impl Fn(usize) -> usize,
+        believed: impl Fn(usize) -> usize,
+    ) -> (
+        Relocator,
+        Option<(usize, Relocation)>,
+        Option<(usize, usize)>,
+    ) {
+        let mut reloc = Relocator::new(reference, 50.0, cfg);
+        let mut shadow: Option<(Relocation, f64)> = None;
+        let mut first = None;
+        for t in 0..frames {
+            let c = rotate_up(&reference[truth(t)], key(t));
+            let main_cost = cosine_distance(&c, &reference[believed(t)]);
+            if let Some((cand, pos)) = shadow.as_mut() {
+                *pos += cand.tempo as f64;
+                let p = (pos.round() as usize).min(reference.len() - 1);
+                let heard = rotate_up(&c, N_CHROMA - cand.key_change);
+                let shadow_cost = cosine_distance(&heard, &reference[p]);
+                let _ = reloc.push(&c, main_cost, believed(t) as f64);
+                match reloc.verify(main_cost, shadow_cost) {
+                    Some(true) => return (reloc, first, Some((t, p))),
+                    Some(false) => shadow = None,
+                    None => {}
+                }
+            } else if let Some(cand) = reloc.push(&c, main_cost, believed(t) as f64) {
+                assert_eq!(reloc.verifying_key_change(), Some(cand.key_change));
+                first.get_or_insert((t, cand));
+                shadow = Some((cand, cand.ref_frame));
+            }
+        }
+        (reloc, first, None)
+    }
+
+    /// The performer modulates up 2 semitones at frame 1000 and plays on; the follower stays
+    /// at the right place in the old key. The candidate is the same place in the new key.
+    #[test]
+    fn finds_a_change_of_key_at_the_same_position() {
+        let reference = random_chroma(3000, 17);
+        let key = |t: usize| if t < 1000 { 0 } else { 2 };
+        let (reloc, first, found) = drive_keys(
+            &reference,
+            RelocateConfig::default(),
+            1600,
+            |t| t,
+            key,
+            |t| t,
+        );
+        let (tc, cand) = first.expect("a candidate");
+        assert_eq!(cand.key_change, 2, "{cand:?}");
+        // The query still holds some frames of the old key: the place is right to 0.3 s.
+        assert!(
+            (cand.ref_frame - tc as f64).abs() <= 15.0,
+            "{cand:?} at {tc}"
+        );
+        let (t, _) = found.expect("the change of key is confirmed");
+        // Detection + query + the other keys + verification within 3.5 s.
+        assert!(t < 1000 + 175, "took until frame {t}");
+        assert_eq!((reloc.jumps, reloc.key_changes), (1, 1));
+        assert!(reloc.key_searches >= 1);
+    }
+
+    /// With the other keys off the same performance never gives a candidate (the old
+    /// behaviour: the current position is still the best place in the current key).
+    #[test]
+    fn other_keys_off_finds_no_change_of_key() {
+        let reference = random_chroma(3000, 17);
+        let cfg = RelocateConfig {
+            other_keys: false,
+            ..RelocateConfig::default()
+        };
+        let key = |t: usize| if t < 1000 { 0 } else { 2 };
+        let (reloc, first, _) = drive_keys(&reference, cfg, 1600, |t| t, key, |t| t);
+        assert_eq!(first, None);
+        assert!(reloc.searches > 0);
+        assert_eq!(reloc.key_searches, 0);
+    }
+
+    /// A jump and a change of key at once (a skip into a section played 5 semitones up).
+    #[test]
+    fn finds_a_jump_into_another_key() {
+        let reference = random_chroma(3000, 23);
+        let truth = |t: usize| if t < 1000 { t } else { t + 1000 };
+        let key = |t: usize| if t < 1000 { 0 } else { 5 };
+        let (reloc, first, found) = drive_keys(
+            &reference,
+            RelocateConfig::default(),
+            1600,
+            truth,
+            key,
+            |t| t,
+        );
+        let (tc, cand) = first.expect("a candidate");
+        assert_eq!(cand.key_change, 5, "{cand:?}");
+        assert!(
+            (cand.ref_frame - truth(tc) as f64).abs() <= 15.0,
+            "{cand:?}, truth {}",
+            truth(tc)
+        );
+        assert!(found.is_some(), "confirmed");
+        assert_eq!(reloc.key_changes, 1);
+    }
+
+    /// Music that occurs twice matches equally well at both places; in another key the
+    /// occurrence nearest the follower is taken.
+    #[test]
+    fn a_change_of_key_in_repeated_music_stays_near() {
+        let mut reference = random_chroma(3000, 29);
+        let first_pass: Vec<Chroma> = reference[500..1000].to_vec();
+        reference[2000..2500].copy_from_slice(&first_pass);
+        let key = |t: usize| if t < 2100 { 0 } else { 3 };
+        let (_, first, found) = drive_keys(
+            &reference,
+            RelocateConfig::default(),
+            2600,
+            |t| t,
+            key,
+            |t| t,
+        );
+        let (tc, cand) = first.expect("a candidate");
+        assert_eq!(cand.key_change, 3);
+        // The other occurrence is 1500 frames back.
+        assert!(
+            (cand.ref_frame - tc as f64).abs() <= 15.0,
+            "{cand:?} at {tc}"
+        );
+        assert!(found.is_some(), "confirmed");
+    }
+
+    /// The right key is never changed, even where the follower's local cost is high.
+    #[test]
+    fn no_change_of_key_when_the_key_is_right() {
+        let reference = random_chroma(2000, 31);
+        let mut reloc = Relocator::new(&reference, 50.0, RelocateConfig::default());
+        for (t, c) in reference.iter().enumerate() {
+            assert!(reloc.push(c, 0.6, t as f64).is_none(), "candidate at {t}");
+        }
+        assert!(reloc.key_searches > 0, "the other keys were tried");
+        assert_eq!(reloc.key_changes, 0);
+    }
+
+    /// The curve of a rotated query agrees with a direct evaluation of Δ with the rotated
+    /// query frames.
+    #[test]
+    fn curve_in_another_key_matches_direct_definition() {
+        let reference = random_chroma(400, 5);
+        let cfg = RelocateConfig {
+            scales: (0.8, 1.25, 3),
+            ..RelocateConfig::default()
+        };
+        let mut reloc = Relocator::new(&reference, 50.0, cfg);
+        let perf = random_chroma(300, 9);
+        for c in &perf {
+            if let Some(x) = reloc.cens.push(c) {
+                let cap = reloc.recent.len();
+                reloc.recent[reloc.n_recent % cap] = x;
+                reloc.n_recent += 1;
+            }
+        }
+        let _ = reloc.search(2.0, 0.0, perf.len());
+        let m_len = 20;
+        for shift in [1, 7, 11] {
+            reloc.fill_curve(m_len, shift);
+            for e in 0..reloc.ref_cens.len() {
+                let mut best = f32::INFINITY;
+                for s in &reloc.scales {
+                    let span = (((m_len - 1) as f32) * s).round() as usize;
+                    if span > e {
+                        continue;
+                    }
+                    let mut acc = 0.0;
+                    for m in 0..m_len {
+                        let q = rotate_up(&reloc.query[m], N_CHROMA - shift);
+                        let r = reloc.ref_cens[e - ((m as f32) * s).round() as usize];
+                        acc += q.iter().zip(&r).map(|(a, b)| a * b).sum::<f32>();
+                    }
+                    best = best.min(1.0 - acc / m_len as f32);
+                }
+                let got = reloc.curve[e];
+                assert!(
+                    (got - best).abs() < 1e-5 || (got.is_infinite() && best.is_infinite()),
+                    "shift {shift}, e {e}: {got} vs {best}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        /// Rotating the query's CENS is exact: the CENS of rotated chroma is the rotated CENS.
+        #[test]
+        fn cens_commutes_with_transposition(
+            raw in proptest::collection::vec(proptest::collection::vec(0.0f32..1.0, N_CHROMA), 1..60),
+            shift in 0usize..N_CHROMA,
+        ) {
+            let chroma: Vec<Chroma> = raw
+                .iter()
+                .map(|v| {
+                    let mut c = [0.0; N_CHROMA];
+                    c.copy_from_slice(v);
+                    c
+                })
+                .collect();
+            let rotated: Vec<Chroma> = chroma.iter().map(|c| rotate_up(c, shift)).collect();
+            let cfg = CensConfig::default();
+            let a = cens(&rotated, &cfg);
+            let b: Vec<Chroma> = cens(&chroma, &cfg).iter().map(|c| rotate_up(c, shift)).collect();
+            proptest::prop_assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(&b) {
+                for (u, v) in x.iter().zip(y) {
+                    proptest::prop_assert!((u - v).abs() < 1e-6, "{:?} vs {:?}", x, y);
+                }
+            }
         }
     }
 }

@@ -45,6 +45,26 @@ impl KeyTrial {
     pub fn in_trial(&self) -> bool {
         self.candidates.len() > 1
     }
+
+    /// Follow on in another key (semitones the performance is above the score, taken modulo
+    /// 12): the kept aligner is fed frames transposed by `shift` from the next frame on, and
+    /// [`OnlineAligner::key_shift`] reports it. The aligner's state is kept; callers that
+    /// change key at a new position follow with [`OnlineAligner::reset_to`]. During the trial
+    /// this ends it, keeping the best candidate so far.
+    pub fn set_shift(&mut self, shift: usize) {
+        if self.in_trial() {
+            self.prune(1);
+        }
+        let shift = shift % N_CHROMA;
+        if self.candidates[self.best].0 != shift {
+            // The follower logs the change at info level with its time.
+            tracing::debug!(
+                "key change: performance is now {shift} semitones above the score (was {})",
+                self.candidates[self.best].0
+            );
+            self.candidates[self.best].0 = shift;
+        }
+    }
 }
 
 impl KeyTrial {
@@ -122,7 +142,11 @@ impl OnlineAligner for KeyTrial {
     }
 
     fn name(&self) -> &'static str {
-        "key-trial"
+        if self.in_trial() {
+            "key-trial"
+        } else {
+            self.candidates[self.best].1.name()
+        }
     }
 
     fn key_shift(&self) -> Option<usize> {
@@ -173,5 +197,50 @@ mod tests {
         assert_eq!(trial.shift(), 3);
         assert!(!trial.in_trial());
         assert_eq!(last.ref_frame, 599.0);
+    }
+
+    /// After the trial found the key, the performer goes up two more semitones: switching the
+    /// kept aligner's shift makes it follow on, and the reported key follows.
+    #[test]
+    fn set_shift_follows_a_change_of_key() {
+        let mut seed = 5u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32) / (1u64 << 31) as f32
+        };
+        let reference: Vec<FeatureFrame> = (0..1200)
+            .map(|_| {
+                let mut f = FeatureFrame::default();
+                for c in 0..N_CHROMA {
+                    f.chroma[c] = next().powi(4);
+                }
+                crate::features::chroma::normalize(&mut f.chroma);
+                f
+            })
+            .collect();
+        // 3 semitones up until frame 500, then 5.
+        let perf: Vec<FeatureFrame> = reference
+            .iter()
+            .enumerate()
+            .map(|(t, f)| transpose_frame(f, N_CHROMA - if t < 500 { 3 } else { 5 }))
+            .collect();
+        let frames: Arc<[FeatureFrame]> = reference.into();
+        let mut trial = KeyTrial::new(&(0..12).collect::<Vec<_>>(), 200, || {
+            Box::new(Oltw::new(frames.clone(), OltwConfig::default()))
+        });
+        for f in &perf[..500] {
+            trial.step(f);
+        }
+        assert_eq!(trial.key_shift(), Some(3));
+        trial.set_shift(5 + N_CHROMA);
+        assert_eq!(trial.key_shift(), Some(5));
+        assert_eq!(trial.name(), "oltw");
+        let mut last = AlignStep::default();
+        for f in &perf[500..900] {
+            last = trial.step(f);
+        }
+        assert_eq!(last.ref_frame, 899.0);
     }
 }

@@ -66,9 +66,10 @@ pub struct FollowArgs {
     /// Start following at this score time (s) instead of the beginning.
     #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
     pub start_s: f64,
-    /// Tuning of the performer in cents from A4 = 440 Hz (e.g. 10 for A = 442.5 Hz).
-    #[arg(long, value_name = "CENTS", allow_negative_numbers = true)]
-    pub tuning: Option<f32>,
+    /// Tuning of the performer in cents from A4 = 440 Hz (e.g. 10 for A = 442.5 Hz), or
+    /// 'auto' to estimate it from the first seconds and keep checking it.
+    #[arg(long, value_name = "CENTS|auto", value_parser = parse_tuning, allow_negative_numbers = true)]
+    pub tuning: Option<TuningArg>,
     /// Transposition of the performer in semitones up from the score (0-11), or 'auto' to
     /// detect it during the first seconds.
     #[arg(long, default_value = "auto", value_parser = parse_transpose, allow_negative_numbers = true)]
@@ -198,7 +199,11 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
             steps: StepPattern::Symmetric,
             ..OltwConfig::default()
         },
-        perf_tuning_cents: args.tuning,
+        perf_tuning_cents: match args.tuning {
+            Some(TuningArg::Cents(c)) => Some(c),
+            _ => None,
+        },
+        track_tuning: args.tuning == Some(TuningArg::Auto),
         start_score_s: args.start_s,
         transpose: args.transpose.0,
         relocate: args.relocate,
@@ -300,6 +305,26 @@ pub fn parse_drop(s: &str) -> Result<DropArg, String> {
 pub struct TransposeArg(pub Option<usize>);
 
 /// Parse a transposition: "auto" or semitones (negative values wrap: -1 = 11).
+/// `--tuning`: fixed cents, or tracked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TuningArg {
+    /// This many cents from A4 = 440 Hz, throughout.
+    Cents(f32),
+    /// Estimated from the stream and kept under watch.
+    Auto,
+}
+
+/// Parse `--tuning`: 'auto' or a number of cents.
+pub fn parse_tuning(s: &str) -> Result<TuningArg, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(TuningArg::Auto);
+    }
+    match s.parse::<f32>() {
+        Ok(c) if c.is_finite() => Ok(TuningArg::Cents(c)),
+        _ => Err(format!("'{s}': give 'auto' or a number of cents")),
+    }
+}
+
 pub fn parse_transpose(s: &str) -> Result<TransposeArg, String> {
     if s.eq_ignore_ascii_case("auto") {
         return Ok(TransposeArg(None));
@@ -313,6 +338,15 @@ pub fn parse_transpose(s: &str) -> Result<TransposeArg, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tuning_option_parses_cents_and_auto() {
+        assert_eq!(parse_tuning("auto"), Ok(TuningArg::Auto));
+        assert_eq!(parse_tuning("AUTO"), Ok(TuningArg::Auto));
+        assert_eq!(parse_tuning("-12.5"), Ok(TuningArg::Cents(-12.5)));
+        assert!(parse_tuning("sharp").is_err());
+        assert!(parse_tuning("NaN").is_err());
+    }
 
     #[test]
     fn drop_option_parses_probability_and_seed() {

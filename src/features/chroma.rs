@@ -1,7 +1,7 @@
 //! Chroma and onset-chroma frames, offline and streaming through one code path.
 
 use super::stft::PowerSpectrum;
-use super::tuning::estimate_tuning_cents;
+use super::tuning::{estimate_tuning_cents, TuningTracker};
 use super::{Chroma, FeatureConfig, FeatureFrame, Features, N_CHROMA};
 
 /// Sparse semitone filterbank: each FFT bin contributes to the two semitones nearest to its
@@ -19,10 +19,23 @@ impl SemitoneFilterbank {
     /// Build the filterbank for `cfg` with the reference A4 shifted by `tuning_cents`.
     pub fn new(cfg: &FeatureConfig, tuning_cents: f32) -> Self {
         let n_bins = cfg.window_samples / 2 + 1;
+        // At most two taps per bin whatever the tuning, so a retune never reallocates.
+        let mut fb = Self {
+            taps: Vec::with_capacity(2 * n_bins),
+            pitch_class: (cfg.min_pitch..=cfg.max_pitch).map(|p| p % 12).collect(),
+        };
+        fb.retune(cfg, tuning_cents);
+        fb
+    }
+
+    /// Rebuild the taps for another tuning, in place (no allocation).
+    pub fn retune(&mut self, cfg: &FeatureConfig, tuning_cents: f32) {
+        let n_bins = cfg.window_samples / 2 + 1;
         let bin_hz = cfg.sample_rate_hz as f64 / cfg.window_samples as f64;
         let lo = cfg.min_pitch as f64 - 0.5;
         let hi = cfg.max_pitch as f64 + 0.5;
-        let mut taps = Vec::new();
+        let taps = &mut self.taps;
+        taps.clear();
         for bin in 1..n_bins {
             let f = bin as f64 * bin_hz;
             let q = 69.0 + 12.0 * (f / 440.0).log2() - tuning_cents as f64 / 100.0;
@@ -37,8 +50,6 @@ impl SemitoneFilterbank {
                 }
             }
         }
-        let pitch_class = (cfg.min_pitch..=cfg.max_pitch).map(|p| p % 12).collect();
-        Self { taps, pitch_class }
     }
 
     /// Number of semitone bands.
@@ -72,6 +83,9 @@ pub struct FrameAnalyzer {
     prev_log_pitch: Vec<f32>,
     onset_decay: Chroma,
     onset_level: f32,
+    /// Set by [`Self::retune`]: the next frame's semitone energies are not comparable with
+    /// the previous frame's, so it contributes no onset.
+    retuned: bool,
 }
 
 /// Per-frame decay of the onset trace (about 0.1 s to fall to a third at 50 frames/s).
@@ -95,13 +109,21 @@ impl FrameAnalyzer {
             prev_log_pitch: vec![0.0; n],
             onset_decay: [0.0; N_CHROMA],
             onset_level: 0.0,
+            retuned: false,
         }
+    }
+
+    /// Use another tuning (cents from A4 = 440 Hz) from the next frame on; no allocation.
+    pub fn retune(&mut self, tuning_cents: f32) {
+        self.filterbank.retune(&self.cfg, tuning_cents);
+        self.retuned = true;
     }
 
     /// Analyse one window given as the two halves of a circular buffer (oldest first).
     pub fn analyze_split(&mut self, first: &[f32], second: &[f32], out: &mut FeatureFrame) {
         self.spectrum.process_split(first, second, &mut self.power);
         self.filterbank.apply(&self.power, &mut self.pitch_energy);
+        let retuned = std::mem::take(&mut self.retuned);
 
         let gamma = self.cfg.log_compression;
         let mut raw = [0.0f32; N_CHROMA];
@@ -117,7 +139,9 @@ impl FrameAnalyzer {
             self.log_pitch[p] = l;
             // Onsets per pitch, not per class: a new note in a class already sounding in another
             // octave still counts.
-            onset[pc] += (l - self.prev_log_pitch[p]).max(0.0);
+            if !retuned {
+                onset[pc] += (l - self.prev_log_pitch[p]).max(0.0);
+            }
         }
         std::mem::swap(&mut self.log_pitch, &mut self.prev_log_pitch);
 
@@ -175,6 +199,8 @@ pub struct StreamingExtractor {
     since_last_frame: usize,
     frames_out: usize,
     tuning_cents: f32,
+    /// Follows the performance's tuning when on (see [`Self::with_tuning_tracking`]).
+    tracker: Option<TuningTracker>,
 }
 
 impl StreamingExtractor {
@@ -188,7 +214,17 @@ impl StreamingExtractor {
             since_last_frame: 0,
             frames_out: 0,
             tuning_cents,
+            tracker: None,
         }
+    }
+
+    /// Estimate the tuning from the stream and keep checking it ([`TuningTracker`]): from the
+    /// frame after a new estimate is accepted, the filterbank uses it. The decisions fall on
+    /// frame boundaries counted in samples, so the frames do not depend on how the input is
+    /// chunked, and [`extract_tracking_tuning`] gives the same frames offline.
+    pub fn with_tuning_tracking(mut self) -> Self {
+        self.tracker = Some(TuningTracker::new(&self.cfg, self.tuning_cents));
+        self
     }
 
     /// The configuration.
@@ -225,6 +261,9 @@ impl StreamingExtractor {
                     self.write_pos = 0;
                 }
             }
+            if let Some(t) = self.tracker.as_mut() {
+                t.push_samples(&rest[..take]);
+            }
             rest = &rest[take..];
             self.since_last_frame += take;
             if self.since_last_frame == hop {
@@ -234,6 +273,12 @@ impl StreamingExtractor {
                 self.analyzer.analyze_split(older, newer, &mut frame);
                 on_frame(self.frames_out, &frame);
                 self.frames_out += 1;
+                if let Some(t) = self.tracker.as_mut() {
+                    if let Some(cents) = t.frame_done(self.frames_out) {
+                        self.analyzer.retune(cents);
+                        self.tuning_cents = cents;
+                    }
+                }
             }
         }
     }
@@ -247,6 +292,24 @@ pub fn extract_with_tuning(samples: &[f32], cfg: &FeatureConfig, tuning_cents: f
     Features {
         config: cfg.clone(),
         tuning_cents,
+        frames,
+    }
+}
+
+/// Offline extraction with the tuning tracked as the follower tracks it (starting from
+/// `initial_cents`): the same frames as a [`StreamingExtractor::with_tuning_tracking`] fed
+/// the same samples in any chunks.
+pub fn extract_tracking_tuning(
+    samples: &[f32],
+    cfg: &FeatureConfig,
+    initial_cents: f32,
+) -> Features {
+    let mut ex = StreamingExtractor::new(cfg, initial_cents).with_tuning_tracking();
+    let mut frames = Vec::with_capacity(samples.len() / cfg.hop_samples + 1);
+    ex.push(samples, |_, f| frames.push(*f));
+    Features {
+        config: cfg.clone(),
+        tuning_cents: ex.tuning_cents(),
         frames,
     }
 }

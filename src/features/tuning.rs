@@ -100,6 +100,22 @@ impl TuningAccumulator {
         }
     }
 
+    /// Scale the evidence gathered so far by `factor` (in (0, 1]): older windows count less.
+    pub fn decay(&mut self, factor: f64) {
+        self.sum_cos *= factor;
+        self.sum_sin *= factor;
+        self.total_weight *= factor;
+    }
+
+    /// How consistent the peaks' deviations are: the length of their weighted mean phase
+    /// vector, 1 when every peak has the same deviation, near 0 for no tonal agreement.
+    pub fn agreement(&self) -> f64 {
+        if self.total_weight <= 0.0 {
+            return 0.0;
+        }
+        self.sum_cos.hypot(self.sum_sin) / self.total_weight
+    }
+
     /// The current estimate (cents in [-50, 50)); 0 when nothing tonal was seen.
     pub fn cents(&self) -> f32 {
         if self.total_weight <= 0.0 {
@@ -112,6 +128,116 @@ impl TuningAccumulator {
         } else {
             cents as f32
         }
+    }
+}
+
+/// Seconds of audio between two tuning analyses.
+const TRACK_INTERVAL_S: f64 = 0.5;
+/// Analyses before the first decision: the tuning is estimated from the first seconds.
+const TRACK_FIRST_WINDOWS: usize = 8;
+/// Weight kept per analysis: the estimate follows drift over about 5 s.
+const TRACK_DECAY: f64 = 0.9;
+/// A new estimate is adopted when it differs from the tuning in use by more than this (cents);
+/// smaller deviations move little energy between semitone bands.
+const TRACK_HYSTERESIS_CENTS: f32 = 10.0;
+/// Least [`TuningAccumulator::agreement`] for a decision.
+const TRACK_MIN_AGREEMENT: f64 = 0.5;
+/// The estimate must have moved less than this since the previous analysis (cents): a
+/// decision is not taken in the middle of a change.
+const TRACK_SETTLED_CENTS: f32 = 2.0;
+
+/// Follows the tuning of a stream: every 0.5 s it analyses the last 8192 samples, with the
+/// older evidence decaying (weight 0.9 per analysis), and after the first 4 s it proposes a
+/// new tuning whenever the estimate is consistent (agreement ≥ 0.5), settled (moved less
+/// than 2 cents since the previous analysis) and more than 10 cents from the tuning in use. Decisions fall on frame boundaries (the interval is a whole number
+/// of hops), so they do not depend on how the stream is chunked. No allocation after
+/// construction.
+pub struct TuningTracker {
+    acc: TuningAccumulator,
+    ring: Vec<f32>,
+    write_pos: usize,
+    samples_seen: usize,
+    window: Vec<f32>,
+    frames_per_analysis: usize,
+    analyses: usize,
+    current_cents: f32,
+    previous_estimate: f32,
+}
+
+impl TuningTracker {
+    /// A tracker for frames of `cfg`, starting from `initial_cents`.
+    pub fn new(cfg: &FeatureConfig, initial_cents: f32) -> Self {
+        let acc = TuningAccumulator::new(cfg.sample_rate_hz);
+        let n = acc.window_samples();
+        let hop_s = cfg.hop_samples as f64 / cfg.sample_rate_hz as f64;
+        Self {
+            acc,
+            ring: vec![0.0; n],
+            write_pos: 0,
+            samples_seen: 0,
+            window: vec![0.0; n],
+            frames_per_analysis: ((TRACK_INTERVAL_S / hop_s).round() as usize).max(1),
+            analyses: 0,
+            current_cents: initial_cents,
+            previous_estimate: f32::NAN,
+        }
+    }
+
+    /// The tuning in use (cents).
+    pub fn cents(&self) -> f32 {
+        self.current_cents
+    }
+
+    /// Remember the newest samples.
+    pub fn push_samples(&mut self, samples: &[f32]) {
+        let n = self.ring.len();
+        for &x in samples {
+            self.ring[self.write_pos] = x;
+            self.write_pos = (self.write_pos + 1) % n;
+        }
+        self.samples_seen += samples.len();
+    }
+
+    /// Called after frame `frames_done - 1` is complete; returns a new tuning to use from
+    /// the next frame on, if one is decided.
+    pub fn frame_done(&mut self, frames_done: usize) -> Option<f32> {
+        let n = self.ring.len();
+        if !frames_done.is_multiple_of(self.frames_per_analysis) || self.samples_seen < n {
+            return None;
+        }
+        // Oldest first.
+        let (newer, older) = self.ring.split_at(self.write_pos);
+        self.window[..older.len()].copy_from_slice(older);
+        self.window[older.len()..].copy_from_slice(newer);
+        self.acc.decay(TRACK_DECAY);
+        self.acc.add_window(&self.window);
+        self.analyses += 1;
+        if self.analyses < TRACK_FIRST_WINDOWS || self.acc.agreement() < TRACK_MIN_AGREEMENT {
+            return None;
+        }
+        let est = self.acc.cents();
+        let previous = std::mem::replace(&mut self.previous_estimate, est);
+        // Deviations wrap at ±50 cents.
+        let wrap = |d: f32| {
+            if d >= 50.0 {
+                d - 100.0
+            } else if d < -50.0 {
+                d + 100.0
+            } else {
+                d
+            }
+        };
+        let settled = wrap(est - previous).abs() < TRACK_SETTLED_CENTS;
+        if !settled || wrap(est - self.current_cents).abs() <= TRACK_HYSTERESIS_CENTS {
+            return None;
+        }
+        tracing::info!(
+            from_cents = self.current_cents,
+            to_cents = est,
+            "performance tuning updated"
+        );
+        self.current_cents = est;
+        Some(est)
     }
 }
 
@@ -142,6 +268,60 @@ mod tests {
             let est = estimate_tuning_cents(&x, &cfg) as f64;
             assert!((est - cents).abs() < 4.0, "want {cents}, got {est}");
         }
+    }
+
+    /// A stream that starts in tune and drifts 40 cents sharp: the tracker settles on each
+    /// tuning, and the extractor's frames then put the energy back in the played pitch class.
+    #[test]
+    fn tracker_follows_a_drift_and_frames_do_not_depend_on_chunking() {
+        let cfg = FeatureConfig::default();
+        let mut x = Vec::new();
+        for (pitch, cents) in [(57.0, 0.0), (64.0, 0.0), (60.0, 0.0), (69.0, 0.0)] {
+            x.extend(harmonic_tone(pitch, cents, 2.0));
+        }
+        for (pitch, cents) in [(57.0, 40.0), (64.0, 40.0), (60.0, 40.0), (69.0, 40.0)] {
+            x.extend(harmonic_tone(pitch, cents, 3.0));
+        }
+        let all = crate::features::chroma::extract_tracking_tuning(&x, &cfg, 0.0);
+        assert!(
+            (all.tuning_cents - 40.0).abs() < 5.0,
+            "{}",
+            all.tuning_cents
+        );
+        // The first decision is in tune: no retune in the first 8 s.
+        let mut tr = TuningTracker::new(&cfg, 0.0);
+        let mut changes = Vec::new();
+        let hop = cfg.hop_samples;
+        for (k, chunk) in x.chunks(hop).enumerate() {
+            tr.push_samples(chunk);
+            if chunk.len() == hop {
+                if let Some(c) = tr.frame_done(k + 1) {
+                    changes.push((k as f64 * hop as f64 / 22050.0, c));
+                }
+            }
+        }
+        assert!(!changes.is_empty() && changes[0].0 > 8.0, "{changes:?}");
+        // Streaming in odd chunks gives the same frames.
+        let mut ex =
+            crate::features::chroma::StreamingExtractor::new(&cfg, 0.0).with_tuning_tracking();
+        let mut frames = Vec::new();
+        for chunk in x.chunks(1000) {
+            ex.push(chunk, |_, f| frames.push(*f));
+        }
+        assert_eq!(frames.len(), all.frames.len());
+        assert!(frames
+            .iter()
+            .zip(&all.frames)
+            .all(|(a, b)| a.chroma == b.chroma));
+        // Late A4 frames, 40 cents sharp: with tracking nearly all the energy is in A.
+        let last = all.frames.len() - 20;
+        let a = all.frames[last].chroma[9];
+        let fixed = crate::features::chroma::extract_with_tuning(&x, &cfg, 0.0);
+        let a_fixed = fixed.frames[last].chroma[9];
+        assert!(
+            a > 0.9 && a > a_fixed + 0.05,
+            "tracked {a}, fixed {a_fixed}"
+        );
     }
 
     #[test]
