@@ -105,9 +105,11 @@ pub(crate) fn exp_nonpos<const F: bool>(x: f64) -> f64 {
     // fdlibm's split of ln 2: n · LN2_HI is exact for |n| < 2^11.
     const LN2_HI: f64 = 6.931_471_803_691_238e-1;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    // Not clamp(): max/min map NaN to -708, so a NaN input gives ~0 instead of NaN.
-    #[allow(clippy::manual_clamp)]
-    let x = x.max(-708.0).min(0.0);
+    // Compare-and-select, not clamp() or f64::max/min: NaN fails `x > -708` and becomes -708
+    // (so a NaN input gives ~0 instead of NaN), and each select is one vector instruction where
+    // max/min's NaN handling costs three.
+    let x = if x > -708.0 { x } else { -708.0 };
+    let x = if x < 0.0 { x } else { 0.0 };
     let y = fmadd::<F>(x, LOG2E, MAGIC);
     let n = y - MAGIC;
     let r = fmadd::<F>(n, -LN2_HI, x);
