@@ -79,30 +79,102 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
-    // Per-step distribution over whole passes of the piece.
-    let mut ns = Vec::with_capacity(perf.len() * 5);
-    for _ in 0..5 {
-        let mut oltw = Oltw::new(frames.clone(), ocfg);
-        for f in &perf {
+    // Per-step distribution over whole passes of the piece, wall clock and the thread's CPU
+    // time (the second leaves out the host's preemptions of this virtual machine's CPU).
+    for clock in [Clock::Wall, Clock::ThreadCpu] {
+        let ns = step_times(&perf, clock, || Oltw::new(frames.clone(), ocfg));
+        let (p50, p99, max) = percentiles(ns);
+        println!(
+            "oltw step, 10 s window, {}: p50 {p50:.2} us, p99 {p99:.2} us, max {max:.2} us",
+            clock.name()
+        );
+        // The soft aligner on the same material (benches/soft_dtw.rs times it on random frames).
+        let ns = step_times(&perf, clock, || {
+            SoftOnline::new(frames.clone(), SoftOnlineConfig::default())
+        });
+        let (p50, p99, max) = percentiles(ns);
+        println!(
+            "soft step, 10 s window, {}: p50 {p50:.2} us, p99 {p99:.2} us, max {max:.2} us",
+            clock.name()
+        );
+    }
+    baseline_tail();
+}
+
+/// The machine's own tail: a fixed piece of arithmetic (no memory beyond 4 kB, no branches that
+/// depend on data) timed like a step. On a virtual machine its p99 shows how much the host
+/// and interrupts add to any step of that length, whatever the step does.
+fn baseline_tail() {
+    let mut x = vec![1.0f64; 500];
+    let mut work = |reps: usize| {
+        let mut s = 0.0;
+        for _ in 0..reps {
+            for v in x.iter_mut() {
+                *v = (*v * 1.000_000_1 + 0.5).sqrt();
+                s += *v;
+            }
+        }
+        s
+    };
+    for reps in [6usize, 12] {
+        let mut ns = Vec::with_capacity(20_000);
+        for _ in 0..20_000 {
             let t = Instant::now();
-            std::hint::black_box(oltw.step(f));
+            std::hint::black_box(work(reps));
             ns.push(t.elapsed().as_nanos() as u64);
         }
+        let (p50, p99, max) = percentiles(ns);
+        println!("baseline, fixed arithmetic: p50 {p50:.2} us, p99 {p99:.2} us, max {max:.2} us");
     }
-    let (p50, p99, max) = percentiles(ns);
-    println!("oltw step, 10 s window: p50 {p50:.2} us, p99 {p99:.2} us, max {max:.2} us");
-    // The soft aligner on the same material (benches/soft_dtw.rs times it on random frames).
-    let mut ns = Vec::with_capacity(perf.len() * 5);
-    for _ in 0..5 {
-        let mut soft = SoftOnline::new(frames.clone(), SoftOnlineConfig::default());
-        for f in &perf {
-            let t = Instant::now();
-            std::hint::black_box(soft.step(f));
-            ns.push(t.elapsed().as_nanos() as u64);
+}
+
+#[derive(Clone, Copy)]
+enum Clock {
+    Wall,
+    ThreadCpu,
+}
+
+impl Clock {
+    fn name(self) -> &'static str {
+        match self {
+            Clock::Wall => "wall",
+            Clock::ThreadCpu => "thread CPU",
         }
     }
-    let (p50, p99, max) = percentiles(ns);
-    println!("soft step, 10 s window: p50 {p50:.2} us, p99 {p99:.2} us, max {max:.2} us");
+
+    fn now_ns(self, start: Instant) -> u64 {
+        match self {
+            Clock::Wall => start.elapsed().as_nanos() as u64,
+            Clock::ThreadCpu => {
+                let mut ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                // SAFETY: valid pointer to a timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+                unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+                ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+            }
+        }
+    }
+}
+
+/// Nanoseconds per step over five whole passes of `perf`, a fresh aligner each pass.
+fn step_times<A: OnlineAligner>(
+    perf: &[FeatureFrame],
+    clock: Clock,
+    make: impl Fn() -> A,
+) -> Vec<u64> {
+    let start = Instant::now();
+    let mut ns = Vec::with_capacity(perf.len() * 5);
+    for _ in 0..5 {
+        let mut aligner = make();
+        for f in perf {
+            let t0 = clock.now_ns(start);
+            std::hint::black_box(aligner.step(f));
+            ns.push(clock.now_ns(start) - t0);
+        }
+    }
+    ns
 }
 
 criterion_group!(benches, bench);
