@@ -265,29 +265,13 @@ impl SoftOnline {
             }
             k0 = k1;
         }
-        // Terms more than SKIP_EXPONENT below the running minimum's are below 4e-18 next to
-        // its 1 in the running sum (they would change R by less than γ·4e-18): whole blocks
-        // of them, the cells far from the best path, skip the exponentials.
-        const SKIP_EXPONENT: f64 = 40.0;
-        let far = SKIP_EXPONENT * gamma;
-        let mut k0 = 1;
-        while k0 < len {
-            let k1 = (k0 + 8).min(len);
-            let (d, v, m) = (&mut self.diag[k0..k1], &self.vert[k0..k1], &mins[k0..k1]);
-            let all_far = d
-                .iter()
-                .zip(v)
-                .zip(m)
-                .all(|((&a, &b), &m1)| a - m1 > far && b - m1 > far);
-            if all_far {
-                d.fill(0.0);
-            } else {
-                for ((d, &v), &m1) in d.iter_mut().zip(v).zip(m) {
-                    *d = exp_nonpos_or_zero::<F>(-(*d - m1) * inv_gamma)
-                        + exp_nonpos_or_zero::<F>(-(v - m1) * inv_gamma);
-                }
-            }
-            k0 = k1;
+        for ((d, &v), &m1) in self.diag[1..len]
+            .iter_mut()
+            .zip(&self.vert[1..len])
+            .zip(&mins[1..])
+        {
+            *d = exp_nonpos_or_zero::<F>(-(*d - m1) * inv_gamma)
+                + exp_nonpos_or_zero::<F>(-(v - m1) * inv_gamma);
         }
         let mut p = 0.0f64;
         for ((c, &f), &g) in self.cur[..len]
