@@ -19,13 +19,13 @@ pub struct TrackerConfig {
     /// Upper tempo ratio limit.
     pub max_tempo: f64,
     /// How far (performance frames at the local tempo) the flowing position may run past the
-    /// next reference onset the aligner has not matched yet. An onset is matched only a
-    /// frame or two after its frame's centre has passed it, so a cap exactly at the onset
-    /// holds the position back at every onset of a dense passage. Measured on the dev corpus
-    /// (soft aligner, causal scoring): 2 frames gave le50/le100/le300 = 68.1 / 79.2 / 92.1 %
-    /// against 67.7 / 77.0 / 91.6 % with 0 (and the 1.5x tempo case 68.8 % within 300 ms
-    /// against 57.8 %); 3 frames or more overshoot onsets the performer has not played yet
-    /// (le50 62.8 % at 3).
+    /// next reference onset the aligner has not matched yet. 0 by default: the position never
+    /// reports an onset before it is heard, so a cue placed on an onset does not fire while
+    /// the performer holds the note before it (a fermata). An onset is matched a frame or two
+    /// after its frame's centre has passed it, so an allowance of 2 frames scores better on
+    /// the dev corpus (soft aligner, causal: le50/le100/le300 = 68.1 / 79.2 / 92.1 % against
+    /// 67.7 / 77.0 / 91.6 %; the 1.5x tempo case 68.8 % within 300 ms against 57.8 %), but
+    /// then a cue on the bundled chorale's line 5 fires 1.5 s early, during the fermata.
     pub onset_allowance_frames: f64,
 }
 
@@ -36,7 +36,7 @@ impl Default for TrackerConfig {
             tempo_history_frames: 100,
             min_tempo: 0.25,
             max_tempo: 4.0,
-            onset_allowance_frames: 2.0,
+            onset_allowance_frames: 0.0,
         }
     }
 }
