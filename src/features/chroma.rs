@@ -286,12 +286,16 @@ impl StreamingExtractor {
 
 /// Offline extraction with a given tuning (cents). Same frames as [`StreamingExtractor`].
 pub fn extract_with_tuning(samples: &[f32], cfg: &FeatureConfig, tuning_cents: f32) -> Features {
-    let mut ex = StreamingExtractor::new(cfg, tuning_cents);
-    let mut frames = Vec::with_capacity(samples.len() / cfg.hop_samples + 1);
+    extract_with(StreamingExtractor::new(cfg, tuning_cents), samples)
+}
+
+/// Every frame of `samples` through `ex` (offline = streaming, by construction).
+fn extract_with(mut ex: StreamingExtractor, samples: &[f32]) -> Features {
+    let mut frames = Vec::with_capacity(samples.len() / ex.config().hop_samples + 1);
     ex.push(samples, |_, f| frames.push(*f));
     Features {
-        config: cfg.clone(),
-        tuning_cents,
+        config: ex.config().clone(),
+        tuning_cents: ex.tuning_cents(),
         frames,
     }
 }
@@ -304,14 +308,10 @@ pub fn extract_tracking_tuning(
     cfg: &FeatureConfig,
     initial_cents: f32,
 ) -> Features {
-    let mut ex = StreamingExtractor::new(cfg, initial_cents).with_tuning_tracking();
-    let mut frames = Vec::with_capacity(samples.len() / cfg.hop_samples + 1);
-    ex.push(samples, |_, f| frames.push(*f));
-    Features {
-        config: cfg.clone(),
-        tuning_cents: ex.tuning_cents(),
-        frames,
-    }
+    extract_with(
+        StreamingExtractor::new(cfg, initial_cents).with_tuning_tracking(),
+        samples,
+    )
 }
 
 /// Offline extraction: estimates the tuning from the whole signal, then extracts frames.
