@@ -12,19 +12,25 @@
 //!   OLTW's choice of the least path-length-normalised cost (longer paths to later reference
 //!   frames collect more cost, which biases the plain forward weights backwards).
 //!
-//! Per step: the diagonal and vertical candidates `a_j, b_j` of every cell are independent; the
-//! horizontal dependency then unrolls to a prefix log-sum-exp,
+//! Per step, in the probability domain: the column is kept as weights `P = exp(-(R - o)/γ)`
+//! scaled so the largest is 1 (the offset `o` carries the scale), and the soft-min recursion
+//! multiplies out to `T(j) = f_j·P(j-1) + u_j·P(j) + h_j·T(j-1)` with per-cell factors
+//! `exp(-(cost)/γ)`: one exponential per cell, independent across cells (vectorised), a
+//! multiply-add on the serial chain, and no logarithm; the position weights are the column
+//! itself times the length correction. Weights below 1e-200 of the best are pruned (a beam
+//! of 460·γ cost units). Columns whose costs spread beyond the domain's range take the
+//! log-domain recursion, and a γ below [`PROBABILITY_DOMAIN_MIN_GAMMA`] keeps the log domain
+//! throughout. There the horizontal dependency unrolls to a prefix log-sum-exp,
 //! `R(i,j) = S_j + softmin_{k<=j}(a_k - S_k, b_k - S_k)` with `S` the prefix sums of the
-//! local costs,
-//! computed against the running minimum: no exp/log on the serial chain (a multiply-add per
-//! cell), nothing to overflow or underflow for any γ.
+//! local costs and `a, b` the diagonal and vertical candidates, computed against the running
+//! minimum: no exp/log on the serial chain, nothing to overflow or underflow for any γ.
 
 use std::sync::Arc;
 
 use super::cost::{CostWeights, TransposedReference};
 #[cfg(target_arch = "x86_64")]
 use super::soft_dtw::kernel::has_avx2_fma;
-use super::soft_dtw::kernel::{exp_nonpos_or_zero, ln_pos, BIG};
+use super::soft_dtw::kernel::{exp_nonpos, exp_nonpos_or_zero, fmadd, ln_pos, BIG};
 use super::{AlignStep, OnlineAligner};
 use crate::features::FeatureFrame;
 
@@ -89,6 +95,29 @@ impl Default for SoftOnlineConfig {
     }
 }
 
+/// Column weights below this (relative to the column's largest, which is 1) are set to 0:
+/// they are more than 460 nats below the best cell, so no position, spread or later column
+/// can feel them, and keeping them would drift into subnormal numbers, whose arithmetic costs
+/// the processor a hundred times more.
+const TINY: f64 = 1e-200;
+
+/// Largest exponent (nats) of one step's factors `exp(-(w·d - d_min)/γ)` in the probability
+/// domain. With weights >= [`TINY`] every product then stays a normal number
+/// (`1e-200 · e^-240 > 1e-305`); a column whose costs spread further (only for γ far below
+/// the default, or absurd costs) takes the log-domain path instead.
+const MAX_STEP_EXPONENT: f64 = 240.0;
+
+/// Below this γ the aligner keeps its column as accumulated costs (the log domain) throughout.
+/// Weights below [`TINY`] are pruned in the probability domain: a beam 460·γ cost units wide
+/// around the best cell, 23 units at γ = 0.05 and 138 at the default 0.3 (a frame's local
+/// cost is 0..~3). At γ much smaller than that, a cell that far behind can still win a few
+/// frames later, so small γ gets the exact log-domain recursion, as hard DTW would.
+pub const PROBABILITY_DOMAIN_MIN_GAMMA: f64 = 0.05;
+
+/// A position weight below e^-40 (4e-18) of the best cell's moves the mean by less than 1e-14
+/// frames over a whole window: blocks of them are set to 0 without exponentials.
+const SKIP_EXPONENT: f64 = 40.0;
+
 /// Windowed online soft-DTW aligner. Allocates in [`SoftOnline::new`] only.
 pub struct SoftOnline {
     reference: Arc<[FeatureFrame]>,
@@ -96,16 +125,26 @@ pub struct SoftOnline {
     /// (shared between the aligners of one follower).
     reference_t: Arc<TransposedReference>,
     cfg: SoftOnlineConfig,
-    /// Accumulated soft cost of the previous column over its window.
+    /// Whether the column is kept as accumulated costs (γ below
+    /// [`PROBABILITY_DOMAIN_MIN_GAMMA`]) rather than weights.
+    log_state: bool,
+    /// The previous column: forward weights `exp(-(R - prev_offset)/γ)` (the largest is 1,
+    /// 0 marks an unreachable or negligible cell, below [`TINY`]); in the log state the
+    /// accumulated costs `R` themselves (`BIG` where unreachable).
     prev: Vec<f64>,
-    /// This column.
+    /// `R = prev_offset - γ·ln(prev)`.
+    prev_offset: f64,
+    /// This column (weights, or accumulated costs inside the log-domain step).
     cur: Vec<f64>,
+    cur_offset: f64,
+    /// Window offset of this column's largest weight (1).
+    cur_best: usize,
     /// Local costs of this column.
     cost: Vec<f64>,
-    /// Diagonal and vertical candidates, then scratch.
+    /// Step factors, then candidates and scratch.
     diag: Vec<f64>,
     vert: Vec<f64>,
-    /// Running minima, rescale factors and terms of the prefix log-sum-exp.
+    /// Scratch of the log-domain step (running minima, rescale factors, prefix sums).
     mins: Vec<f64>,
     fbuf: Vec<f64>,
     gbuf: Vec<f64>,
@@ -117,6 +156,8 @@ pub struct SoftOnline {
     /// Mean local cost per unit of path weight of the last reported path (for
     /// [`SoftOnlineConfig::length_correction`]).
     mean_cost: f64,
+    /// Columns computed in the log domain (see [`MAX_STEP_EXPONENT`]).
+    log_domain_columns: usize,
 }
 
 impl SoftOnline {
@@ -139,12 +180,18 @@ impl SoftOnline {
             cfg.gamma = 1e-6;
         }
         let w = cfg.window_frames.max(2);
+        let log_state = cfg.gamma < PROBABILITY_DOMAIN_MIN_GAMMA;
+        let empty = if log_state { BIG } else { 0.0 };
         Self {
             reference,
             reference_t,
             cfg,
-            prev: vec![BIG; w],
-            cur: vec![BIG; w],
+            log_state,
+            prev: vec![empty; w],
+            prev_offset: 0.0,
+            cur: vec![empty; w],
+            cur_offset: 0.0,
+            cur_best: 0,
             cost: vec![0.0; w],
             diag: vec![BIG; w],
             vert: vec![BIG; w],
@@ -157,6 +204,7 @@ impl SoftOnline {
             frames_seen: 0,
             position: 0,
             mean_cost: 0.0,
+            log_domain_columns: 0,
         }
     }
 
@@ -165,9 +213,34 @@ impl SoftOnline {
         &self.cfg
     }
 
-    /// Accumulated soft costs of the last column and the reference frame of its first entry.
-    pub fn column(&self) -> (usize, &[f64]) {
-        (self.prev_lo, &self.prev[..self.prev_len])
+    /// Accumulated soft costs `R` of the last column (`BIG`, 1e280, where unreachable or
+    /// negligible) and the reference frame of its first entry. Allocates: for inspection and
+    /// tests, not for the per-frame path.
+    pub fn column(&self) -> (usize, Vec<f64>) {
+        let costs = self.prev[..self.prev_len]
+            .iter()
+            .map(|&v| self.accumulated_cost(v, self.prev_offset))
+            .collect();
+        (self.prev_lo, costs)
+    }
+
+    /// A column entry as accumulated cost `R` (`BIG` where unreachable).
+    #[inline(always)]
+    fn accumulated_cost(&self, entry: f64, offset: f64) -> f64 {
+        if self.log_state {
+            entry
+        } else if entry > 0.0 {
+            offset - self.cfg.gamma * entry.ln()
+        } else {
+            BIG
+        }
+    }
+
+    /// How many columns so far were computed in the log domain from the probability-domain
+    /// state (their costs spread beyond what the domain holds at this γ; see
+    /// [`MAX_STEP_EXPONENT`]). Not counted in the log state.
+    pub fn log_domain_columns(&self) -> usize {
+        self.log_domain_columns
     }
 
     /// Current window start and length for the next frame (as OLTW: never moves back).
@@ -182,8 +255,159 @@ impl SoftOnline {
         )
     }
 
-    /// One column of the recursion from precomputed local costs `cost[k]` of reference frames
-    /// `lo + k`; fills `self.cur[..len]`.
+    /// One column in the probability domain from the local costs `cost[k]` of reference frames
+    /// `lo + k`: `T(j) = f_j·P(i-1, j-1) + u_j·P(i-1, j) + h_j·T(j-1)` with
+    /// `u = exp(-(d - d_min)/γ)`, `f = exp(-(w·d - d_min)/γ)`, `h = exp(-d/γ)`, which is the
+    /// soft-min recursion multiplied out (`T = exp(-(R - offset - d_min)/γ)`). One exponential
+    /// per cell (two for diagonal weights other than 1 and 2), all independent, and a
+    /// multiply-add on the serial chain; no logarithm. Fills `cur`,
+    /// `cur_offset`, `cur_best`; returns false, touching nothing, when this column's costs
+    /// spread too far for the domain ([`MAX_STEP_EXPONENT`]).
+    #[inline(always)]
+    fn column_prob<const F: bool>(&mut self, lo: usize, len: usize) -> bool {
+        let gamma = self.cfg.gamma;
+        let inv_gamma = 1.0 / gamma;
+        let w = self.cfg.diagonal_weight;
+        let (d_min, d_max) = min_max(&self.cost[..len]);
+        // Written so that NaN anywhere fails it.
+        let in_range = w >= 1.0
+            && d_min >= 0.0
+            && (w * d_max - d_min).max(d_max) * inv_gamma <= MAX_STEP_EXPONENT;
+        if !in_range {
+            return false;
+        }
+        let (cost, u, f, h) = (
+            &self.cost[..len],
+            &mut self.vert[..len],
+            &mut self.diag[..len],
+            &mut self.mins[..len],
+        );
+        // h = u·e^{-d_min/γ}; for w = 2, f = u·h; for w = 1, f = u.
+        let z = (-d_min * inv_gamma).exp();
+        for k in 0..len {
+            let uk = exp_nonpos::<F>(-(cost[k] - d_min) * inv_gamma);
+            u[k] = uk;
+            h[k] = uk * z;
+        }
+        if w == 1.0 {
+            f.copy_from_slice(u);
+        } else if w == 2.0 {
+            for k in 0..len {
+                f[k] = u[k] * h[k];
+            }
+        } else {
+            for k in 0..len {
+                f[k] = exp_nonpos::<F>(-(w * cost[k] - d_min) * inv_gamma);
+            }
+        }
+        let i = self.frames_seen;
+        let b = &mut self.gbuf[..len];
+        let base = if i == 0 {
+            // The path starts at (0, start_j) with that cell's cost (weight 1, not w).
+            b.fill(0.0);
+            if (lo..lo + len).contains(&self.start_j) {
+                b[self.start_j - lo] = u[self.start_j - lo];
+            }
+            0.0
+        } else {
+            // pv[k] = previous column at reference frame lo + k - 1 (0 outside it).
+            let (plo, plen) = (self.prev_lo, self.prev_len);
+            let pv = &mut self.fbuf[..len + 1];
+            pv.fill(0.0);
+            let (a0, a1) = (lo.max(plo + 1), (lo + len + 1).min(plo + plen + 1));
+            if a0 < a1 {
+                pv[a0 - lo..a1 - lo].copy_from_slice(&self.prev[a0 - 1 - plo..a1 - 1 - plo]);
+            }
+            for k in 0..len {
+                b[k] = f[k] * pv[k] + u[k] * pv[k + 1];
+            }
+            let before = self.start_j.saturating_sub(lo).min(len);
+            b[..before].fill(0.0);
+            self.prev_offset
+        };
+        // The serial chain: a multiply-add per cell, and a flush of the negligible so the
+        // chain never decays into subnormals. When 8 steps cannot decay a value >= TINY that
+        // far (h >= e^-30), the flush is needed once per 8 cells only, off the chain's
+        // critical path 7 times in 8; the normalisation below flushes the rest.
+        let mut t = 0.0f64;
+        let (cur, h, b) = (&mut self.cur[..len], &*h, &*b);
+        if 8.0 * d_max * inv_gamma <= 240.0 {
+            for ((c, h), b) in cur.chunks_mut(8).zip(h.chunks(8)).zip(b.chunks(8)) {
+                for ((c, &hk), &bk) in c.iter_mut().zip(h).zip(b) {
+                    t = fmadd::<F>(hk, t, bk);
+                    *c = t;
+                }
+                t = if t < TINY { 0.0 } else { t };
+            }
+        } else {
+            for ((c, &hk), &bk) in cur.iter_mut().zip(h).zip(b) {
+                t = fmadd::<F>(hk, t, bk);
+                t = if t < TINY { 0.0 } else { t };
+                *c = t;
+            }
+        }
+        let (m, k_best) = first_maximum(&self.cur[..len]);
+        self.cur_best = k_best;
+        if m > 0.0 {
+            let inv_m = 1.0 / m;
+            for c in &mut self.cur[..len] {
+                let p = *c * inv_m;
+                *c = if p < TINY { 0.0 } else { p };
+            }
+            self.cur_offset = base + d_min - gamma * m.ln();
+        } else {
+            // Nothing reachable in the window: an all-zero column, as an all-BIG one before.
+            self.cur_offset = base + d_min;
+        }
+        true
+    }
+
+    /// One column in the log domain (the recursion on accumulated costs): for columns whose
+    /// costs spread beyond [`MAX_STEP_EXPONENT`]. Converts the previous column to costs, steps,
+    /// and converts the result back to weights.
+    #[inline(always)]
+    fn column_log<const F: bool>(&mut self, lo: usize, len: usize) {
+        let gamma = self.cfg.gamma;
+        let inv_gamma = 1.0 / gamma;
+        if self.frames_seen > 0 {
+            let offset = self.prev_offset;
+            for p in &mut self.prev[..self.prev_len] {
+                *p = if *p > 0.0 {
+                    offset - gamma * ln_pos::<F>(*p)
+                } else {
+                    BIG
+                };
+            }
+        }
+        self.column_step::<F>(lo, len);
+        let (r_min, k_best) = first_minimum(&self.cur[..len]);
+        self.cur_best = k_best;
+        if r_min >= 0.5 * BIG {
+            self.cur[..len].fill(0.0);
+            self.cur_offset = 0.0;
+            return;
+        }
+        for c in &mut self.cur[..len] {
+            let p = exp_nonpos_or_zero::<F>(-(*c - r_min) * inv_gamma);
+            *c = if p < TINY { 0.0 } else { p };
+        }
+        self.cur_offset = r_min;
+        self.log_domain_columns += 1;
+    }
+
+    #[inline(always)]
+    fn column_impl<const F: bool>(&mut self, lo: usize, len: usize) {
+        if self.log_state {
+            self.column_step::<F>(lo, len);
+            self.cur_best = first_minimum(&self.cur[..len]).1;
+        } else if !self.column_prob::<F>(lo, len) {
+            self.column_log::<F>(lo, len);
+        }
+    }
+
+    /// One column of the log-domain recursion from precomputed local costs `cost[k]` of
+    /// reference frames `lo + k`, with `prev` holding the previous column's accumulated costs;
+    /// fills `self.cur[..len]` with accumulated costs.
     #[inline(always)]
     fn column_step<const F: bool>(&mut self, lo: usize, len: usize) {
         let gamma = self.cfg.gamma;
@@ -292,19 +516,16 @@ impl SoftOnline {
 }
 
 impl SoftOnline {
-    /// Position weights into `self.diag[..len]` (relative to the best score); returns their
-    /// sum and first moment (in window offsets), and the range of cells outside which every
-    /// weight is 0.
+    /// Position weights from scores (`weight = exp(best - score)`) into `self.diag[..len]`;
+    /// returns their sum and first moment (in window offsets), and the range of cells outside
+    /// which every weight is 0. The general path: any weighting, any correction.
     #[inline(always)]
-    fn weights_impl<const F: bool>(
+    fn weights_from_scores<const F: bool>(
         &mut self,
         len: usize,
         best: f64,
         score: &[f64],
     ) -> (f64, f64, usize, usize) {
-        // A weight below e^-40 (4e-18) next to the best cell's 1 moves the mean by less than
-        // 1e-14 frames over a whole window: blocks of them are set to 0 without exponentials.
-        const SKIP_EXPONENT: f64 = 40.0;
         let (w, sc) = (&mut self.diag[..len], &score[..len]);
         let (mut k_lo, mut k_hi) = (len, 0usize);
         let mut k0 = 0;
@@ -324,37 +545,145 @@ impl SoftOnline {
         if k_lo >= k_hi {
             return (0.0, 0.0, 0, 0);
         }
-        // Four partial sums each: one running sum is a serial chain of dependent adds.
-        let (mut sw, mut sj) = ([0.0f64; 4], [0.0f64; 4]);
-        let ws = &self.diag[k_lo..k_hi];
-        let full = ws.len() / 4 * 4;
-        for c in (0..full).step_by(4) {
-            for l in 0..4 {
-                sw[l] += ws[c + l];
-                sj[l] += ws[c + l] * (k_lo + c + l) as f64;
-            }
-        }
-        for (c, &w) in ws.iter().enumerate().skip(full) {
-            sw[0] += w;
-            sj[0] += w * (k_lo + c) as f64;
-        }
-        let sum = |a: [f64; 4]| (a[0] + a[1]) + (a[2] + a[3]);
-        (sum(sw), sum(sj), k_lo, k_hi)
+        let (sw, sj) = lane_moments(&self.diag[k_lo..k_hi], k_lo);
+        (sw, sj, k_lo, k_hi)
     }
 
-    fn weights(&mut self, len: usize, best: f64, score: &[f64]) -> (f64, f64, usize, usize) {
+    /// Forward position weights `P_k · e^{α(k - best)}` (the column's weights times the length
+    /// correction, anchored at the column's largest weight) into `self.diag`, straight from the
+    /// probability-domain column: no logarithm, and exponentials only where the weight can
+    /// matter. Blocks of 8 cells whose weight is surely below e^-40 of the best cell's (bounded
+    /// through the float exponent of the block's largest `P`) are set to 0 without any, which
+    /// also narrows the returned range to where the mass is. Returns `None`, touching
+    /// nothing, when the correction grows too steeply across the kept range for one scale.
+    #[inline(always)]
+    fn weights_direct<const F: bool>(
+        &mut self,
+        len: usize,
+        alpha: f64,
+        best: usize,
+    ) -> Option<(f64, f64, usize, usize)> {
+        const BLOCK: usize = 8;
+        let p = &self.cur[..len];
+        let x_at = |k: usize| alpha * (k as f64 - best as f64);
+        // An upper bound of ln(P) for P > 0 from its float exponent alone.
+        let ln_upper = |v: f64| ((v.to_bits() >> 52) as f64 - 1022.0) * std::f64::consts::LN_2;
+        let kept = |k0: usize| {
+            let k1 = (k0 + BLOCK).min(len);
+            let p_max = p[k0..k1]
+                .iter()
+                .fold(0.0f64, |m, &v| if v > m { v } else { m });
+            p_max > 0.0 && ln_upper(p_max) + x_at(k0).max(x_at(k1 - 1)) >= -SKIP_EXPONENT
+        };
+        let first = (0..len).step_by(BLOCK).find(|&k0| kept(k0))?;
+        let last = (first..len).step_by(BLOCK).rev().find(|&k0| kept(k0))?;
+        let (k_lo, k_hi) = (first, (last + BLOCK).min(len));
+        // One scale for the whole range: every argument of exp_nonpos below is in
+        // [-(SKIP_EXPONENT + BLOCK·|α|) - top, 0], which must stay inside its domain (-708).
+        let top = x_at(k_lo).max(x_at(k_hi - 1));
+        if SKIP_EXPONENT + BLOCK as f64 * alpha.abs() + top.max(0.0) > 700.0 {
+            return None;
+        }
+        let scale = top.exp();
+        let w = &mut self.diag[..len];
+        let mut k0 = k_lo;
+        while k0 < k_hi {
+            let k1 = (k0 + BLOCK).min(k_hi);
+            if kept(k0) {
+                for k in k0..k1 {
+                    w[k] = p[k] * (exp_nonpos::<F>(x_at(k) - top) * scale);
+                }
+            } else {
+                w[k0..k1].fill(0.0);
+            }
+            k0 = k1;
+        }
+        let (sw, sj) = lane_moments(&self.diag[k_lo..k_hi], k_lo);
+        Some((sw, sj, k_lo, k_hi))
+    }
+
+    /// The position weights of the current column into `self.diag`: `(sum, first moment, k_lo,
+    /// k_hi, fallback cell)`, the fallback being where to report when no weight is positive.
+    #[inline(always)]
+    fn position_weights<const F: bool>(
+        &mut self,
+        lo: usize,
+        len: usize,
+    ) -> (f64, f64, usize, usize, usize) {
+        let gamma = self.cfg.gamma;
+        let best = self.cur_best;
+        if !self.log_state && self.cur[best] <= 0.0 {
+            return (0.0, 0.0, 0, 0, 0);
+        }
+        if let (PositionWeighting::Forward, false) = (self.cfg.position, self.log_state) {
+            let alpha = self.cfg.length_correction * self.mean_cost / gamma;
+            if let Some((sw, sj, k_lo, k_hi)) = self.weights_direct::<F>(len, alpha, best) {
+                return (sw, sj, k_lo, k_hi, best);
+            }
+        }
+        // Through accumulated costs: scores in `vert` (scratch after the column step), +∞
+        // where a cell is unreachable.
+        let i = self.frames_seen;
+        let (offset, log_state) = (self.cur_offset, self.log_state);
+        let (cur, vert) = (&self.cur[..len], &mut self.vert[..len]);
+        let cost_of = |v: f64| {
+            if log_state {
+                v
+            } else if v > 0.0 {
+                offset - gamma * ln_pos::<F>(v)
+            } else {
+                BIG
+            }
+        };
+        match self.cfg.position {
+            PositionWeighting::Forward => {
+                let per_frame = self.cfg.length_correction * self.mean_cost;
+                let inv_gamma = 1.0 / gamma;
+                for (k, (v, &c)) in vert.iter_mut().zip(cur).enumerate() {
+                    let r = cost_of(c);
+                    *v = if r >= 0.5 * BIG {
+                        f64::INFINITY
+                    } else {
+                        (r - per_frame * k as f64) * inv_gamma
+                    };
+                }
+            }
+            PositionWeighting::PathLength { sharpness } => {
+                for (k, (v, &c)) in vert.iter_mut().zip(cur).enumerate() {
+                    let steps = (i + (lo + k).saturating_sub(self.start_j) + 1) as f64;
+                    let r = cost_of(c);
+                    *v = if r >= 0.5 * BIG {
+                        f64::INFINITY
+                    } else {
+                        sharpness * r / steps
+                    };
+                }
+            }
+        }
+        let (best_score, best_k) = first_minimum(vert);
+        let scores = std::mem::take(&mut self.vert);
+        let (sw, sj, k_lo, k_hi) = self.weights_from_scores::<F>(len, best_score, &scores);
+        self.vert = scores;
+        (sw, sj, k_lo, k_hi, best_k)
+    }
+
+    /// Window costs, the column and its position weights, dispatched once per frame to the
+    /// AVX2+FMA build of the same code where the CPU has it.
+    fn advance(&mut self, lo: usize, len: usize) -> (f64, f64, usize, usize, usize) {
         #[cfg(target_arch = "x86_64")]
         if has_avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
-            return unsafe { self.weights_avx2(len, best, score) };
+            return unsafe { self.advance_avx2(lo, len) };
         }
-        self.weights_impl::<false>(len, best, score)
+        self.column_impl::<false>(lo, len);
+        self.position_weights::<false>(lo, len)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn weights_avx2(&mut self, len: usize, best: f64, score: &[f64]) -> (f64, f64, usize, usize) {
-        self.weights_impl::<true>(len, best, score)
+    fn advance_avx2(&mut self, lo: usize, len: usize) -> (f64, f64, usize, usize, usize) {
+        self.column_impl::<true>(lo, len);
+        self.position_weights::<true>(lo, len)
     }
 
     /// `self.cost[k] = frame_cost(frame, reference[lo + k])` for `k < len`, vectorised
@@ -363,20 +692,78 @@ impl SoftOnline {
         self.reference_t
             .costs(frame, lo, self.cfg.weights, &mut self.cost[..len]);
     }
+}
 
-    fn advance_column(&mut self, lo: usize, len: usize) {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx2_fma() {
-            // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
-            return unsafe { self.column_avx2(lo, len) };
+/// `(Σ w_c, Σ w_c · (k0 + c))` in four lanes: one running sum is a serial chain of dependent
+/// adds.
+#[inline(always)]
+fn lane_moments(ws: &[f64], k0: usize) -> (f64, f64) {
+    let (mut sw, mut sj) = ([0.0f64; 4], [0.0f64; 4]);
+    let full = ws.len() / 4 * 4;
+    for c in (0..full).step_by(4) {
+        for l in 0..4 {
+            sw[l] += ws[c + l];
+            sj[l] += ws[c + l] * (k0 + c + l) as f64;
         }
-        self.column_step::<false>(lo, len)
     }
+    for (c, &w) in ws.iter().enumerate().skip(full) {
+        sw[0] += w;
+        sj[0] += w * (k0 + c) as f64;
+    }
+    let sum = |a: [f64; 4]| (a[0] + a[1]) + (a[2] + a[3]);
+    (sum(sw), sum(sj))
+}
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn column_avx2(&mut self, lo: usize, len: usize) {
-        self.column_step::<true>(lo, len)
+/// Smallest and largest value (NaN in, NaN out: the caller's range check then fails), in
+/// four lanes.
+#[inline(always)]
+fn min_max(values: &[f64]) -> (f64, f64) {
+    let (mut lo, mut hi) = ([f64::INFINITY; 4], [f64::NEG_INFINITY; 4]);
+    let mut nan = false;
+    let full = values.len() / 4 * 4;
+    for c in (0..full).step_by(4) {
+        for l in 0..4 {
+            let v = values[c + l];
+            lo[l] = if v < lo[l] { v } else { lo[l] };
+            hi[l] = if v > hi[l] { v } else { hi[l] };
+            nan |= v.is_nan();
+        }
+    }
+    for &v in &values[full..] {
+        lo[0] = if v < lo[0] { v } else { lo[0] };
+        hi[0] = if v > hi[0] { v } else { hi[0] };
+        nan |= v.is_nan();
+    }
+    if nan {
+        return (f64::NAN, f64::NAN);
+    }
+    let (a, b) = (
+        lo[0].min(lo[1]).min(lo[2].min(lo[3])),
+        hi[0].max(hi[1]).max(hi[2].max(hi[3])),
+    );
+    (a, b)
+}
+
+/// The largest value and the first index holding it (`(-∞, 0)` for an empty slice or NaN):
+/// a lane-parallel maximum, then a scan for its first occurrence (cheaper than carrying
+/// indices through the lanes).
+fn first_maximum(values: &[f64]) -> (f64, usize) {
+    const LANES: usize = 4;
+    let mut best = [f64::NEG_INFINITY; LANES];
+    let full = values.len() / LANES * LANES;
+    for c in (0..full).step_by(LANES) {
+        for l in 0..LANES {
+            let v = values[c + l];
+            best[l] = if v > best[l] { v } else { best[l] };
+        }
+    }
+    let mut b = (best[0].max(best[1])).max(best[2].max(best[3]));
+    for &v in &values[full..] {
+        b = if v > b { v } else { b };
+    }
+    match values.iter().position(|&v| v == b) {
+        Some(k) => (b, k),
+        None => (f64::NEG_INFINITY, 0),
     }
 }
 
@@ -420,42 +807,9 @@ impl OnlineAligner for SoftOnline {
         }
         let (lo, len) = self.window();
         self.window_costs(frame, lo, len);
-        self.advance_column(lo, len);
+        let (sw, sj, k_lo, k_hi, fallback_k) = self.advance(lo, len);
         let i = self.frames_seen;
-        // Position weights, normalised in log space (relative to their best cell); the scores
-        // go to `vert` (scratch after the column step), unreachable cells to +∞.
-        // The mode is tested once, not per cell, so the forward case is a vector loop.
-        let (cur, vert) = (&self.cur[..len], &mut self.vert[..len]);
-        match self.cfg.position {
-            PositionWeighting::Forward => {
-                // A multiply, not a division per cell (a vector division is several times
-                // slower); the scores move by an ulp at most.
-                let inv_gamma = 1.0 / self.cfg.gamma;
-                let per_frame = self.cfg.length_correction * self.mean_cost;
-                for (k, (v, &r)) in vert.iter_mut().zip(cur).enumerate() {
-                    *v = if r >= 0.5 * BIG {
-                        f64::INFINITY
-                    } else {
-                        (r - per_frame * k as f64) * inv_gamma
-                    };
-                }
-            }
-            PositionWeighting::PathLength { sharpness } => {
-                for (k, (v, &r)) in vert.iter_mut().zip(cur).enumerate() {
-                    let steps = (i + (lo + k).saturating_sub(self.start_j) + 1) as f64;
-                    *v = if r >= 0.5 * BIG {
-                        f64::INFINITY
-                    } else {
-                        sharpness * r / steps
-                    };
-                }
-            }
-        }
-        let (best, best_k) = first_minimum(vert);
-        let scores = std::mem::take(&mut self.vert);
-        let (sw, sj, k_lo, k_hi) = self.weights(len, best, &scores);
-        self.vert = scores;
-        let (mean_k, var, mass) = if sw > 0.0 && best.is_finite() {
+        let (mean_k, var, mass) = if sw > 0.0 && sw.is_finite() {
             let mean = sj / sw;
             // Weights are 0 outside k_lo..k_hi; partial sums in lanes, as above.
             let (mut sv, mut near) = ([0.0f64; 4], [0.0f64; 4]);
@@ -468,13 +822,14 @@ impl OnlineAligner for SoftOnline {
             let sum = |a: [f64; 4]| (a[0] + a[1]) + (a[2] + a[3]);
             (mean, (sum(sv) / sw).max(0.0), sum(near) / sw)
         } else {
-            (best_k as f64, 0.0, 0.0)
+            (fallback_k as f64, 0.0, 0.0)
         };
         let ref_frame = lo as f64 + mean_k;
         let cell = (mean_k.round() as usize).min(len - 1);
         let steps = (i + (lo + cell).saturating_sub(self.start_j) + 1) as f64;
-        let norm_cost = if self.cur[cell] < 0.5 * BIG {
-            self.cur[cell] / steps
+        let r = self.accumulated_cost(self.cur[cell], self.cur_offset);
+        let norm_cost = if r < 0.5 * BIG {
+            r / steps
         } else {
             f64::INFINITY
         };
@@ -482,6 +837,7 @@ impl OnlineAligner for SoftOnline {
             self.mean_cost = norm_cost;
         }
         std::mem::swap(&mut self.prev, &mut self.cur);
+        self.prev_offset = self.cur_offset;
         self.prev_lo = lo;
         self.prev_len = len;
         self.frames_seen += 1;
@@ -501,6 +857,7 @@ impl OnlineAligner for SoftOnline {
         self.frames_seen = 0;
         self.prev_lo = 0;
         self.prev_len = 0;
+        self.prev_offset = 0.0;
         self.mean_cost = 0.0;
     }
 
@@ -578,12 +935,30 @@ mod tests {
         r
     }
 
+    /// The column against an oracle row: every cell whose weight is within e^-300 of the row's
+    /// best is exact to 1e-9; the others carry no weight the aligner could feel, and must not
+    /// be reported as cheaper than that (they are exact, or `BIG` once below 1e-200).
+    fn assert_column_matches(col: &[f64], want: &[f64], gamma: f64, what: &str) {
+        let best = want.iter().copied().fold(f64::INFINITY, f64::min);
+        for (j, (&got, &want)) in col.iter().zip(want).enumerate() {
+            if want - best <= 300.0 * gamma {
+                assert!(
+                    (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+                    "{what} ({j}): {got} vs {want}"
+                );
+            } else {
+                assert!(got >= best + 250.0 * gamma, "{what} ({j}): {got} vs {want}");
+            }
+        }
+    }
+
+    /// From γ = 0.001 (the log state: every cell exact) to γ = 1 (the probability domain).
     #[test]
     fn unbounded_window_column_equals_offline_soft_dtw_row() {
         let refr = random_frames(90, 1);
         let perf = random_frames(40, 2);
         let c = cost_matrix(&perf, &refr);
-        for &gamma in &[0.01, 0.1, 1.0] {
+        for &gamma in &[0.001, 0.005, 0.01, 0.1, 1.0] {
             let cfg = SoftOnlineConfig {
                 gamma,
                 window_frames: 1000,
@@ -596,15 +971,17 @@ mod tests {
                 al.step(f);
                 let (lo, col) = al.column();
                 assert_eq!((lo, col.len()), (0, 90));
-                for j in 0..90 {
-                    let want = r[i + 1][j + 1];
-                    assert!(
-                        (col[j] - want).abs() <= 1e-9 * want.abs().max(1.0),
-                        "γ={gamma} ({i},{j}): {} vs {want}",
-                        col[j]
-                    );
+                assert_column_matches(&col, &r[i + 1][1..91], gamma, &format!("γ={gamma} {i}"));
+            }
+            if gamma < PROBABILITY_DOMAIN_MIN_GAMMA {
+                // No pruning at all in the log state.
+                let (_, col) = al.column();
+                for (j, &got) in col.iter().enumerate() {
+                    let want = r[40][j + 1];
+                    assert!((got - want).abs() <= 1e-9 * want.max(1.0), "γ={gamma} {j}");
                 }
             }
+            assert_eq!(al.log_domain_columns(), 0);
         }
     }
 
@@ -613,25 +990,182 @@ mod tests {
         let refr = random_frames(70, 3);
         let perf = random_frames(30, 4);
         let c = cost_matrix(&perf, &refr);
-        let gamma = 0.05;
+        for gamma in [0.002, 0.01, 0.05, 0.3] {
+            let mut al = SoftOnline::new(
+                refr.clone().into(),
+                SoftOnlineConfig {
+                    gamma,
+                    window_frames: 1000,
+                    ..SoftOnlineConfig::default()
+                },
+            );
+            let r = weighted_forward(&c, gamma, 2.0);
+            for (i, f) in perf.iter().enumerate() {
+                al.step(f);
+                let (_, col) = al.column();
+                assert_column_matches(&col, &r[i], gamma, &format!("γ={gamma} {i}"));
+            }
+        }
+    }
+
+    /// A moving window over a long reference: each column against the oracle over the same
+    /// window (cells outside it unreachable), with the window placement the aligner chose,
+    /// for both diagonal weights and a weight the probability domain takes through an
+    /// exponential of its own (1.5); in the last run every 10th frame has absurd onsets (a
+    /// local cost near 400), so those columns go through the log domain and back.
+    #[test]
+    fn moving_window_columns_equal_the_windowed_oracle() {
+        let refr = random_frames(400, 21);
+        // A performance that follows the reference (so the window moves), with noise.
+        let noise = random_frames(150, 22);
+        let perf: Vec<FeatureFrame> = (0..150)
+            .map(|i| {
+                let mut f = refr[(i * 3 / 2 + 5).min(399)];
+                for c in 0..N_CHROMA {
+                    f.chroma[c] = 0.7 * f.chroma[c] + 0.3 * noise[i].chroma[c];
+                    f.onset[c] = 0.5 * (f.onset[c] + noise[i].onset[c]);
+                }
+                f
+            })
+            .collect();
+        let c = cost_matrix(&perf, &refr);
+        let mut spiky = perf.clone();
+        for f in spiky.iter_mut().step_by(10) {
+            f.onset = [5.0; N_CHROMA];
+        }
+        let c_spiky = cost_matrix(&spiky, &refr);
+        for (w, gamma, spikes) in [
+            (1.0, 0.1, false),
+            (2.0, 0.3, false),
+            (1.5, 0.2, false),
+            (2.0, 0.3, true),
+        ] {
+            let (perf, c) = if spikes {
+                (&spiky, &c_spiky)
+            } else {
+                (&perf, &c)
+            };
+            let mut al = SoftOnline::new(
+                refr.clone().into(),
+                SoftOnlineConfig {
+                    gamma,
+                    window_frames: 60,
+                    diagonal_weight: w,
+                    ..SoftOnlineConfig::default()
+                },
+            );
+            // The oracle row over the previous window, recomputed on the new one.
+            let mut prev: Option<(usize, Vec<f64>)> = None;
+            for (i, f) in perf.iter().enumerate() {
+                al.step(f);
+                let (lo, col) = al.column();
+                let want: Vec<f64> = (0..col.len())
+                    .scan(f64::INFINITY, |left, k| {
+                        let j = lo + k;
+                        let d = c.get(i, j);
+                        let mut cands = vec![*left + d];
+                        match &prev {
+                            None => {
+                                if j == 0 {
+                                    cands.push(d);
+                                }
+                            }
+                            Some((plo, p)) => {
+                                let at = |jj: usize| {
+                                    jj.checked_sub(*plo)
+                                        .and_then(|x| p.get(x).copied())
+                                        .unwrap_or(f64::INFINITY)
+                                };
+                                if j > 0 {
+                                    cands.push(at(j - 1) + w * d);
+                                }
+                                cands.push(at(j) + d);
+                            }
+                        }
+                        let finite: Vec<f64> =
+                            cands.into_iter().filter(|x| x.is_finite()).collect();
+                        *left = if finite.is_empty() {
+                            f64::INFINITY
+                        } else {
+                            reference::softmin(&finite, gamma)
+                        };
+                        Some(*left)
+                    })
+                    .collect();
+                assert_column_matches(&col, &want, gamma, &format!("w={w} γ={gamma} {i}"));
+                // Carry the oracle, not the aligner's column, so errors cannot cancel.
+                prev = Some((lo, want));
+            }
+            assert!(al.column().0 > 100, "the window did not move");
+            assert_eq!(al.log_domain_columns(), if spikes { 15 } else { 0 });
+        }
+    }
+
+    /// The direct forward weights (probability domain, correction factor by exponentials)
+    /// against the same weights taken through logarithms, on real columns, with corrections
+    /// that grow either way across the window.
+    #[test]
+    fn direct_position_weights_equal_the_logarithmic_ones() {
+        let refr = random_frames(300, 31);
         let mut al = SoftOnline::new(
             refr.clone().into(),
             SoftOnlineConfig {
-                gamma,
-                window_frames: 1000,
+                window_frames: 120,
                 ..SoftOnlineConfig::default()
             },
         );
-        let r = weighted_forward(&c, gamma, 2.0);
-        for (i, f) in perf.iter().enumerate() {
+        for f in refr.iter().take(80) {
             al.step(f);
-            let (_, col) = al.column();
-            for j in 0..70 {
-                assert!(
-                    (col[j] - r[i][j]).abs() <= 1e-9 * r[i][j].max(1.0),
-                    "({i},{j})"
-                );
+        }
+        let perf = random_frames(30, 32);
+        for (n, f) in perf.iter().enumerate() {
+            let (lo, len) = al.window();
+            al.window_costs(f, lo, len);
+            al.column_impl::<false>(lo, len);
+            let best = al.cur_best;
+            for alpha in [0.0, 0.02, 0.7, -0.3, 3.0] {
+                let Some((sw, sj, k_lo, k_hi)) = al.weights_direct::<false>(len, alpha, best)
+                else {
+                    // Only a steep correction may be refused (it goes through logarithms).
+                    assert!(alpha.abs() >= 3.0, "frame {n} α={alpha} refused");
+                    continue;
+                };
+                let direct: Vec<f64> = (0..len)
+                    .map(|k| {
+                        if (k_lo..k_hi).contains(&k) {
+                            al.diag[k] / sw
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                let scores: Vec<f64> = al.cur[..len]
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &p)| {
+                        if p > 0.0 {
+                            -p.ln() - alpha * k as f64
+                        } else {
+                            f64::INFINITY
+                        }
+                    })
+                    .collect();
+                let (b, _) = first_minimum(&scores);
+                let (sw2, sj2, lo2, hi2) = al.weights_from_scores::<false>(len, b, &scores);
+                for (k, &d) in direct.iter().enumerate() {
+                    let want = if (lo2..hi2).contains(&k) {
+                        al.diag[k] / sw2
+                    } else {
+                        0.0
+                    };
+                    assert!(
+                        (d - want).abs() <= 1e-12,
+                        "frame {n} α={alpha} cell {k}: {d} vs {want}"
+                    );
+                }
+                assert!((sj / sw - sj2 / sw2).abs() <= 1e-9, "frame {n} α={alpha}");
             }
+            al.step(f);
         }
     }
 
@@ -722,7 +1256,8 @@ mod tests {
         }
     }
 
-    /// The lane-parallel minimum against the plain first-minimum scan, ties included.
+    /// The lane-parallel minimum and maximum against the plain first-minimum scan, ties
+    /// included.
     #[test]
     fn first_minimum_equals_the_serial_scan() {
         let mut seed = 5u64;
@@ -747,6 +1282,10 @@ mod tests {
                     }
                 }
                 assert_eq!(first_minimum(&v), (b, k), "{v:?}");
+                // The maximum of the negated values, by the same scan.
+                let neg: Vec<f64> = v.iter().map(|&x| -x).collect();
+                let want = if len == 0 { (f64::NEG_INFINITY, 0) } else { (-b, k) };
+                assert_eq!(first_maximum(&neg), want, "{neg:?}");
             }
         }
     }

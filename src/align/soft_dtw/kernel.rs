@@ -87,7 +87,7 @@ impl<'a> Diagonals<'a> {
 }
 
 #[inline(always)]
-fn fmadd<const F: bool>(a: f64, b: f64, c: f64) -> f64 {
+pub(crate) fn fmadd<const F: bool>(a: f64, b: f64, c: f64) -> f64 {
     if F {
         a.mul_add(b, c)
     } else {
