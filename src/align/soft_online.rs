@@ -1284,7 +1284,11 @@ mod tests {
                 assert_eq!(first_minimum(&v), (b, k), "{v:?}");
                 // The maximum of the negated values, by the same scan.
                 let neg: Vec<f64> = v.iter().map(|&x| -x).collect();
-                let want = if len == 0 { (f64::NEG_INFINITY, 0) } else { (-b, k) };
+                let want = if len == 0 {
+                    (f64::NEG_INFINITY, 0)
+                } else {
+                    (-b, k)
+                };
                 assert_eq!(first_maximum(&neg), want, "{neg:?}");
             }
         }

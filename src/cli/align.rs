@@ -8,9 +8,10 @@ use anyhow::Context;
 use clap::Args;
 
 use super::common::ReferenceArgs;
+use crate::align::cost::CostWeights;
 use crate::align::dtw::{align_multiscale, path_to_ref_per_perf, DtwOptions};
 use crate::features::{self, FeatureConfig};
-use crate::score::reference::Reference;
+use crate::score::reference::{is_midi_path, Reference};
 
 /// Align a whole recording to a score or another recording (offline, most accurate).
 #[derive(Debug, Args)]
@@ -60,7 +61,16 @@ pub fn align_files(
 
 /// Run `align`.
 pub fn run(args: AlignArgs) -> anyhow::Result<()> {
-    let cfg = FeatureConfig::offline_alignment();
+    // Against a recording the offline settings differ from those against a score.
+    let audio_reference = args.reference.score.is_none() && !is_midi_path(args.reference.path()?);
+    let (cfg, weights) = if audio_reference {
+        (
+            FeatureConfig::offline_audio_alignment(),
+            CostWeights::OFFLINE_AUDIO,
+        )
+    } else {
+        (FeatureConfig::offline_alignment(), CostWeights::OFFLINE)
+    };
     let reference = args.reference.load(&cfg)?;
     let bar = if args.quiet {
         indicatif::ProgressBar::hidden()
@@ -70,6 +80,7 @@ pub fn run(args: AlignArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let opts = DtwOptions {
         open_end: !args.full_end,
+        weights,
         ..DtwOptions::default()
     };
     let alignment = align_files(&args.performance, &reference, opts, |done, total| {

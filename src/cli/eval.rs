@@ -20,7 +20,7 @@ use crate::eval::{self, CorpusCase, Metrics, Row};
 use crate::features::FeatureConfig;
 use crate::output::memory::MemorySink;
 use crate::output::Sink;
-use crate::score::reference::Reference;
+use crate::score::reference::{is_midi_path, Reference};
 
 /// What to evaluate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -129,17 +129,26 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if args.mode == EvalMode::Themes {
         return run_themes(&args);
     }
-    let (base_cfg, base_weights) = match args.mode {
-        EvalMode::Align => (FeatureConfig::offline_alignment(), CostWeights::OFFLINE),
-        _ => (FeatureConfig::default(), CostWeights::default()),
-    };
-    let cfg = FeatureConfig {
-        log_compression: args.log_compression.unwrap_or(base_cfg.log_compression),
-        window_samples: args.fft_window,
-        ..base_cfg
-    };
-    let weights = CostWeights {
-        onset: args.onset_weight.unwrap_or(base_weights.onset),
+    // Each mode's settings (offline alignment: different against a recording than against
+    // a score), then the command line's overrides.
+    let settings = |audio_reference: bool| {
+        let (base_cfg, base_weights) = match (args.mode, audio_reference) {
+            (EvalMode::Align, false) => (FeatureConfig::offline_alignment(), CostWeights::OFFLINE),
+            (EvalMode::Align, true) => (
+                FeatureConfig::offline_audio_alignment(),
+                CostWeights::OFFLINE_AUDIO,
+            ),
+            _ => (FeatureConfig::default(), CostWeights::default()),
+        };
+        let cfg = FeatureConfig {
+            log_compression: args.log_compression.unwrap_or(base_cfg.log_compression),
+            window_samples: args.fft_window,
+            ..base_cfg
+        };
+        let weights = CostWeights {
+            onset: args.onset_weight.unwrap_or(base_weights.onset),
+        };
+        (cfg, weights)
     };
     let cases: Vec<CorpusCase> = eval::read_index(&args.corpus)?
         .into_iter()
@@ -164,6 +173,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             (Against::Auto, Some(s)) => s.clone(),
             _ => case.reference.clone(),
         };
+        let (cfg, weights) = settings(!is_midi_path(&ref_path));
         let reference = match refs.get(&ref_path) {
             Some(r) => r.clone(),
             None => {
