@@ -11,7 +11,7 @@ use super::common::ReferenceArgs;
 use crate::align::cost::CostWeights;
 use crate::align::dtw::{align_multiscale, path_to_ref_per_perf, DtwOptions};
 use crate::features::{self, FeatureConfig};
-use crate::score::reference::{is_midi_path, Reference};
+use crate::score::reference::Reference;
 
 /// Align a whole recording to a score or another recording (offline, most accurate).
 #[derive(Debug, Args)]
@@ -62,8 +62,7 @@ pub fn align_files(
 /// Run `align`.
 pub fn run(args: AlignArgs) -> anyhow::Result<()> {
     // Against a recording the offline settings differ from those against a score.
-    let audio_reference = args.reference.score.is_none() && !is_midi_path(args.reference.path()?);
-    let (cfg, weights) = if audio_reference {
+    let (cfg, weights) = if args.reference.is_recording()? {
         (
             FeatureConfig::offline_audio_alignment(),
             CostWeights::OFFLINE_AUDIO,

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use crate::features::FeatureConfig;
-use crate::score::reference::Reference;
+use crate::score::reference::{is_midi_path, Reference};
 
 /// The reference to follow or align against: a MIDI score or a recording.
 #[derive(Debug, Clone, Args)]
@@ -27,6 +27,11 @@ impl ReferenceArgs {
             (Some(p), None) | (None, Some(p)) => Ok(p),
             _ => bail!("give the piece to follow: --score SCORE.mid or --reference AUDIO"),
         }
+    }
+
+    /// Whether the piece is a recording (`--reference` with an audio file), not a score.
+    pub fn is_recording(&self) -> anyhow::Result<bool> {
+        Ok(self.score.is_none() && !is_midi_path(self.path()?))
     }
 
     /// Load it (MIDI by extension for --score; --reference may also be a MIDI file).

@@ -138,6 +138,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 FeatureConfig::offline_audio_alignment(),
                 CostWeights::OFFLINE_AUDIO,
             ),
+            (_, true) => (
+                FeatureConfig::following_a_recording(),
+                CostWeights::default(),
+            ),
             _ => (FeatureConfig::default(), CostWeights::default()),
         };
         let cfg = FeatureConfig {

@@ -119,7 +119,11 @@ impl std::str::FromStr for Speed {
 
 /// Run `follow`.
 pub fn run(args: FollowArgs) -> anyhow::Result<()> {
-    let cfg = FeatureConfig::default();
+    let cfg = if args.reference.is_recording()? {
+        FeatureConfig::following_a_recording()
+    } else {
+        FeatureConfig::default()
+    };
     if !(args.window_s > 0.5 && args.window_s.is_finite()) {
         bail!(
             "invalid --window-s '{}': give at least 0.5 seconds",
