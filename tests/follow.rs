@@ -149,7 +149,11 @@ fn offline_alignment_against_a_recording() {
     let tmp = std::env::temp_dir().join(format!("sf_align_rec_{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("tmp");
     let recording = tmp.join("rendered.wav");
-    write_wav_mono(&recording, rate, &scorefollow::score::synth::render(&score, rate));
+    write_wav_mono(
+        &recording,
+        rate,
+        &scorefollow::score::synth::render(&score, rate),
+    );
     let out = tmp.join("aligned.csv");
     let st = bin()
         .args(["align", "--quiet", "--reference"])
