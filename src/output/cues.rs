@@ -38,7 +38,7 @@
 //!
 //! # Firing rules ([`CueState`])
 //!
-//! With `p = score_time_s + lead_s * tempo` (the position predicted `lead_s` of performance
+//! With `p = heard_score_s + lead_s * tempo` (the position predicted `lead_s` of performance
 //! time ahead at the current tempo), a cue at score time `s`:
 //! - fires once when `p >= s`, if it is armed; positions below `min_confidence` are ignored;
 //! - re-arms only when `p < s - hysteresis_s`, so jitter around `s` never fires it twice;
@@ -719,7 +719,7 @@ impl CueCore {
         let entry = FiredCue {
             id: cue.id.clone(),
             cue_score_s: cue.point.score_s,
-            at_score_s: p.map_or(f64::NAN, |p| p.score_time_s),
+            at_score_s: p.map_or(f64::NAN, |p| p.heard_score_s),
             perf_time_s: p.map_or(f64::NAN, |p| p.perf_time_s),
             capture_wall_ns: p.map_or(0, |p| p.capture_wall_ns),
             sent_wall_ns,
@@ -822,8 +822,11 @@ impl Sink for CueSink {
             .lock()
             .map_err(|_| Error::Other("cue state poisoned".into()))?;
         let core = &mut *guard;
+        // On what was heard, not the best estimate: that may run a frame or two past an onset
+        // still to come (see `TrackerConfig::onset_allowance_frames`), which in a fermata
+        // would fire the cue on that onset while the note before it is still held.
         core.state
-            .update(p.score_time_s, p.tempo, p.confidence, &mut core.fired);
+            .update(p.heard_score_s, p.tempo, p.confidence, &mut core.fired);
         for k in 0..core.fired.len() {
             let f = core.fired[k];
             core.fire(f.index, Some(p), f.skipped);
@@ -1309,6 +1312,7 @@ address = "/y"
                 frame: k,
                 perf_time_s: k as f64 * 0.02,
                 score_time_s: k as f64 * 0.02,
+                heard_score_s: k as f64 * 0.02,
                 tempo: 1.0,
                 confidence: 0.5,
                 capture_wall_ns: k * 20_000_000,

@@ -19,6 +19,9 @@ pub struct PositionEvent {
     pub perf_time_s: f64,
     /// Score position (s of the reference timeline).
     pub score_time_s: f64,
+    /// Score position the performer has certainly reached: as `score_time_s`, but never past
+    /// a score onset not heard yet (s of the reference timeline). Cues and pages fire on it.
+    pub heard_score_s: f64,
     /// Score position in quarter-note beats from the start (MIDI references; NaN otherwise).
     pub beat: f64,
     /// Bar number, 1-based (MIDI references; 0 otherwise).

@@ -252,6 +252,7 @@ mod tests {
         let mut sink = OscSink::new(vec![addr], None).unwrap_or_else(|e| panic!("{e}"));
         let ev = super::super::PositionEvent {
             score_time_s: 12.5,
+            heard_score_s: 12.5,
             beat: 25.0,
             bar: 7,
             tempo: 1.1,
