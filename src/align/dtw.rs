@@ -13,7 +13,21 @@
 //! in the reference.
 
 use crate::align::cost::{frame_cost, CostWeights};
-use crate::features::{FeatureFrame, N_CHROMA};
+use crate::features::{FeatureConfig, FeatureFrame, N_CHROMA};
+
+/// The feature configuration and cost weights for offline alignment against a reference
+/// recording (`recording`) or a score: see [`FeatureConfig::offline_audio_alignment`] and
+/// [`FeatureConfig::offline_alignment`].
+pub fn offline_settings(recording: bool) -> (FeatureConfig, CostWeights) {
+    if recording {
+        (
+            FeatureConfig::offline_audio_alignment(),
+            CostWeights::OFFLINE_AUDIO,
+        )
+    } else {
+        (FeatureConfig::offline_alignment(), CostWeights::OFFLINE)
+    }
+}
 
 /// A warping path: (performance frame, reference frame) pairs, both non-decreasing.
 pub type Path = Vec<(usize, usize)>;

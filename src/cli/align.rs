@@ -8,9 +8,8 @@ use anyhow::Context;
 use clap::Args;
 
 use super::common::ReferenceArgs;
-use crate::align::cost::CostWeights;
-use crate::align::dtw::{align_multiscale, path_to_ref_per_perf, DtwOptions};
-use crate::features::{self, FeatureConfig};
+use crate::align::dtw::{align_multiscale, offline_settings, path_to_ref_per_perf, DtwOptions};
+use crate::features;
 use crate::score::reference::Reference;
 
 /// Align a whole recording to a score or another recording (offline, most accurate).
@@ -62,14 +61,7 @@ pub fn align_files(
 /// Run `align`.
 pub fn run(args: AlignArgs) -> anyhow::Result<()> {
     // Against a recording the offline settings differ from those against a score.
-    let (cfg, weights) = if args.reference.is_recording()? {
-        (
-            FeatureConfig::offline_audio_alignment(),
-            CostWeights::OFFLINE_AUDIO,
-        )
-    } else {
-        (FeatureConfig::offline_alignment(), CostWeights::OFFLINE)
-    };
+    let (cfg, weights) = offline_settings(args.reference.is_recording()?);
     let reference = args.reference.load(&cfg)?;
     let bar = if args.quiet {
         indicatif::ProgressBar::hidden()

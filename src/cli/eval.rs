@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use crate::align::cost::CostWeights;
-use crate::align::dtw::DtwOptions;
+use crate::align::dtw::{offline_settings, DtwOptions};
 use crate::align::oltw::{OltwConfig, StepPattern};
 use crate::audio::replay::{ReplayOptions, Speed};
 use crate::audio::Capture;
@@ -132,17 +132,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     // Each mode's settings (offline alignment: different against a recording than against
     // a score), then the command line's overrides.
     let settings = |audio_reference: bool| {
-        let (base_cfg, base_weights) = match (args.mode, audio_reference) {
-            (EvalMode::Align, false) => (FeatureConfig::offline_alignment(), CostWeights::OFFLINE),
-            (EvalMode::Align, true) => (
-                FeatureConfig::offline_audio_alignment(),
-                CostWeights::OFFLINE_AUDIO,
-            ),
-            (_, true) => (
-                FeatureConfig::following_a_recording(),
+        let (base_cfg, base_weights) = match args.mode {
+            EvalMode::Align => offline_settings(audio_reference),
+            _ => (
+                FeatureConfig::for_following(audio_reference),
                 CostWeights::default(),
             ),
-            _ => (FeatureConfig::default(), CostWeights::default()),
         };
         let cfg = FeatureConfig {
             log_compression: args.log_compression.unwrap_or(base_cfg.log_compression),

@@ -119,11 +119,7 @@ impl std::str::FromStr for Speed {
 
 /// Run `follow`.
 pub fn run(args: FollowArgs) -> anyhow::Result<()> {
-    let cfg = if args.reference.is_recording()? {
-        FeatureConfig::following_a_recording()
-    } else {
-        FeatureConfig::default()
-    };
+    let cfg = FeatureConfig::for_following(args.reference.is_recording()?);
     if !(args.window_s > 0.5 && args.window_s.is_finite()) {
         bail!(
             "invalid --window-s '{}': give at least 0.5 seconds",

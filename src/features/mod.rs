@@ -71,6 +71,15 @@ impl FeatureConfig {
         }
     }
 
+    /// The follower's configuration against a reference recording (`recording`) or a score.
+    pub fn for_following(recording: bool) -> Self {
+        if recording {
+            Self::following_a_recording()
+        } else {
+            Self::default()
+        }
+    }
+
     /// The follower's configuration against a reference *recording*: log compression 1000.
     /// Measured on the dev corpus (`eval --mode follow --against audio`, 15 cases, causal):
     /// within 50 / 100 / 300 / 1000 ms 51.4 / 63.1 / 84.6 / 97.6 % against 44.4 / 55.0 / 75.7 /
