@@ -59,6 +59,27 @@ pub fn transpose_frame(frame: &FeatureFrame, shift: usize) -> FeatureFrame {
     out
 }
 
+/// Least-squares slope of `y(0), ..., y(n - 1)` against their index (units of y per step),
+/// from values taken relative to `y(0)` so the sums stay small on long references; `None`
+/// when fewer than two values leave no spread.
+pub(crate) fn least_squares_slope(n: usize, y: impl Fn(usize) -> f64) -> Option<f64> {
+    if n == 0 {
+        return None;
+    }
+    let y0 = y(0);
+    let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
+    for k in 0..n {
+        let (x, v) = (k as f64, y(k) - y0);
+        sx += x;
+        sy += v;
+        sxx += x * x;
+        sxy += x * v;
+    }
+    let nf = n as f64;
+    let den = nf * sxx - sx * sx;
+    (den > 0.0).then(|| (nf * sxy - sx * sy) / den)
+}
+
 /// The search window of an online aligner for its next frame: `window_frames` reference
 /// frames (fewer at the end of the reference) starting `back_fraction` of the window behind
 /// `position`, never moving back once following has started (the previous column's cells keep
@@ -79,4 +100,31 @@ pub(crate) fn follow_window(
         lo = lo.max(prev_lo);
     }
     (lo, w.min(m - lo))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::least_squares_slope;
+
+    /// Against the textbook formula on absolute values, and exact on a line far from 0.
+    #[test]
+    fn least_squares_slope_matches_the_definition() {
+        let ys: Vec<f64> = (0..57)
+            .map(|k| ((k * 37 % 11) as f64).sin() * 3.0 + k as f64)
+            .collect();
+        let n = ys.len() as f64;
+        let mx = (n - 1.0) / 2.0;
+        let my = ys.iter().sum::<f64>() / n;
+        let (mut num, mut den) = (0.0, 0.0);
+        for (k, &y) in ys.iter().enumerate() {
+            num += (k as f64 - mx) * (y - my);
+            den += (k as f64 - mx) * (k as f64 - mx);
+        }
+        let got = least_squares_slope(ys.len(), |k| ys[k]).expect("slope");
+        assert!((got - num / den).abs() < 1e-12, "{got} vs {}", num / den);
+        let line = least_squares_slope(500, |k| 1e6 + 1.5 * k as f64).expect("slope");
+        assert!((line - 1.5).abs() < 1e-12, "{line}");
+        assert_eq!(least_squares_slope(1, |_| 3.0), None);
+        assert_eq!(least_squares_slope(0, |_| 3.0), None);
+    }
 }

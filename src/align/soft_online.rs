@@ -329,23 +329,10 @@ impl SoftOnline {
     /// [`SoftOnlineConfig::tempo_dead_zone`] (signed; 0 inside it).
     fn tempo_excess(&self, start: usize, n: usize) -> f64 {
         let cap = self.recent.len();
-        // Relative to the first value, so the sums stay small for long references.
-        let y0 = self.recent[start % cap];
-        let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
-        for k in 0..n {
-            let y = self.recent[(start + k) % cap] - y0;
-            let x = k as f64;
-            sx += x;
-            sy += y;
-            sxx += x * x;
-            sxy += x * y;
-        }
-        let nf = n as f64;
-        let den = nf * sxx - sx * sx;
-        if den <= 0.0 {
+        let Some(slope) = super::least_squares_slope(n, |k| self.recent[(start + k) % cap]) else {
             return 0.0;
-        }
-        let dev = ((nf * sxy - sx * sy) / den).clamp(0.25, 4.0) - 1.0;
+        };
+        let dev = slope.clamp(0.25, 4.0) - 1.0;
         dev.signum() * (dev.abs() - self.cfg.tempo_dead_zone).max(0.0)
     }
 

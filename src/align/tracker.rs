@@ -131,22 +131,11 @@ impl Tracker {
         self.next = (self.next + 1) % cap;
         self.filled = (self.filled + 1).min(cap);
         if self.filled >= 10 {
-            // Least-squares slope over the history, oldest first at x = 0.
+            // Over the history, oldest first.
             let n = self.filled;
             let start = (self.next + cap - n) % cap;
-            let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
-            for k in 0..n {
-                let y = self.history[(start + k) % cap];
-                let x = k as f64;
-                sx += x;
-                sy += y;
-                sxx += x * x;
-                sxy += x * y;
-            }
-            let nf = n as f64;
-            let den = nf * sxx - sx * sx;
-            if den > 0.0 {
-                let slope = (nf * sxy - sx * sy) / den;
+            let history = &self.history;
+            if let Some(slope) = super::least_squares_slope(n, |k| history[(start + k) % cap]) {
                 self.tempo = slope.clamp(self.cfg.min_tempo, self.cfg.max_tempo);
             }
         }
