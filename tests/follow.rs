@@ -75,19 +75,25 @@ fn follows_bundled_pieces_causally() {
 /// The offline aligner's output on the Mozart performance against the golden file
 /// (tests/golden/mozart_k331_align.csv): 95 % of rows within one frame (20 ms), all within
 /// 100 ms; and its accuracy against the ground truth.
+/// `scorefollow align` of the bundled Mozart performance against `reference` (given with
+/// `flag`, `--score` or `--reference`), written to `out`; the run must succeed.
+fn align_mozart_performance(flag: &str, reference: &std::path::Path, out: &std::path::Path) {
+    let st = bin()
+        .args(["align", "--quiet", flag])
+        .arg(reference)
+        .arg(root().join("scores/mozart_k331/performance.flac"))
+        .arg("--out")
+        .arg(out)
+        .status()
+        .expect("run");
+    assert!(st.success(), "align {flag} {}", reference.display());
+}
+
 #[test]
 fn offline_alignment_matches_golden_and_truth() {
     let dir = root().join("scores/mozart_k331");
     let out = std::env::temp_dir().join(format!("sf_align_{}.csv", std::process::id()));
-    let st = bin()
-        .args(["align", "--quiet", "--score"])
-        .arg(dir.join("score.mid"))
-        .arg(dir.join("performance.flac"))
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .expect("run");
-    assert!(st.success());
+    align_mozart_performance("--score", &dir.join("score.mid"), &out);
     let text = std::fs::read_to_string(&out).expect("output");
     assert!(text.starts_with("perf_time_s,score_time_s,beat,bar\n"));
     let got = eval::read_xy(&out).expect("read");
@@ -155,15 +161,7 @@ fn offline_alignment_against_a_recording() {
         &scorefollow::score::synth::render(&score, rate),
     );
     let out = tmp.join("aligned.csv");
-    let st = bin()
-        .args(["align", "--quiet", "--reference"])
-        .arg(&recording)
-        .arg(dir.join("performance.flac"))
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .expect("run");
-    assert!(st.success());
+    align_mozart_performance("--reference", &recording, &out);
     let got = eval::read_xy(&out).expect("read");
     let gt = eval::read_xy(&dir.join("gt.csv")).expect("gt");
     let m = eval::summarize(&eval::errors_ms(&gt, &got, false));

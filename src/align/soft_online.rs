@@ -187,7 +187,9 @@ pub struct SoftOnline {
     /// Step factors, then candidates and scratch.
     diag: Vec<f64>,
     vert: Vec<f64>,
-    /// Scratch of the log-domain step (running minima, rescale factors, prefix sums).
+    /// Scratch: in the probability-domain step the horizontal factors, the shifted previous
+    /// column and the diagonal-plus-vertical terms; in the log-domain step the running
+    /// minima, rescale factors and prefix sums.
     mins: Vec<f64>,
     fbuf: Vec<f64>,
     gbuf: Vec<f64>,
