@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use scorefollow::align::cost::TransposedReference;
 use scorefollow::align::oltw::{Oltw, OltwConfig};
 use scorefollow::align::soft_online::{SoftOnline, SoftOnlineConfig};
+use scorefollow::align::tempo::{rescale_frames, TempoAdaptive, TempoAdaptiveConfig, TempoScales};
 use scorefollow::align::OnlineAligner;
 use scorefollow::features::{self, FeatureConfig, FeatureFrame};
 use scorefollow::score::reference::Reference;
@@ -79,6 +81,21 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+    // The follower's aligner: the soft aligner with the tempo model, on the piece as played
+    // and on the piece at 1.5x its pace (which makes it change scale).
+    let scales = Arc::new(TempoScales::new(
+        &frames,
+        Arc::new(TransposedReference::new(&frames)),
+        &TempoScales::default_scales(),
+    ));
+    let make_tempo = || {
+        TempoAdaptive::new(
+            scales.clone(),
+            TempoAdaptive::soft_config(SoftOnlineConfig::default()),
+            TempoAdaptiveConfig::default(),
+        )
+    };
+    let fast = rescale_frames(&perf, 1.5);
     // Per-step distribution over whole passes of the piece, wall clock and the thread's CPU
     // time (the second leaves out the host's preemptions of this virtual machine's CPU).
     for clock in [Clock::Wall, Clock::ThreadCpu] {
@@ -97,6 +114,14 @@ fn bench(c: &mut Criterion) {
             "soft step, 10 s window, {}: p50 {p50:.2} us, p99 {p99:.2} us, max {max:.2} us",
             clock.name()
         );
+        for (label, frames) in [("as played", &perf), ("at 1.5x", &fast)] {
+            let ns = step_times(frames, clock, make_tempo);
+            let (p50, p99, max) = percentiles(ns);
+            println!(
+                "soft step with the tempo model, {label}, {}: p50 {p50:.2} us, p99 {p99:.2} us, max {max:.2} us",
+                clock.name()
+            );
+        }
     }
     baseline_tail();
 }

@@ -14,6 +14,7 @@ use crossbeam_channel::{bounded, TrySendError};
 use crate::align::oltw::{Oltw, OltwConfig};
 use crate::align::relocate::{RelocateConfig, Relocation, Relocator};
 use crate::align::soft_online::{SoftOnline, SoftOnlineConfig};
+use crate::align::tempo::{TempoAdaptive, TempoAdaptiveConfig, TempoScales};
 use crate::align::tracker::{Tracker, TrackerConfig};
 use crate::align::transpose::KeyTrial;
 use crate::align::OnlineAligner;
@@ -91,6 +92,10 @@ pub struct FollowOptions {
     pub relocate: RelocateMode,
     /// How (thresholds, query lengths).
     pub relocate_config: RelocateConfig,
+    /// Run the soft aligner on the reference at several tempo scalings, on the one nearest the
+    /// performer's tempo ([`crate::align::tempo`]). False gives the plain soft aligner of
+    /// version 0.4 (Dixon's step pattern, the tempo tilt against scores), for comparison.
+    pub tempo_model: bool,
 }
 
 /// When the follower re-locates itself after a jump of the performer.
@@ -142,6 +147,7 @@ impl Default for FollowOptions {
             control: None,
             relocate: RelocateMode::Auto,
             relocate_config: RelocateConfig::default(),
+            tempo_model: true,
         }
     }
 }
@@ -240,23 +246,32 @@ impl Follower {
         let transposed = Arc::new(crate::align::cost::TransposedReference::new(
             &reference.frames,
         ));
-        // The tempo tilt reads the aligner's long-run slope as the performer's tempo, which
-        // holds against a MIDI score (steady reference tempo) but not against another
-        // recording, whose own tempo wanders: there it cost the real-recording case of the
-        // development corpus 3.5 % within 300 ms (and with a one-sided tempo check lost it).
+        // The soft follower runs on the reference at several tempo scalings (the tempo model of
+        // `align::tempo`); the scaled copies are built once and shared by every aligner.
+        let tempo_scales = (opts.aligner == AlignerKind::Soft && opts.tempo_model).then(|| {
+            Arc::new(TempoScales::new(
+                &reference.frames,
+                transposed.clone(),
+                &TempoScales::default_scales(),
+            ))
+        });
+        // Without the tempo model: the tempo tilt reads the aligner's long-run slope as the
+        // performer's tempo, which holds against a MIDI score (steady reference tempo) but not
+        // against another recording, whose own tempo wanders (it cost the real-recording case
+        // of the development corpus 3.5 % within 300 ms).
         let tempo_tilt = if reference.score().is_some() {
             SoftOnlineConfig::default().tempo_tilt
         } else {
             0.0
         };
         let make = || -> Box<dyn OnlineAligner> {
-            match opts.aligner {
-                AlignerKind::Oltw => Box::new(Oltw::with_transposed(
+            match &tempo_scales {
+                None if opts.aligner == AlignerKind::Oltw => Box::new(Oltw::with_transposed(
                     reference.frames.clone(),
                     transposed.clone(),
                     opts.oltw,
                 )),
-                AlignerKind::Soft => Box::new(SoftOnline::with_transposed(
+                None => Box::new(SoftOnline::with_transposed(
                     reference.frames.clone(),
                     transposed.clone(),
                     SoftOnlineConfig {
@@ -267,6 +282,19 @@ impl Follower {
                         ..SoftOnlineConfig::default()
                     },
                 )),
+                Some(scales) => {
+                    let soft = TempoAdaptive::soft_config(SoftOnlineConfig {
+                        window_frames: opts.oltw.window_frames,
+                        back_fraction: opts.oltw.back_fraction,
+                        weights: opts.oltw.weights,
+                        ..SoftOnlineConfig::default()
+                    });
+                    Box::new(TempoAdaptive::new(
+                        scales.clone(),
+                        soft,
+                        TempoAdaptiveConfig::default(),
+                    ))
+                }
             }
         };
         // A single-key KeyTrial passes frames of shift 0 through untouched; it is there so a

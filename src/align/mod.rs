@@ -7,6 +7,7 @@ pub mod oltw;
 pub mod relocate;
 pub mod soft_dtw;
 pub mod soft_online;
+pub mod tempo;
 pub mod tracker;
 pub mod transpose;
 

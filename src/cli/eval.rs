@@ -79,6 +79,14 @@ pub struct EvalArgs {
     /// align].
     #[arg(long)]
     pub log_compression: Option<f32>,
+    /// The soft follower's tempo model: on (the reference at several tempo scalings) or off
+    /// (the plain soft aligner, for comparison) (tuning knob).
+    #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub tempo_model: bool,
+    /// Amplitude of the top voice when a piano-like MIDI score is rendered as the reference
+    /// (tuning knob; 1 = as written) [default: 1.4 for follow, 1 for align].
+    #[arg(long)]
+    pub melody_gain: Option<f32>,
     /// Weight of the diagonal step of offline DTW (tuning knob; 1 prefers diagonal moves, 2 is
     /// the symmetric form).
     #[arg(long, default_value_t = DtwOptions::default().diagonal_weight)]
@@ -141,6 +149,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         };
         let cfg = FeatureConfig {
             log_compression: args.log_compression.unwrap_or(base_cfg.log_compression),
+            melody_gain: args.melody_gain.unwrap_or(base_cfg.melody_gain),
             window_samples: args.fft_window,
             ..base_cfg
         };
@@ -283,6 +292,7 @@ fn follow_case(
         pause_chroma_max: args.pause_chroma_max,
         pause_flatness: args.pause_flatness,
         relocate: args.relocate,
+        tempo_model: args.tempo_model,
         ..FollowOptions::default()
     };
     let (summary, _) = engine::run(capture, reference, &opts, sinks, None)?;
@@ -466,5 +476,14 @@ fn print_robustness(results: &[CaseResult]) {
             "\njump cases pooled, without 5 s after jumps: {:.1} % within 300 ms; median recovery {median}",
             eval::summarize(&pooled_excl).le(300.0)
         );
+    }
+}
+
+/// `on` / `off`.
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected 'on' or 'off', got '{s}'")),
     }
 }

@@ -69,7 +69,13 @@ impl Reference {
 
     /// Build from an already parsed score.
     pub fn from_score(score: Score, path: &Path, cfg: &FeatureConfig) -> Self {
-        let audio = crate::score::synth::render(&score, cfg.sample_rate_hz);
+        let gains = crate::score::voicing::reference_note_gains(&score, cfg.melody_gain);
+        let audio = crate::score::synth::render_voiced(
+            &score,
+            cfg.sample_rate_hz,
+            &crate::score::synth::SynthOptions::default(),
+            |i| gains[i],
+        );
         // The synthesiser is tuned to A4 = 440 Hz exactly.
         let feats = features::extract_with_tuning(&audio, cfg, 0.0);
         Self {

@@ -97,19 +97,31 @@ pub fn render(score: &Score, sample_rate_hz: u32) -> Vec<f32> {
 /// Render `score` at `sample_rate_hz` with `options`. The result has
 /// `ceil((duration_s + max(tail_s, release_s)) × rate)` samples.
 pub fn render_with(score: &Score, sample_rate_hz: u32, options: &SynthOptions) -> Vec<f32> {
+    render_voiced(score, sample_rate_hz, options, |_| 1.0)
+}
+
+/// [`render_with`], each note's amplitude also multiplied by `note_gain(i)` for note `i` of
+/// `score.notes` (a voicing: a louder melody, softer accompaniment), not limited by the
+/// velocity's range.
+pub fn render_voiced(
+    score: &Score,
+    sample_rate_hz: u32,
+    options: &SynthOptions,
+    note_gain: impl Fn(usize) -> f32,
+) -> Vec<f32> {
     let rate = sample_rate_hz.max(1) as f64;
     let tail_s = options.tail_s.max(options.release_s).max(0.0);
     let len = ((score.duration_s.max(0.0) + tail_s) * rate).ceil() as usize;
     let mut out = vec![0f32; len];
     let mut tables: Vec<Option<Box<[f32; TABLE_LEN + 1]>>> = vec![None; 128];
-    for note in score.pitched_notes() {
+    for (i, note) in score.notes.iter().enumerate() {
         let f = pitch_hz(note.pitch);
-        if f >= MAX_PARTIAL_FRACTION * rate || note.pitch > 127 {
+        if note.is_drum || f >= MAX_PARTIAL_FRACTION * rate || note.pitch > 127 {
             continue;
         }
         let table = tables[note.pitch as usize]
             .get_or_insert_with(|| build_table(f, rate, options.partials, options.rolloff));
-        render_note(&mut out, table, note, f, rate, options);
+        render_note(&mut out, table, note, f, rate, options, note_gain(i));
     }
     out
 }
@@ -218,6 +230,7 @@ fn render_note(
     f_hz: f64,
     rate: f64,
     o: &SynthOptions,
+    note_gain: f32,
 ) {
     let start = (note.onset_s.max(0.0) * rate).round() as usize;
     if start >= out.len() {
@@ -244,7 +257,7 @@ fn render_note(
         phase: 0,
         inc: (f_hz / rate * 2f64.powi(32)).round() as u32,
     };
-    let peak = o.gain * note.velocity as f32 / 127.0;
+    let peak = o.gain * note_gain * note.velocity as f32 / 127.0;
     let mut level = peak;
 
     // Attack (may be cut short by an early key release).
