@@ -94,7 +94,7 @@ pub struct FollowOptions {
     pub relocate_config: RelocateConfig,
     /// Run the soft aligner on the reference at several tempo scalings, on the one nearest the
     /// performer's tempo ([`crate::align::tempo`]). False gives the plain soft aligner of
-    /// version 0.4 (Dixon's step pattern, the tempo tilt against scores), for comparison.
+    /// earlier versions (Dixon's step pattern, the tempo tilt against scores), for comparison.
     pub tempo_model: bool,
 }
 
