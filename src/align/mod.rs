@@ -81,6 +81,20 @@ pub(crate) fn least_squares_slope(n: usize, y: impl Fn(usize) -> f64) -> Option<
     (den > 0.0).then(|| (nf * sxy - sx * sy) / den)
 }
 
+/// Least-squares slopes of the two halves of the last `min(frames_seen, ring.len())` values of
+/// `ring`, a ring buffer written at `frames_seen % ring.len()` (an aligner's recent positions):
+/// the tempo evidence both the soft aligner's tilt and its tempo model require to agree, since
+/// a performer at another tempo shows it throughout while a stall or a jump shows in one half.
+/// `None` when either half has too few values for a slope.
+pub(crate) fn half_slopes(ring: &[f64], frames_seen: usize) -> Option<(f64, f64)> {
+    let cap = ring.len();
+    let n = frames_seen.min(cap);
+    let start = frames_seen - n;
+    let half = n / 2;
+    let slope = |from: usize, len: usize| least_squares_slope(len, |k| ring[(from + k) % cap]);
+    Some((slope(start, half)?, slope(start + half, n - half)?))
+}
+
 /// The search window of an online aligner for its next frame: `window_frames` reference
 /// frames (fewer at the end of the reference) starting `back_fraction` of the window behind
 /// `position`, never moving back once following has started (the previous column's cells keep

@@ -403,8 +403,7 @@ impl SoftOnline {
     /// the positions reported so far ([`SoftOnlineConfig::tempo_tilt`]); 0 until
     /// [`SoftOnlineConfig::tempo_min_frames`] frames have been seen.
     fn tempo_tilt(&self) -> f64 {
-        let cap = self.recent.len();
-        let n = self.frames_seen.min(cap);
+        let n = self.frames_seen.min(self.recent.len());
         if self.cfg.tempo_tilt == 0.0 || self.frames_seen < self.cfg.tempo_min_frames || n < 4 {
             return 0.0;
         }
@@ -413,10 +412,10 @@ impl SoftOnline {
         // tilting it further that way would feed its own error (measured: without this check
         // the real-recording case stalled after a slow stretch, the backward tilt held it
         // there and it was lost for the remaining 100 s).
-        let start = self.frames_seen - n;
-        let half = n / 2;
-        let e1 = self.tempo_excess(start, half);
-        let e2 = self.tempo_excess(start + half, n - half);
+        let Some((s1, s2)) = super::half_slopes(&self.recent, self.frames_seen) else {
+            return 0.0;
+        };
+        let (e1, e2) = (self.tempo_excess(s1), self.tempo_excess(s2));
         if e1 * e2 <= 0.0 {
             return 0.0;
         }
@@ -424,14 +423,9 @@ impl SoftOnline {
         self.cfg.tempo_tilt * excess.clamp(-0.5, 1.0)
     }
 
-    /// Least-squares slope (reference frames per performance frame) of the `n` reported
-    /// positions from frame `start` on, as its distance from 1 beyond
-    /// [`SoftOnlineConfig::tempo_dead_zone`] (signed; 0 inside it).
-    fn tempo_excess(&self, start: usize, n: usize) -> f64 {
-        let cap = self.recent.len();
-        let Some(slope) = super::least_squares_slope(n, |k| self.recent[(start + k) % cap]) else {
-            return 0.0;
-        };
+    /// A slope of the reported positions (reference frames per performance frame) as its
+    /// distance from 1 beyond [`SoftOnlineConfig::tempo_dead_zone`] (signed; 0 inside it).
+    fn tempo_excess(&self, slope: f64) -> f64 {
         let dev = slope.clamp(0.25, 4.0) - 1.0;
         dev.signum() * (dev.abs() - self.cfg.tempo_dead_zone).max(0.0)
     }

@@ -133,11 +133,6 @@ impl TempoScales {
         let unit = versions.iter().position(|v| v.0 == 1.0).unwrap_or(0);
         Self { versions, unit }
     }
-
-    /// The scales (score frames per frame), increasing.
-    pub fn scales(&self) -> impl Iterator<Item = f64> + '_ {
-        self.versions.iter().map(|v| v.0)
-    }
 }
 
 /// Parameters of [`TempoAdaptive`].
@@ -275,17 +270,11 @@ impl TempoAdaptive {
     /// stalled or jumped shows a one-sided slope; a performer at another tempo shows it
     /// throughout), and the nearer of the two decides.
     fn wanted_scale(&self) -> Option<usize> {
-        let cap = self.recent.len();
-        let n = self.frames_seen.min(cap);
+        let n = self.frames_seen.min(self.recent.len());
         if self.frames_seen < self.cfg.min_frames || n < 8 {
             return None;
         }
-        let start = self.frames_seen - n;
-        let half = n / 2;
-        let slope = |from: usize, len: usize| {
-            super::least_squares_slope(len, |k| self.recent[(from + k) % cap])
-        };
-        let (t1, t2) = (slope(start, half)?, slope(start + half, n - half)?);
+        let (t1, t2) = super::half_slopes(&self.recent, self.frames_seen)?;
         if !(t1 > 0.0 && t2 > 0.0) {
             return None;
         }
