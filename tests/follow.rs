@@ -1,6 +1,8 @@
 //! End to end: the follower and the offline aligner on the bundled pieces (scores/), the
 //! command-line contract, and OSC over a real UDP socket.
 
+mod common;
+
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::Command;
@@ -448,33 +450,11 @@ fn follow_and_receive(
     messages
 }
 
-/// The bundled Mozart score rendered at `tempo` times its pace with another timbre (fewer,
-/// weaker partials, shorter decay) and no voicing; followed with `opts` (the engine API, blocks
-/// of 1024 samples). Returns the causal errors at every score onset and the frames' positions.
+/// A performer at `tempo` times the bundled Mozart score's pace ([`common::mozart_at_tempo`])
+/// followed with `opts` (the engine API, blocks of 1024 samples): the causal errors at every
+/// score onset.
 fn follow_mozart_at_tempo(tempo: f64, opts: &FollowOptions) -> eval::Metrics {
-    use scorefollow::score::synth::{render_with, SynthOptions};
-    use scorefollow::score::Score;
-    let path = root().join("scores/mozart_k331/score.mid");
-    let score = Score::load(&path).expect("score");
-    let mut fast = score.clone();
-    for n in &mut fast.notes {
-        n.onset_s /= tempo;
-        n.offset_s /= tempo;
-        n.key_offset_s /= tempo;
-    }
-    fast.duration_s /= tempo;
-    let cfg = FeatureConfig::default();
-    let audio = render_with(
-        &fast,
-        cfg.sample_rate_hz,
-        &SynthOptions {
-            partials: 5,
-            rolloff: 1.6,
-            decay_s_at_c4: 0.9,
-            ..SynthOptions::default()
-        },
-    );
-    let reference = Arc::new(Reference::from_score(score.clone(), &path, &cfg));
+    let (reference, audio, events) = common::mozart_at_tempo(tempo);
     let mut follower = scorefollow::engine::Follower::new(reference, opts);
     let (mut px, mut py) = (Vec::new(), Vec::new());
     for block in audio.chunks(1024) {
@@ -483,9 +463,7 @@ fn follow_mozart_at_tempo(tempo: f64, opts: &FollowOptions) -> eval::Metrics {
             py.push(ev.score_time_s);
         });
     }
-    let mut onsets: Vec<f64> = score.notes.iter().map(|n| n.onset_s).collect();
-    onsets.dedup_by(|a, b| (*a - *b).abs() < 0.01);
-    let gt = (onsets.iter().map(|s| s / tempo).collect(), onsets);
+    let gt = events.into_iter().unzip();
     eval::summarize(&eval::errors_ms(&gt, &(px, py), true))
 }
 

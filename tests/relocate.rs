@@ -2,6 +2,8 @@
 //! out (a skip) and with a section played twice (a repeat) is followed against its score; the
 //! follower must jump, and after the jump follow the ground truth again.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -213,4 +215,54 @@ fn structure_file_repeat_is_followed_without_jumping() {
     assert_eq!(bars.len(), 1);
     assert!(bars[0].start_s.abs() < 1e-9 && bars[0].end_s > 1.0);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A skip by a performer far from the score's tempo: the tempo model has moved the follower
+/// to a scaled reference, and the jump must still be found and followed. The score's bars
+/// 46-60 s (the once-only stretch of the test above) are cut from a rendering at 1.5x and at
+/// 0.6x its pace. The music after the cut resembles the music before it (the follower stays
+/// confident for several seconds), so the jump is confirmed late: measured when written, at
+/// 1.5x 6.4 s after the cut (96.5 % within 300 ms without the 5 s after the cut), at 0.6x
+/// 11.1 s after it (89.6 %); without re-localisation 82.4 and 71.9 %.
+#[test]
+fn skips_are_found_at_other_tempi() {
+    for tempo in [1.5, 0.6] {
+        let (reference, audio, events) = common::mozart_at_tempo(tempo);
+        let sr = FeatureConfig::default().sample_rate_hz as f64;
+        let (a, b) = (40.0 / tempo, 60.0 / tempo);
+        let mut skip = audio[..(a * sr) as usize].to_vec();
+        skip.extend_from_slice(&audio[(b * sr) as usize..]);
+        let skip_events: Vec<(f64, f64)> = events
+            .iter()
+            .filter(|(t, _)| *t < a || *t >= b)
+            .map(|&(t, s)| (if t < a { t } else { t - (b - a) }, s))
+            .collect();
+        let on = follow(&skip, reference.clone(), RelocateMode::On);
+        let off = follow(&skip, reference.clone(), RelocateMode::Off);
+        let acc_on = within_300ms(&on, &skip_events, a);
+        let acc_off = within_300ms(&off, &skip_events, a);
+        eprintln!(
+            "tempo {tempo}: cut at {a:.2} s; {acc_on:.1} % with re-localisation, {acc_off:.1} % \
+             without; jumps {:?}",
+            on.jumps
+        );
+        let first = on.jumps.first().expect("the skip is found");
+        assert!(
+            first.perf_time_s > a && first.perf_time_s < a + 15.0,
+            "tempo {tempo}: jump confirmed at {:.2} s, the cut is at {a:.2} s",
+            first.perf_time_s
+        );
+        // Where the performer is when the jump is confirmed: score 60 s plus the time since
+        // the cut at the performer's tempo.
+        let want = 60.0 + (first.perf_time_s - a) * tempo;
+        assert!(
+            (first.to_score_s - want).abs() < 1.0,
+            "tempo {tempo}: jumped to score {:.2} s, the performer was at {want:.2} s",
+            first.to_score_s
+        );
+        assert!(
+            acc_on >= 85.0 && acc_on > acc_off + 10.0,
+            "tempo {tempo}: {acc_on:.1} % within 300 ms with re-localisation, {acc_off:.1} % without"
+        );
+    }
 }

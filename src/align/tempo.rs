@@ -140,7 +140,10 @@ impl TempoScales {
 pub struct TempoAdaptiveConfig {
     /// Performance frames of positions the tempo is fitted over (500 = 10 s at 50 frames/s).
     pub history_frames: usize,
-    /// Frames seen (since the start or the last reset) before the scale may change.
+    /// Frames seen (since the start or the last reset) before the scale may change. 250 (5 s):
+    /// measured on the development corpus (15 cases within 300 ms, and the 1.5x-tempo case),
+    /// 100, 150 and 200 frames gave 95.8, 95.9 and 95.9 % (89.1, 89.1 and 92.2 %), 250 gives
+    /// 96.1 % (92.2 %): a fit over a shorter history moves on noise.
     pub min_frames: usize,
     /// How far (natural log of the ratio) the fitted tempo must be from the scale in use
     /// before the aligner moves to the scale nearest that tempo. 0.25 (28 %): measured on the

@@ -1,0 +1,42 @@
+//! Material shared by the integration tests.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use scorefollow::features::FeatureConfig;
+use scorefollow::score::reference::Reference;
+use scorefollow::score::synth::{render_with, SynthOptions};
+use scorefollow::score::Score;
+
+/// A performer at `tempo` times the pace of the bundled Mozart score: the score rendered at
+/// that pace with another timbre than the follower's reference (fewer, weaker partials, a
+/// shorter decay) and no voicing. Returns the reference (the score as written), the samples
+/// (at the analysis rate) and the ground truth: every distinct onset as (performance s,
+/// score s).
+pub fn mozart_at_tempo(tempo: f64) -> (Arc<Reference>, Vec<f32>, Vec<(f64, f64)>) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scores/mozart_k331/score.mid");
+    let score = Score::load(&path).expect("bundled score loads");
+    let mut played = score.clone();
+    for n in &mut played.notes {
+        n.onset_s /= tempo;
+        n.offset_s /= tempo;
+        n.key_offset_s /= tempo;
+    }
+    played.duration_s /= tempo;
+    let cfg = FeatureConfig::default();
+    let audio = render_with(
+        &played,
+        cfg.sample_rate_hz,
+        &SynthOptions {
+            partials: 5,
+            rolloff: 1.6,
+            decay_s_at_c4: 0.9,
+            ..SynthOptions::default()
+        },
+    );
+    let mut onsets: Vec<f64> = score.notes.iter().map(|n| n.onset_s).collect();
+    onsets.dedup_by(|a, b| (*a - *b).abs() < 0.01);
+    let events = onsets.iter().map(|&s| (s / tempo, s)).collect();
+    let reference = Arc::new(Reference::from_score(score, &path, &cfg));
+    (reference, audio, events)
+}
