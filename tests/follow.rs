@@ -123,29 +123,6 @@ fn offline_alignment_matches_golden_and_truth() {
     let _ = std::fs::remove_file(out);
 }
 
-/// A mono 16-bit PCM WAV file.
-fn write_wav_mono(path: &std::path::Path, rate: u32, samples: &[f32]) {
-    let data: Vec<u8> = samples
-        .iter()
-        .flat_map(|&x| ((x * 32768.0).round().clamp(-32768.0, 32767.0) as i16).to_le_bytes())
-        .collect();
-    let mut out = Vec::with_capacity(44 + data.len());
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&data);
-    std::fs::write(path, out).expect("write wav");
-}
-
 /// `align --reference` against a recording of the piece (the Mozart score rendered by the
 /// crate's synthesiser to a WAV file, so its time is score time): the audio-to-audio settings
 /// are as accurate against the ground truth as the score's.
@@ -157,7 +134,7 @@ fn offline_alignment_against_a_recording() {
     let tmp = std::env::temp_dir().join(format!("sf_align_rec_{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("tmp");
     let recording = tmp.join("rendered.wav");
-    write_wav_mono(
+    common::write_wav_mono(
         &recording,
         rate,
         &scorefollow::score::synth::render(&score, rate),

@@ -106,7 +106,7 @@ pub struct EvalArgs {
     /// Do not let the position flow inside held notes (tuning knob).
     #[arg(long)]
     pub no_flow: bool,
-    /// Re-locate after jumps: auto (against MIDI scores), on, off.
+    /// Re-locate after jumps: auto (the default: against scores and recordings), on, off.
     #[arg(long, default_value = "auto")]
     pub relocate: engine::RelocateMode,
     /// OLTW step pattern (symmetric: Dixon; constrained: tempo 0.5x-2x).

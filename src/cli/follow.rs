@@ -79,8 +79,9 @@ pub struct FollowArgs {
     /// without re-localisation; positions are reported in the score as written.
     #[arg(long, value_name = "FILE")]
     pub structure: Option<PathBuf>,
-    /// Re-locate after the performer jumps (skips, repeats, restarts): 'auto' (when following
-    /// a MIDI score), 'on' or 'off'. Each jump is reported as /scorefollow/status "relocated".
+    /// Re-locate after the performer jumps (skips, repeats, restarts): 'auto' (the default:
+    /// against scores and recordings), 'on' or 'off'. Each jump is reported as
+    /// /scorefollow/status "relocated".
     #[arg(long, default_value = "auto", value_name = "auto|on|off")]
     pub relocate: engine::RelocateMode,
     /// Spot these themes in the incoming audio (a themes file: TOML `[[theme]]` tables or CSV

@@ -40,3 +40,26 @@ pub fn mozart_at_tempo(tempo: f64) -> (Arc<Reference>, Vec<f32>, Vec<(f64, f64)>
     let reference = Arc::new(Reference::from_score(score, &path, &cfg));
     (reference, audio, events)
 }
+
+/// A mono 16-bit PCM WAV file.
+pub fn write_wav_mono(path: &std::path::Path, rate: u32, samples: &[f32]) {
+    let data: Vec<u8> = samples
+        .iter()
+        .flat_map(|&x| ((x * 32768.0).round().clamp(-32768.0, 32767.0) as i16).to_le_bytes())
+        .collect();
+    let mut out = Vec::with_capacity(44 + data.len());
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    std::fs::write(path, out).expect("write wav");
+}
