@@ -84,18 +84,28 @@ fn bundled_mozart() -> Bundled {
     }
 }
 
+/// `samples` (at `sr` Hz) with [a, b) (seconds) cut out, and the ground-truth `events`
+/// (performance s, score s) that are left, on the new time line.
+fn cut_out(
+    samples: &[f32],
+    sr: f64,
+    events: impl Iterator<Item = (f64, f64)>,
+    a: f64,
+    b: f64,
+) -> (Vec<f32>, Vec<(f64, f64)>) {
+    let mut skip = samples[..(a * sr) as usize].to_vec();
+    skip.extend_from_slice(&samples[(b * sr) as usize..]);
+    let events = events
+        .filter(|(t, _)| *t < a || *t >= b)
+        .map(|(t, s)| (if t < a { t } else { t - (b - a) }, s))
+        .collect();
+    (skip, events)
+}
+
 /// The performance with [a, b) (seconds) cut out, and its ground-truth events.
 fn with_skip(m: &Bundled, a: f64, b: f64) -> (Vec<f32>, Vec<(f64, f64)>) {
-    let mut skip = m.perf[..(a * m.sr) as usize].to_vec();
-    skip.extend_from_slice(&m.perf[(b * m.sr) as usize..]);
-    let gt = &m.gt;
-    let events =
-        gt.0.iter()
-            .zip(&gt.1)
-            .filter(|(t, _)| **t < a || **t >= b)
-            .map(|(&t, &s)| (if t < a { t } else { t - (b - a) }, s))
-            .collect();
-    (skip, events)
+    let gt = m.gt.0.iter().copied().zip(m.gt.1.iter().copied());
+    cut_out(&m.perf, m.sr, gt, a, b)
 }
 
 /// The performance with [a, b) (seconds) played twice, and its ground-truth events: the first
@@ -119,6 +129,35 @@ fn with_repeat(m: &Bundled, a: f64, b: f64) -> (Vec<f32>, Vec<(f64, f64)>) {
     (repeat, events)
 }
 
+/// The skip and the repeat of [a, b) (performance seconds): (name, samples, ground-truth
+/// events, performance time of the jump).
+type JumpCase = (&'static str, Vec<f32>, Vec<(f64, f64)>, f64);
+
+fn skip_and_repeat(m: &Bundled, a: f64, b: f64) -> [JumpCase; 2] {
+    let (skip, skip_events) = with_skip(m, a, b);
+    let (repeat, repeat_events) = with_repeat(m, a, b);
+    [
+        ("skip", skip, skip_events, a),
+        ("repeat", repeat, repeat_events, b),
+    ]
+}
+
+/// The run with re-localisation (`mode`) and its accuracy (within 300 ms without the 5 s
+/// after the jump), and the accuracy without re-localisation.
+fn with_and_without(
+    samples: &[f32],
+    reference: &Arc<Reference>,
+    mode: RelocateMode,
+    events: &[(f64, f64)],
+    jump_at: f64,
+) -> (Run, f64, f64) {
+    let on = follow(samples, reference.clone(), mode);
+    let off = follow(samples, reference.clone(), RelocateMode::Off);
+    let acc_on = within_300ms(&on, events, jump_at);
+    let acc_off = within_300ms(&off, events, jump_at);
+    (on, acc_on, acc_off)
+}
+
 #[test]
 fn skip_and_repeat_are_followed_after_a_jump() {
     let m = bundled_mozart();
@@ -127,20 +166,10 @@ fn skip_and_repeat_are_followed_after_a_jump() {
     // phrase recurs, so a repeat back to it has two right answers).
     let (a, b) = (45.0, 62.0); // performance seconds
 
-    // Skip: [a, b) of the performance is never played.
-    let (skip, skip_events) = with_skip(&m, a, b);
-
-    // Repeat: [a, b) is played twice.
-    let (repeat, repeat_events) = with_repeat(&m, a, b);
-
-    for (name, samples, events, jump_at) in [
-        ("skip", &skip, &skip_events, a),
-        ("repeat", &repeat, &repeat_events, b),
-    ] {
-        let on = follow(samples, reference.clone(), RelocateMode::On);
-        let off = follow(samples, reference.clone(), RelocateMode::Off);
-        let acc_on = within_300ms(&on, events, jump_at);
-        let acc_off = within_300ms(&off, events, jump_at);
+    // Skip: [a, b) of the performance is never played; repeat: it is played twice.
+    for (name, samples, events, jump_at) in skip_and_repeat(&m, a, b) {
+        let (on, acc_on, acc_off) =
+            with_and_without(&samples, &reference, RelocateMode::On, &events, jump_at);
         eprintln!("{name}: jumps {:?}", on.jumps);
         assert!(
             !on.jumps.is_empty(),
@@ -237,17 +266,9 @@ fn skips_are_found_at_other_tempi() {
         let (reference, audio, events) = common::mozart_at_tempo(tempo);
         let sr = FeatureConfig::default().sample_rate_hz as f64;
         let (a, b) = (40.0 / tempo, 60.0 / tempo);
-        let mut skip = audio[..(a * sr) as usize].to_vec();
-        skip.extend_from_slice(&audio[(b * sr) as usize..]);
-        let skip_events: Vec<(f64, f64)> = events
-            .iter()
-            .filter(|(t, _)| *t < a || *t >= b)
-            .map(|&(t, s)| (if t < a { t } else { t - (b - a) }, s))
-            .collect();
-        let on = follow(&skip, reference.clone(), RelocateMode::On);
-        let off = follow(&skip, reference.clone(), RelocateMode::Off);
-        let acc_on = within_300ms(&on, &skip_events, a);
-        let acc_off = within_300ms(&off, &skip_events, a);
+        let (skip, skip_events) = cut_out(&audio, sr, events.into_iter(), a, b);
+        let (on, acc_on, acc_off) =
+            with_and_without(&skip, &reference, RelocateMode::On, &skip_events, a);
         eprintln!(
             "tempo {tempo}: cut at {a:.2} s; {acc_on:.1} % with re-localisation, {acc_off:.1} % \
              without; jumps {:?}",
@@ -294,17 +315,9 @@ fn skip_and_repeat_are_followed_against_a_recording() {
     );
     let recording = Arc::new(Reference::from_audio(&wav, &cfg).expect("recording loads"));
     let _ = std::fs::remove_dir_all(&dir);
-    let (a, b) = (45.0, 62.0);
-    let (skip, skip_events) = with_skip(&m, a, b);
-    let (repeat, repeat_events) = with_repeat(&m, a, b);
-    for (name, samples, events, jump_at) in [
-        ("skip", &skip, &skip_events, a),
-        ("repeat", &repeat, &repeat_events, b),
-    ] {
-        let on = follow(samples, recording.clone(), RelocateMode::Auto);
-        let off = follow(samples, recording.clone(), RelocateMode::Off);
-        let acc_on = within_300ms(&on, events, jump_at);
-        let acc_off = within_300ms(&off, events, jump_at);
+    for (name, samples, events, jump_at) in skip_and_repeat(&m, 45.0, 62.0) {
+        let (on, acc_on, acc_off) =
+            with_and_without(&samples, &recording, RelocateMode::Auto, &events, jump_at);
         eprintln!(
             "{name} against a recording: {acc_on:.1} % with re-localisation, {acc_off:.1} % \
              without; jumps {:?}",
