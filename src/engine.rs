@@ -105,9 +105,10 @@ pub enum RelocateMode {
     /// development corpus (soft aligner with its tempo model, within 300 ms): against the score
     /// it recovers from the skip and repeat cases (42.3 / 44.1 % -> 94.8 / 93.2 %) and never
     /// fires on the other cases; against the reference recordings likewise (42.3 / 45.3 % ->
-    /// 87.6 / 93.2 %, the 15 other cases unchanged at 92.3 %). Before the tempo model and the
-    /// reference recordings' log compression 1000 it made wrong jumps between two singers'
-    /// recordings of a song (59 % -> 46 %), and `auto` meant "against a score only".
+    /// 87.6 / 93.2 %, the 15 other cases unchanged at 92.3 %). Measured in an earlier version
+    /// (before the tempo model) it made wrong jumps between two singers' recordings of a song
+    /// (59 % -> 46 %) and `auto` meant "against a score only"; this version makes none there,
+    /// with the tempo model or without it.
     #[default]
     Auto,
     /// Always.
