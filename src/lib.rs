@@ -20,12 +20,17 @@
 pub mod align;
 pub mod audio;
 pub mod cli;
+pub mod control;
 pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod features;
 pub mod output;
+pub mod plot;
 pub mod score;
 pub mod spot;
+#[cfg(test)]
+pub(crate) mod test_util;
 
+pub use engine::{follow, FollowConfig, FollowSettings, Follower, Source};
 pub use error::{Error, Result};

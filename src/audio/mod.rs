@@ -58,6 +58,7 @@
 pub mod decode;
 #[cfg(feature = "live")]
 pub mod live;
+pub mod load;
 pub mod replay;
 pub mod resample;
 pub mod ring;

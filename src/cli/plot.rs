@@ -17,7 +17,7 @@ use plotters::style::RGBColor;
 use super::softdtw::load_sequence;
 use crate::align::soft_dtw::{self, FeatureCost, Matrix, SoftDtw};
 use crate::features::FeatureConfig;
-use crate::output::plot::{self, Curve, Target};
+use crate::plot::{self, Curve, Target};
 
 /// Arguments of `scorefollow plot`.
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
-//! Remote control over OSC: a UDP server thread that turns `/scorefollow/...` messages into
-//! [`ControlCommand`]s for the follow loop ([`crate::engine::run`] polls them once per audio
-//! block) and fires cues by hand.
+//! Remote control, the command input edge: `/scorefollow/...` messages over OSC become
+//! [`ControlCommand`]s for the follow loop ([`crate::engine::follow`] applies them between
+//! audio blocks) or fire cues by hand. [`server`] is the UDP server thread, [`show`] wires cue
+//! lists, page turns and the server for one `follow` run.
 //!
 //! | address | arguments | effect |
 //! |---|---|---|
@@ -16,19 +17,14 @@
 //! message is counted and answered with `/scorefollow/error` (reason s, errors so far i);
 //! it never stops the server.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+pub mod server;
+pub mod show;
 
-use crossbeam_channel::{Receiver, Sender};
 use rosc::{OscMessage, OscPacket, OscType};
 
-use super::cues::{CueHandle, CueList, CueSink, FiredCue, FiredLog, Timeline};
-use super::Sink;
-use crate::score::reference::Reference;
-use crate::Error;
+use crate::output::cues::Timeline;
+pub use server::{bind_control, ControlServer, ControlStats};
+pub use show::{Show, ShowReport, ShowSetup};
 
 /// A command for the follow loop.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -108,240 +104,6 @@ pub fn parse_request(msg: &OscMessage, timeline: Timeline<'_>) -> Result<Request
     }
 }
 
-/// Counters of a running [`ControlServer`].
-#[derive(Debug, Default)]
-pub struct ControlStats {
-    /// Messages accepted and acknowledged.
-    pub accepted: AtomicU64,
-    /// Malformed or unknown datagrams and messages.
-    pub errors: AtomicU64,
-}
-
-/// The control server thread; stops when dropped or on [`ControlServer::stop`].
-pub struct ControlServer {
-    /// Counters.
-    pub stats: Arc<ControlStats>,
-    /// The address it listens on (useful with port 0).
-    pub local_addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ControlServer {
-    /// Listen on `bind`; engine commands go to `commands`, `/fire` to `cues` (tried in turn).
-    pub fn spawn(
-        bind: SocketAddr,
-        reference: Arc<Reference>,
-        commands: Sender<ControlCommand>,
-        cues: Vec<CueHandle>,
-    ) -> crate::Result<Self> {
-        Self::spawn_on(bind_control(bind)?, reference, commands, cues)
-    }
-
-    /// As [`ControlServer::spawn`], on a socket already bound with [`bind_control`].
-    pub fn spawn_on(
-        socket: UdpSocket,
-        reference: Arc<Reference>,
-        commands: Sender<ControlCommand>,
-        cues: Vec<CueHandle>,
-    ) -> crate::Result<Self> {
-        // The timeout bounds how long stop() waits for the thread.
-        socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .map_err(|e| Error::Other(format!("control socket: {e}")))?;
-        let local_addr = socket
-            .local_addr()
-            .map_err(|e| Error::Other(format!("control socket: {e}")))?;
-        let stats = Arc::new(ControlStats::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (stats, stop) = (Arc::clone(&stats), Arc::clone(&stop));
-            std::thread::Builder::new()
-                .name("scorefollow-control".into())
-                .spawn(move || serve(&socket, &reference, &commands, &cues, &stats, &stop))
-                .map_err(|e| Error::Other(format!("cannot start control thread: {e}")))?
-        };
-        Ok(Self {
-            stats,
-            local_addr,
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// Stop the thread and wait for it.
-    pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for ControlServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Bind the control socket (fails early, before any audio, when the port is taken).
-pub fn bind_control(addr: SocketAddr) -> crate::Result<UdpSocket> {
-    UdpSocket::bind(addr)
-        .map_err(|e| Error::invalid("control address", addr.to_string(), e.to_string()))
-}
-
-/// Cues, page turns and remote control for one `follow` run, validated before the audio
-/// starts ([`ShowSetup::load`]) and started with the capture ([`ShowSetup::start`]).
-pub struct ShowSetup {
-    cues: Vec<CueList>,
-    control: Option<UdpSocket>,
-}
-
-/// A running show: the fired-cue logs and the control server.
-pub struct Show {
-    logs: Vec<FiredLog>,
-    server: Option<ControlServer>,
-    commands: Option<Receiver<ControlCommand>>,
-}
-
-/// What a show did, for the end-of-run report (one line per fired cue).
-#[derive(Clone, Debug, Default)]
-pub struct ShowReport {
-    /// Every fired cue, in firing order per cue file.
-    pub fired: Vec<FiredCue>,
-    /// Control messages accepted and refused.
-    pub control: Option<(u64, u64)>,
-}
-
-impl std::fmt::Display for ShowReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for c in &self.fired {
-            if c.manual {
-                writeln!(
-                    f,
-                    "cue {} fired by hand at {:.3} s",
-                    c.id,
-                    c.sent_wall_ns as f64 / 1e9
-                )?;
-            } else {
-                writeln!(
-                    f,
-                    "cue {} (score {:.3} s) fired{} at perf {:.3} s, score {:.3} s; captured {:.3} s, sent {:.3} s",
-                    c.id,
-                    c.cue_score_s,
-                    if c.skipped { " (skipped over)" } else { "" },
-                    c.perf_time_s,
-                    c.at_score_s,
-                    c.capture_wall_ns as f64 / 1e9,
-                    c.sent_wall_ns as f64 / 1e9
-                )?;
-            }
-        }
-        if let Some((ok, bad)) = self.control {
-            writeln!(f, "remote control: {ok} messages accepted, {bad} refused")?;
-        }
-        Ok(())
-    }
-}
-
-impl ShowSetup {
-    /// Load and check everything: the cue file, the page file (its turns go to
-    /// `osc_targets`, `page_lead_ms` early), and bind the control address.
-    pub fn load(
-        reference: &Reference,
-        cues: Option<&Path>,
-        pages: Option<&Path>,
-        page_lead_ms: f64,
-        osc_targets: &[SocketAddr],
-        control: Option<&str>,
-    ) -> crate::Result<Self> {
-        let mut lists = Vec::new();
-        if let Some(p) = cues {
-            lists.push(CueList::load(p, reference)?);
-        }
-        if let Some(p) = pages {
-            lists.push(CueList::load_pages(
-                p,
-                reference,
-                page_lead_ms / 1000.0,
-                osc_targets.to_vec(),
-            )?);
-        }
-        let control = match control {
-            Some(text) => {
-                let addr = super::osc::parse_target(text).map_err(|e| match e {
-                    Error::Invalid { value, reason, .. } => {
-                        Error::invalid("control address", value, reason)
-                    }
-                    other => other,
-                })?;
-                Some(bind_control(addr)?)
-            }
-            None => None,
-        };
-        Ok(Self {
-            cues: lists,
-            control,
-        })
-    }
-
-    /// Add a cue sink per list to `sinks` (times counted from the capture `epoch`) and start
-    /// the control server.
-    pub fn start(
-        self,
-        epoch: Instant,
-        sinks: &mut Vec<Box<dyn Sink>>,
-        reference: Arc<Reference>,
-    ) -> crate::Result<Show> {
-        let mut logs = Vec::new();
-        let mut handles = Vec::new();
-        for list in self.cues {
-            let sink = CueSink::new(list, epoch)?;
-            logs.push(sink.log());
-            handles.push(sink.cue_handle());
-            sinks.push(Box::new(sink));
-        }
-        let (server, commands) = match self.control {
-            Some(socket) => {
-                let (tx, rx) = crossbeam_channel::unbounded();
-                let server = ControlServer::spawn_on(socket, reference, tx, handles)?;
-                tracing::info!("remote control on {}", server.local_addr);
-                (Some(server), Some(rx))
-            }
-            None => (None, None),
-        };
-        Ok(Show {
-            logs,
-            server,
-            commands,
-        })
-    }
-}
-
-impl Show {
-    /// The receiver of control commands for [`crate::engine::FollowOptions::control`] (once).
-    pub fn control_commands(&mut self) -> Option<Receiver<ControlCommand>> {
-        self.commands.take()
-    }
-
-    /// Stop the control server; what was fired.
-    pub fn finish(&mut self) -> ShowReport {
-        let control = self.server.as_mut().map(|s| {
-            s.stop();
-            (
-                s.stats.accepted.load(Ordering::Relaxed),
-                s.stats.errors.load(Ordering::Relaxed),
-            )
-        });
-        let fired = self
-            .logs
-            .iter()
-            .flat_map(|l| l.lock().map(|v| v.clone()).unwrap_or_default())
-            .collect();
-        ShowReport { fired, control }
-    }
-}
-
 /// Decode one control datagram (a message or a bundle, flattened) and interpret each message
 /// with [`parse_request`]. A datagram that is not OSC gives one error paired with an empty
 /// message. Never panics, whatever the bytes (fuzzed in the tests).
@@ -375,90 +137,18 @@ fn flatten(packet: OscPacket, out: &mut Vec<OscMessage>) {
     }
 }
 
-fn serve(
-    socket: &UdpSocket,
-    reference: &Reference,
-    commands: &Sender<ControlCommand>,
-    cues: &[CueHandle],
-    stats: &ControlStats,
-    stop: &AtomicBool,
-) {
-    let timeline = Timeline::of(reference);
-    let mut buf = vec![0u8; rosc::decoder::MTU];
-    let mut out = Vec::with_capacity(256);
-    let mut reply = |to: SocketAddr, addr: &str, args: Vec<OscType>| {
-        out.clear();
-        let packet = OscPacket::Message(OscMessage {
-            addr: addr.into(),
-            args,
-        });
-        if rosc::encoder::encode_into(&packet, &mut out).is_ok() {
-            let _ = socket.send_to(&out, to);
-        }
-    };
-    while !stop.load(Ordering::Relaxed) {
-        let (n, from) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            // E.g. ICMP "port unreachable" from an earlier reply, reported on Linux.
-            Err(_) => continue,
-        };
-        for (req, msg) in decode_requests(&buf[..n], timeline) {
-            let done = req.and_then(|r| match r {
-                Request::Engine(cmd) => {
-                    if matches!(cmd, ControlCommand::Reset | ControlCommand::Seek { .. }) {
-                        // A deliberate discontinuity: cues passed by it count as skipped.
-                        cues.iter().for_each(CueHandle::forget_position);
-                    }
-                    commands
-                        .send(cmd)
-                        .map_err(|_| "following has ended".to_string())
-                }
-                Request::Fire(id) => {
-                    if cues.iter().any(|c| c.fire(&id)) {
-                        Ok(())
-                    } else {
-                        Err(format!("/scorefollow/fire: no cue '{id}'"))
-                    }
-                }
-            });
-            match done {
-                Ok(()) => {
-                    stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    let mut args = vec![OscType::String(msg.addr.clone())];
-                    args.extend(msg.args);
-                    reply(from, "/scorefollow/ack", args);
-                }
-                Err(reason) => {
-                    let count = stats.errors.fetch_add(1, Ordering::Relaxed) + 1;
-                    tracing::warn!("control message from {from}: {reason}");
-                    reply(
-                        from,
-                        "/scorefollow/error",
-                        vec![
-                            OscType::String(reason),
-                            OscType::Int(count.min(i32::MAX as u64) as i32),
-                        ],
-                    );
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::features::FeatureConfig;
-    use crate::output::cues::{test_score, CueList, CueSink};
+    use crate::output::cues::{CueList, CueSink};
+    use crate::score::reference::{Reference, ScoreRendering};
+    use crate::test_util::test_score;
+    use std::net::{SocketAddr, UdpSocket};
     use std::path::Path;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::Duration;
 
     fn msg(addr: &str, args: Vec<OscType>) -> OscMessage {
         OscMessage {
@@ -541,6 +231,7 @@ mod tests {
             test_score(),
             Path::new("unit.mid"),
             &cfg,
+            &ScoreRendering::default(),
         ));
         let client = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
         client.set_read_timeout(Some(Duration::from_secs(2))).ok();
@@ -617,8 +308,8 @@ mod tests {
 #[cfg(test)]
 mod fuzz_tests {
     use super::*;
-    use crate::output::cues::fuzz::{edits, mutate};
-    use crate::output::cues::test_score;
+    use crate::test_util::fuzz::{edits, mutate};
+    use crate::test_util::test_score;
     use proptest::prelude::*;
 
     fn timeline(s: &crate::score::Score) -> Timeline<'_> {

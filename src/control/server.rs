@@ -1,0 +1,175 @@
+//! The remote-control server: a UDP thread that decodes control messages, applies them and
+//! answers each to its sender.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use rosc::{OscMessage, OscPacket, OscType};
+
+use super::{decode_requests, ControlCommand, Request};
+use crate::output::cues::{CueHandle, Timeline};
+use crate::score::reference::Reference;
+use crate::Error;
+
+/// Counters of a running [`ControlServer`].
+#[derive(Debug, Default)]
+pub struct ControlStats {
+    /// Messages accepted and acknowledged.
+    pub accepted: AtomicU64,
+    /// Malformed or unknown datagrams and messages.
+    pub errors: AtomicU64,
+}
+
+/// The control server thread; stops when dropped or on [`ControlServer::stop`].
+pub struct ControlServer {
+    /// Counters.
+    pub stats: Arc<ControlStats>,
+    /// The address it listens on (useful with port 0).
+    pub local_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ControlServer {
+    /// Listen on `bind`; engine commands go to `commands`, `/fire` to `cues` (tried in turn).
+    pub fn spawn(
+        bind: SocketAddr,
+        reference: Arc<Reference>,
+        commands: Sender<ControlCommand>,
+        cues: Vec<CueHandle>,
+    ) -> crate::Result<Self> {
+        Self::spawn_on(bind_control(bind)?, reference, commands, cues)
+    }
+
+    /// As [`ControlServer::spawn`], on a socket already bound with [`bind_control`].
+    pub fn spawn_on(
+        socket: UdpSocket,
+        reference: Arc<Reference>,
+        commands: Sender<ControlCommand>,
+        cues: Vec<CueHandle>,
+    ) -> crate::Result<Self> {
+        // The timeout bounds how long stop() waits for the thread.
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .map_err(|e| Error::Other(format!("control socket: {e}")))?;
+        let local_addr = socket
+            .local_addr()
+            .map_err(|e| Error::Other(format!("control socket: {e}")))?;
+        let stats = Arc::new(ControlStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (stats, stop) = (Arc::clone(&stats), Arc::clone(&stop));
+            std::thread::Builder::new()
+                .name("scorefollow-control".into())
+                .spawn(move || serve(&socket, &reference, &commands, &cues, &stats, &stop))
+                .map_err(|e| Error::Other(format!("cannot start control thread: {e}")))?
+        };
+        Ok(Self {
+            stats,
+            local_addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stop the thread and wait for it.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Bind the control socket (fails early, before any audio, when the port is taken).
+pub fn bind_control(addr: SocketAddr) -> crate::Result<UdpSocket> {
+    UdpSocket::bind(addr)
+        .map_err(|e| Error::invalid("control address", addr.to_string(), e.to_string()))
+}
+
+fn serve(
+    socket: &UdpSocket,
+    reference: &Reference,
+    commands: &Sender<ControlCommand>,
+    cues: &[CueHandle],
+    stats: &ControlStats,
+    stop: &AtomicBool,
+) {
+    let timeline = Timeline::of(reference);
+    let mut buf = vec![0u8; rosc::decoder::MTU];
+    let mut out = Vec::with_capacity(256);
+    let mut reply = |to: SocketAddr, addr: &str, args: Vec<OscType>| {
+        out.clear();
+        let packet = OscPacket::Message(OscMessage {
+            addr: addr.into(),
+            args,
+        });
+        if rosc::encoder::encode_into(&packet, &mut out).is_ok() {
+            let _ = socket.send_to(&out, to);
+        }
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let (n, from) = match socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            // E.g. ICMP "port unreachable" from an earlier reply, reported on Linux.
+            Err(_) => continue,
+        };
+        for (req, msg) in decode_requests(&buf[..n], timeline) {
+            let done = req.and_then(|r| match r {
+                Request::Engine(cmd) => {
+                    if matches!(cmd, ControlCommand::Reset | ControlCommand::Seek { .. }) {
+                        // A deliberate discontinuity: cues passed by it count as skipped.
+                        cues.iter().for_each(CueHandle::forget_position);
+                    }
+                    commands
+                        .send(cmd)
+                        .map_err(|_| "following has ended".to_string())
+                }
+                Request::Fire(id) => {
+                    if cues.iter().any(|c| c.fire(&id)) {
+                        Ok(())
+                    } else {
+                        Err(format!("/scorefollow/fire: no cue '{id}'"))
+                    }
+                }
+            });
+            match done {
+                Ok(()) => {
+                    stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    let mut args = vec![OscType::String(msg.addr.clone())];
+                    args.extend(msg.args);
+                    reply(from, "/scorefollow/ack", args);
+                }
+                Err(reason) => {
+                    let count = stats.errors.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::warn!("control message from {from}: {reason}");
+                    reply(
+                        from,
+                        "/scorefollow/error",
+                        vec![
+                            OscType::String(reason),
+                            OscType::Int(count.min(i32::MAX as u64) as i32),
+                        ],
+                    );
+                }
+            }
+        }
+    }
+}

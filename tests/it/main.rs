@@ -1,0 +1,16 @@
+//! The integration tests, one binary (the layout ripgrep uses): each module is one area, and
+//! `common` holds what several of them share. Tests read only the project's own material
+//! (`scores/`, `tests/data/`, `tests/golden/`) and what they generate.
+
+mod audio;
+mod common;
+mod follow;
+mod key_change;
+mod live;
+mod live_follow;
+mod relocate;
+mod robust;
+mod score;
+mod show;
+mod soft_dtw;
+mod spot;
