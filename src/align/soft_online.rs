@@ -154,7 +154,7 @@ const TINY: f64 = 1e-200;
 const MAX_STEP_EXPONENT: f64 = 240.0;
 
 /// Below this γ the aligner keeps its column as accumulated costs (the log domain) throughout.
-/// Weights below [`TINY`] are pruned in the probability domain: a beam 460·γ cost units wide
+/// Weights below `TINY` are pruned in the probability domain: a beam 460·γ cost units wide
 /// around the best cell, 23 units at γ = 0.05 and 138 at the default 0.3 (a frame's local
 /// cost is 0..~3). At γ much smaller than that, a cell that far behind can still win a few
 /// frames later, so small γ gets the exact log-domain recursion, as hard DTW would.
@@ -308,7 +308,7 @@ impl SoftOnline {
 
     /// How many columns so far were computed in the log domain from the probability-domain
     /// state (their costs spread beyond what the domain holds at this γ; see
-    /// [`MAX_STEP_EXPONENT`]). Not counted in the log state.
+    /// `MAX_STEP_EXPONENT`). Not counted in the log state.
     pub fn log_domain_columns(&self) -> usize {
         self.log_domain_columns
     }

@@ -17,6 +17,7 @@ pub struct AlignArgs {
     /// The performance to align (WAV, FLAC, MP3, OGG).
     #[arg(value_name = "PERFORMANCE")]
     pub performance: PathBuf,
+    /// The score or recording to align against.
     #[command(flatten)]
     pub reference: ReferenceArgs,
     /// Where to write the alignment: perf_time_s,score_time_s,beat,bar (one row per frame).

@@ -47,10 +47,11 @@ pub struct EvalArgs {
     /// Only cases whose piece/case contains one of these strings.
     #[arg(long = "case", value_name = "TEXT")]
     pub cases: Vec<String>,
-    /// Directory for the prediction CSVs (PRED_DIR/<piece>/<case>.csv, the layout of
-    /// score_alignment.py --batch). Default: target/eval/<mode>.
+    /// Directory for the prediction CSVs (`PRED_DIR/<piece>/<case>.csv`, the layout of
+    /// score_alignment.py --batch). Default: `target/eval/<mode>`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// How to follow (and the knobs shared with align).
     #[command(flatten)]
     pub follower: FollowerArgs,
     /// Weight of the diagonal step of offline DTW (tuning knob; 1 prefers diagonal moves, 2 is

@@ -35,6 +35,7 @@ pub struct FollowArgs {
     /// omitted).
     #[arg(long, value_name = "NAME", requires = "live")]
     pub device: Option<String>,
+    /// The score or recording to follow.
     #[command(flatten)]
     pub reference: ReferenceArgs,
     /// Replay pace: 1.0 = real time, 2 = twice as fast, max = as fast as possible.
@@ -58,6 +59,7 @@ pub struct FollowArgs {
     /// Write every reported position as JSON lines to this file.
     #[arg(long, value_name = "FILE.jsonl")]
     pub jsonl: Option<PathBuf>,
+    /// How to follow.
     #[command(flatten)]
     pub follower: FollowerArgs,
     /// The order in which the sections of the score are played (written repeats, cuts): one

@@ -13,6 +13,7 @@ use crate::spot::MidiMode;
 /// Arguments of `index`.
 #[derive(Debug, Args)]
 pub struct IndexArgs {
+    /// Build or query.
     #[command(subcommand)]
     pub command: IndexCommand,
 }

@@ -23,6 +23,7 @@ pub mod show;
 use rosc::{OscMessage, OscPacket, OscType};
 
 use crate::output::cues::Timeline;
+use crate::output::osc::address;
 pub use server::{bind_control, ControlServer, ControlStats};
 pub use show::{Show, ShowReport, ShowSetup};
 
@@ -70,20 +71,21 @@ pub fn parse_request(msg: &OscMessage, timeline: Timeline<'_>) -> Result<Request
         }
     };
     match msg.addr.as_str() {
-        "/scorefollow/start" => no_args(Request::Engine(ControlCommand::Start)),
-        "/scorefollow/stop" => no_args(Request::Engine(ControlCommand::Stop)),
-        "/scorefollow/reset" => no_args(Request::Engine(ControlCommand::Reset)),
-        "/scorefollow/seek" => match (msg.args.len(), number(msg.args.first())) {
+        address::START => no_args(Request::Engine(ControlCommand::Start)),
+        address::STOP => no_args(Request::Engine(ControlCommand::Stop)),
+        address::RESET => no_args(Request::Engine(ControlCommand::Reset)),
+        address::SEEK => match (msg.args.len(), number(msg.args.first())) {
             (1, Some(s)) if s.is_finite() && (0.0..=timeline.duration_s).contains(&s) => {
                 Ok(Request::Engine(ControlCommand::Seek { score_s: s }))
             }
             (1, Some(s)) => Err(format!(
-                "/scorefollow/seek: {s} s is outside the score (0 to {:.3} s)",
+                "{}: {s} s is outside the score (0 to {:.3} s)",
+                address::SEEK,
                 timeline.duration_s
             )),
-            _ => Err("/scorefollow/seek takes one number: score_s".into()),
+            _ => Err(format!("{} takes one number: score_s", address::SEEK)),
         },
-        "/scorefollow/seek_bar" => match msg.args.as_slice() {
+        address::SEEK_BAR => match msg.args.as_slice() {
             // Pd and Max send numbers as floats; a whole float is a bar number too.
             [a @ (OscType::Int(_) | OscType::Float(_))]
                 if number(Some(a)).is_some_and(|b| b.fract() == 0.0 && b.abs() < 1e9) =>
@@ -92,13 +94,13 @@ pub fn parse_request(msg: &OscMessage, timeline: Timeline<'_>) -> Result<Request
                 timeline
                     .s_at_bar_beat(bar, 1.0)
                     .map(|score_s| Request::Engine(ControlCommand::Seek { score_s }))
-                    .map_err(|r| format!("/scorefollow/seek_bar: {r}"))
+                    .map_err(|r| format!("{}: {r}", address::SEEK_BAR))
             }
-            _ => Err("/scorefollow/seek_bar takes one int: bar".into()),
+            _ => Err(format!("{} takes one int: bar", address::SEEK_BAR)),
         },
-        "/scorefollow/fire" => match msg.args.as_slice() {
+        address::FIRE => match msg.args.as_slice() {
             [OscType::String(id)] => Ok(Request::Fire(id.clone())),
-            _ => Err("/scorefollow/fire takes one string: the cue id".into()),
+            _ => Err(format!("{} takes one string: the cue id", address::FIRE)),
         },
         other => Err(format!("unknown address {other}")),
     }

@@ -11,6 +11,7 @@ use rosc::{OscMessage, OscPacket, OscType};
 
 use super::{decode_requests, ControlCommand, Request};
 use crate::output::cues::{CueHandle, Timeline};
+use crate::output::osc::address;
 use crate::score::reference::Reference;
 use crate::Error;
 
@@ -146,7 +147,7 @@ fn serve(
                     if cues.iter().any(|c| c.fire(&id)) {
                         Ok(())
                     } else {
-                        Err(format!("/scorefollow/fire: no cue '{id}'"))
+                        Err(format!("{}: no cue '{id}'", address::FIRE))
                     }
                 }
             });
@@ -155,14 +156,14 @@ fn serve(
                     stats.accepted.fetch_add(1, Ordering::Relaxed);
                     let mut args = vec![OscType::String(msg.addr.clone())];
                     args.extend(msg.args);
-                    reply(from, "/scorefollow/ack", args);
+                    reply(from, address::ACK, args);
                 }
                 Err(reason) => {
                     let count = stats.errors.fetch_add(1, Ordering::Relaxed) + 1;
                     tracing::warn!("control message from {from}: {reason}");
                     reply(
                         from,
-                        "/scorefollow/error",
+                        address::ERROR,
                         vec![
                             OscType::String(reason),
                             OscType::Int(count.min(i32::MAX as u64) as i32),

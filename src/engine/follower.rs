@@ -5,7 +5,7 @@
 //! 2. a silent or noise-like frame holds the position ([`PauseGate`]); any other frame steps
 //!    the aligner (behind the key it follows, [`KeyTrial`]) and the tracker turns the match into
 //!    the position now;
-//! 3. the [`Relocation`] state machine watches the match and, when the performer has jumped,
+//! 3. the relocation state machine (`Relocation`) watches the match and, when the performer has jumped,
 //!    confirms a new place with its shadow aligner; the follower jumps there and emits a
 //!    [`FollowerEvent::Relocated`] before the frame's position;
 //! 4. the position is mapped to score time, beats and bars and emitted as

@@ -562,7 +562,7 @@ impl CueList {
                 },
                 targets: targets.clone(),
                 messages: vec![OscMessage {
-                    addr: "/scorefollow/page".into(),
+                    addr: super::osc::address::PAGE.into(),
                     args: vec![OscType::Int(page as i32)],
                 }],
                 line,

@@ -2,6 +2,9 @@
 //! `common` holds what several of them share. Tests read only the project's own material
 //! (`scores/`, `tests/data/`, `tests/golden/`) and what they generate.
 
+// Tests may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod audio;
 mod common;
 mod follow;
