@@ -45,6 +45,8 @@ pub struct RelocationReport {
     pub to_score_s: f64,
     /// Mean CENS distance of the confirming match (0 = identical).
     pub cost: f32,
+    /// Confidence of the position the follower continued from (0-1).
+    pub confidence: f32,
     /// Key (semitones the performance is above the score, 0-11) the follower was in.
     pub from_key_shift: usize,
     /// Key it continued in (differs from `from_key_shift` after a change of key).
@@ -461,6 +463,7 @@ impl Follower {
             from_score_s: self.reference.score_time_s(from.ref_frame_now),
             to_score_s: self.reference.score_time_s(to.ref_frame_now),
             cost: jump.cost,
+            confidence: to.confidence,
             from_key_shift: jump.from_key_shift,
             key_shift: jump.key_shift,
         };

@@ -15,7 +15,7 @@ use super::config::FollowConfig;
 use super::follower::{Follower, FollowerEvent, RelocationReport, ThemeSpotting};
 use crate::audio::Capture;
 use crate::control::ControlCommand;
-use crate::output::{Event, Sink, StatusEvent, StatusKind};
+use crate::output::{Event, RelocationEvent, Sink, StatusEvent, StatusKind};
 use crate::score::reference::Reference;
 use crate::{Error, Result};
 
@@ -341,6 +341,14 @@ impl FollowLoop {
                             capture.stats.snapshot().samples_dropped,
                             summary.frames,
                         );
+                        output.send(Event::Relocation(RelocationEvent {
+                            perf_time_s: r.perf_time_s,
+                            from_score_s: r.from_score_s,
+                            to_score_s: r.to_score_s,
+                            confidence: r.confidence,
+                            key_shift: r.key_shift,
+                            capture_wall_ns: wall_ns,
+                        }));
                     }
                     FollowerEvent::Theme(t) => output.send(Event::Theme(t)),
                 }

@@ -177,7 +177,7 @@ pub fn run(
             .out_dir
             .join(&case.piece)
             .join(format!("{}.csv", case.case));
-        write_pred(&pred_path, &rows)?;
+        write_pred(&pred_path, &rows, &positions)?;
         let gt = super::read_xy(&case.gt_csv)?;
         let pred = (
             rows.iter().map(|r| r.0).collect(),
@@ -249,15 +249,34 @@ fn follow_case(
     Ok((memory.take(), summary.relocations))
 }
 
-fn write_pred(path: &Path, rows: &[(f64, f64)]) -> Result<()> {
+/// The predictions, `perf_time_s,score_time_s` (what `score_alignment.py` reads), with the
+/// follower's other fields after them when there are positions:
+/// `heard_score_s,confidence,tempo,spread_s`.
+fn write_pred(path: &Path, rows: &[(f64, f64)], positions: &[PositionEvent]) -> Result<()> {
     let io = |e| Error::io(path, e);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let mut w = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
-    writeln!(w, "perf_time_s,score_time_s").map_err(io)?;
-    for (t, s) in rows {
-        writeln!(w, "{t:.4},{s:.4}").map_err(io)?;
+    if positions.is_empty() {
+        writeln!(w, "perf_time_s,score_time_s").map_err(io)?;
+        for (t, s) in rows {
+            writeln!(w, "{t:.4},{s:.4}").map_err(io)?;
+        }
+    } else {
+        writeln!(
+            w,
+            "perf_time_s,score_time_s,heard_score_s,confidence,tempo,spread_s"
+        )
+        .map_err(io)?;
+        for p in positions {
+            writeln!(
+                w,
+                "{:.4},{:.4},{:.4},{:.4},{:.4},{:.4}",
+                p.perf_time_s, p.score_time_s, p.heard_score_s, p.confidence, p.tempo, p.spread_s
+            )
+            .map_err(io)?;
+        }
     }
     w.flush().map_err(io)
 }

@@ -111,7 +111,9 @@ pub fn cue_errors(cues: &[CaseCue], firings: &[CueFiring]) -> Vec<(Option<f64>, 
                 .collect();
             let first = times.iter().copied().fold(f64::INFINITY, f64::min);
             (
-                first.is_finite().then_some(1000.0 * (first - c.true_perf_s)),
+                first
+                    .is_finite()
+                    .then_some(1000.0 * (first - c.true_perf_s)),
                 times.len(),
             )
         })

@@ -22,6 +22,8 @@ pub mod address {
     pub const THEME: &str = "/scorefollow/theme";
     /// A page turn.
     pub const PAGE: &str = "/scorefollow/page";
+    /// Several places fit equally well: score_s f and bar i for each candidate.
+    pub const AMBIGUOUS: &str = "/scorefollow/ambiguous";
     /// Remote control: resume.
     pub const START: &str = "/scorefollow/start";
     /// Remote control: pause.
@@ -228,6 +230,15 @@ impl Sink for OscSink {
                     OscType::Int(s.frames.min(i32::MAX as u64) as i32),
                 ],
             ),
+            Event::Ambiguous(a) => self.send(
+                address::AMBIGUOUS,
+                a.candidates
+                    .iter()
+                    .flat_map(|c| [OscType::Float(c.score_s as f32), OscType::Int(c.bar)])
+                    .collect(),
+            ),
+            // Sent as a `relocated` status, the message receivers already know.
+            Event::Relocation(_) => {}
             Event::Theme(t) => self.send(
                 address::THEME,
                 vec![
