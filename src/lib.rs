@@ -27,5 +27,6 @@ pub mod features;
 pub mod output;
 pub mod score;
 pub mod spot;
+pub mod web;
 
 pub use error::{Error, Result};

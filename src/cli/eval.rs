@@ -32,6 +32,9 @@ pub enum EvalMode {
     /// Theme spotting: every theme of every case (MIDI and audio queries), with the metrics
     /// of the corpus's score_themes.py.
     Themes,
+    /// The interpretation switcher: each pair of performances of a piece, every ground-truth
+    /// event of one mapped to the other (aligned to each other, then both to the score).
+    Switch,
 }
 
 /// Which reference to use for each case.
@@ -136,6 +139,15 @@ struct CaseResult {
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if args.mode == EvalMode::Themes {
         return run_themes(&args);
+    }
+    if args.mode == EvalMode::Switch {
+        for to_score in [false, true] {
+            let started = Instant::now();
+            let report = eval::switch::eval_switch(&args.corpus, &args.cases, to_score)?;
+            println!("{report}");
+            println!("({:.1} s)", started.elapsed().as_secs_f64());
+        }
+        return Ok(());
     }
     // Each mode's settings (offline alignment: different against a recording than against
     // a score), then the command line's overrides.

@@ -10,11 +10,13 @@
 //! | `/scorefollow/seek` | score_s f (or i) | follow from this score time (s) |
 //! | `/scorefollow/seek_bar` | bar i | follow from the start of this bar (MIDI scores) |
 //! | `/scorefollow/fire` | cue id s | fire this cue now |
+//! | `/scorefollow/quit` | | stop following and end the run |
 //!
 //! Every accepted message is answered, to the address it came from, with
 //! `/scorefollow/ack` (the address received, then its arguments). A malformed or unknown
 //! message is counted and answered with `/scorefollow/error` (reason s, errors so far i);
-//! it never stops the server.
+//! it never stops the server. The same messages come from the browser's live view
+//! ([`crate::web::live`]); both go through one [`Commander`].
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -53,6 +55,8 @@ pub enum Request {
     Engine(ControlCommand),
     /// Fire the cue with this id.
     Fire(String),
+    /// End the run (as Ctrl-C would).
+    Quit,
 }
 
 /// Interpret one control message against the followed reference.
@@ -77,6 +81,7 @@ pub fn parse_request(msg: &OscMessage, timeline: Timeline<'_>) -> Result<Request
         "/scorefollow/start" => no_args(Request::Engine(ControlCommand::Start)),
         "/scorefollow/stop" => no_args(Request::Engine(ControlCommand::Stop)),
         "/scorefollow/reset" => no_args(Request::Engine(ControlCommand::Reset)),
+        "/scorefollow/quit" => no_args(Request::Quit),
         "/scorefollow/seek" => match (msg.args.len(), number(msg.args.first())) {
             (1, Some(s)) if s.is_finite() && (0.0..=timeline.duration_s).contains(&s) => {
                 Ok(Request::Engine(ControlCommand::Seek { score_s: s }))
@@ -117,6 +122,93 @@ pub struct ControlStats {
     pub errors: AtomicU64,
 }
 
+/// The one path from a control request to its effect and its answer, shared by the OSC
+/// server and the browser's live view: engine commands go to the follow loop, `/fire` to the
+/// cue lists (tried in turn), `/quit` raises the run's stop flag.
+#[derive(Clone)]
+pub struct Commander {
+    commands: Sender<ControlCommand>,
+    cues: Vec<CueHandle>,
+    quit: Arc<AtomicBool>,
+    stats: Arc<ControlStats>,
+}
+
+impl Commander {
+    /// Commands go to `commands`, cues fire through `cues`, quit sets `quit`.
+    pub fn new(
+        commands: Sender<ControlCommand>,
+        cues: Vec<CueHandle>,
+        quit: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            commands,
+            cues,
+            quit,
+            stats: Arc::default(),
+        }
+    }
+
+    /// Requests accepted and refused so far, from every transport.
+    pub fn stats(&self) -> &Arc<ControlStats> {
+        &self.stats
+    }
+
+    /// Carry out one interpreted message `msg` (from `from`, for the log) and build its
+    /// answer: `/scorefollow/ack` with the address received then its arguments, or
+    /// `/scorefollow/error` with the reason and the number of refusals so far.
+    pub fn answer(
+        &self,
+        request: Result<Request, String>,
+        msg: OscMessage,
+        from: &str,
+    ) -> OscMessage {
+        let done = request.and_then(|r| match r {
+            Request::Engine(cmd) => {
+                if matches!(cmd, ControlCommand::Reset | ControlCommand::Seek { .. }) {
+                    // A deliberate discontinuity: cues passed by it count as skipped.
+                    self.cues.iter().for_each(CueHandle::forget_position);
+                }
+                self.commands
+                    .send(cmd)
+                    .map_err(|_| "following has ended".to_string())
+            }
+            Request::Fire(id) => {
+                if self.cues.iter().any(|c| c.fire(&id)) {
+                    Ok(())
+                } else {
+                    Err(format!("/scorefollow/fire: no cue '{id}'"))
+                }
+            }
+            Request::Quit => {
+                self.quit.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+        });
+        match done {
+            Ok(()) => {
+                self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                let mut args = vec![OscType::String(msg.addr)];
+                args.extend(msg.args);
+                OscMessage {
+                    addr: "/scorefollow/ack".into(),
+                    args,
+                }
+            }
+            Err(reason) => {
+                let count = self.stats.errors.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!("control message from {from}: {reason}");
+                OscMessage {
+                    addr: "/scorefollow/error".into(),
+                    args: vec![
+                        OscType::String(reason),
+                        OscType::Int(count.min(i32::MAX as u64) as i32),
+                    ],
+                }
+            }
+        }
+    }
+}
+
 /// The control server thread; stops when dropped or on [`ControlServer::stop`].
 pub struct ControlServer {
     /// Counters.
@@ -128,22 +220,20 @@ pub struct ControlServer {
 }
 
 impl ControlServer {
-    /// Listen on `bind`; engine commands go to `commands`, `/fire` to `cues` (tried in turn).
+    /// Listen on `bind`; requests go through `commander`.
     pub fn spawn(
         bind: SocketAddr,
         reference: Arc<Reference>,
-        commands: Sender<ControlCommand>,
-        cues: Vec<CueHandle>,
+        commander: Commander,
     ) -> crate::Result<Self> {
-        Self::spawn_on(bind_control(bind)?, reference, commands, cues)
+        Self::spawn_on(bind_control(bind)?, reference, commander)
     }
 
     /// As [`ControlServer::spawn`], on a socket already bound with [`bind_control`].
     pub fn spawn_on(
         socket: UdpSocket,
         reference: Arc<Reference>,
-        commands: Sender<ControlCommand>,
-        cues: Vec<CueHandle>,
+        commander: Commander,
     ) -> crate::Result<Self> {
         // The timeout bounds how long stop() waits for the thread.
         socket
@@ -152,13 +242,13 @@ impl ControlServer {
         let local_addr = socket
             .local_addr()
             .map_err(|e| Error::Other(format!("control socket: {e}")))?;
-        let stats = Arc::new(ControlStats::default());
+        let stats = Arc::clone(commander.stats());
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (stats, stop) = (Arc::clone(&stats), Arc::clone(&stop));
+            let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("scorefollow-control".into())
-                .spawn(move || serve(&socket, &reference, &commands, &cues, &stats, &stop))
+                .spawn(move || serve(&socket, &reference, &commander, &stop))
                 .map_err(|e| Error::Other(format!("cannot start control thread: {e}")))?
         };
         Ok(Self {
@@ -202,6 +292,7 @@ pub struct Show {
     logs: Vec<FiredLog>,
     server: Option<ControlServer>,
     commands: Option<Receiver<ControlCommand>>,
+    commander: Commander,
 }
 
 /// What a show did, for the end-of-run report (one line per fired cue).
@@ -285,13 +376,19 @@ impl ShowSetup {
         })
     }
 
+    /// The cue lists (cue files, then the page file), for display.
+    pub fn cue_lists(&self) -> &[CueList] {
+        &self.cues
+    }
+
     /// Add a cue sink per list to `sinks` (times counted from the capture `epoch`) and start
-    /// the control server.
+    /// the control server; `/quit` sets `quit`.
     pub fn start(
         self,
         epoch: Instant,
         sinks: &mut Vec<Box<dyn Sink>>,
         reference: Arc<Reference>,
+        quit: Arc<AtomicBool>,
     ) -> crate::Result<Show> {
         let mut logs = Vec::new();
         let mut handles = Vec::new();
@@ -301,19 +398,21 @@ impl ShowSetup {
             handles.push(sink.cue_handle());
             sinks.push(Box::new(sink));
         }
-        let (server, commands) = match self.control {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let commander = Commander::new(tx, handles, quit);
+        let server = match self.control {
             Some(socket) => {
-                let (tx, rx) = crossbeam_channel::unbounded();
-                let server = ControlServer::spawn_on(socket, reference, tx, handles)?;
+                let server = ControlServer::spawn_on(socket, reference, commander.clone())?;
                 tracing::info!("remote control on {}", server.local_addr);
-                (Some(server), Some(rx))
+                Some(server)
             }
-            None => (None, None),
+            None => None,
         };
         Ok(Show {
             logs,
             server,
-            commands,
+            commands: Some(rx),
+            commander,
         })
     }
 }
@@ -324,15 +423,29 @@ impl Show {
         self.commands.take()
     }
 
+    /// The command path, for another transport (the browser's live view).
+    pub fn commander(&self) -> Commander {
+        self.commander.clone()
+    }
+
+    /// The logs of fired cues, one per cue list (they fill while following).
+    pub fn fired_logs(&self) -> Vec<FiredLog> {
+        self.logs.clone()
+    }
+
     /// Stop the control server; what was fired.
     pub fn finish(&mut self) -> ShowReport {
-        let control = self.server.as_mut().map(|s| {
+        if let Some(s) = self.server.as_mut() {
             s.stop();
-            (
-                s.stats.accepted.load(Ordering::Relaxed),
-                s.stats.errors.load(Ordering::Relaxed),
-            )
-        });
+        }
+        let stats = self.commander.stats();
+        let control =
+            (self.server.is_some() || stats.accepted.load(Ordering::Relaxed) > 0).then(|| {
+                (
+                    stats.accepted.load(Ordering::Relaxed),
+                    stats.errors.load(Ordering::Relaxed),
+                )
+            });
         let fired = self
             .logs
             .iter()
@@ -375,27 +488,10 @@ fn flatten(packet: OscPacket, out: &mut Vec<OscMessage>) {
     }
 }
 
-fn serve(
-    socket: &UdpSocket,
-    reference: &Reference,
-    commands: &Sender<ControlCommand>,
-    cues: &[CueHandle],
-    stats: &ControlStats,
-    stop: &AtomicBool,
-) {
+fn serve(socket: &UdpSocket, reference: &Reference, commander: &Commander, stop: &AtomicBool) {
     let timeline = Timeline::of(reference);
     let mut buf = vec![0u8; rosc::decoder::MTU];
     let mut out = Vec::with_capacity(256);
-    let mut reply = |to: SocketAddr, addr: &str, args: Vec<OscType>| {
-        out.clear();
-        let packet = OscPacket::Message(OscMessage {
-            addr: addr.into(),
-            args,
-        });
-        if rosc::encoder::encode_into(&packet, &mut out).is_ok() {
-            let _ = socket.send_to(&out, to);
-        }
-    };
     while !stop.load(Ordering::Relaxed) {
         let (n, from) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
@@ -411,43 +507,10 @@ fn serve(
             Err(_) => continue,
         };
         for (req, msg) in decode_requests(&buf[..n], timeline) {
-            let done = req.and_then(|r| match r {
-                Request::Engine(cmd) => {
-                    if matches!(cmd, ControlCommand::Reset | ControlCommand::Seek { .. }) {
-                        // A deliberate discontinuity: cues passed by it count as skipped.
-                        cues.iter().for_each(CueHandle::forget_position);
-                    }
-                    commands
-                        .send(cmd)
-                        .map_err(|_| "following has ended".to_string())
-                }
-                Request::Fire(id) => {
-                    if cues.iter().any(|c| c.fire(&id)) {
-                        Ok(())
-                    } else {
-                        Err(format!("/scorefollow/fire: no cue '{id}'"))
-                    }
-                }
-            });
-            match done {
-                Ok(()) => {
-                    stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    let mut args = vec![OscType::String(msg.addr.clone())];
-                    args.extend(msg.args);
-                    reply(from, "/scorefollow/ack", args);
-                }
-                Err(reason) => {
-                    let count = stats.errors.fetch_add(1, Ordering::Relaxed) + 1;
-                    tracing::warn!("control message from {from}: {reason}");
-                    reply(
-                        from,
-                        "/scorefollow/error",
-                        vec![
-                            OscType::String(reason),
-                            OscType::Int(count.min(i32::MAX as u64) as i32),
-                        ],
-                    );
-                }
+            let reply = commander.answer(req, msg, &from.to_string());
+            out.clear();
+            if rosc::encoder::encode_into(&OscPacket::Message(reply), &mut out).is_ok() {
+                let _ = socket.send_to(&out, from);
             }
         }
     }
@@ -503,6 +566,7 @@ mod tests {
             ok(msg("/scorefollow/fire", vec![OscType::String("x".into())])),
             Request::Fire("x".into())
         );
+        assert_eq!(ok(msg("/scorefollow/quit", vec![])), Request::Quit);
         for (m, needle) in [
             (msg("/scorefollow/seek", vec![]), "one number"),
             (
@@ -553,8 +617,10 @@ mod tests {
         let sink = CueSink::new(list, std::time::Instant::now()).unwrap_or_else(|e| panic!("{e}"));
         let (tx, rx) = crossbeam_channel::unbounded();
         let bind: SocketAddr = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
-        let mut server = ControlServer::spawn(bind, reference, tx, vec![sink.cue_handle()])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let quit = Arc::new(AtomicBool::new(false));
+        let commander = Commander::new(tx, vec![sink.cue_handle()], Arc::clone(&quit));
+        let mut server =
+            ControlServer::spawn(bind, reference, commander).unwrap_or_else(|e| panic!("{e}"));
         let send = |m: OscMessage| {
             let bytes =
                 rosc::encoder::encode(&OscPacket::Message(m)).unwrap_or_else(|e| panic!("{e:?}"));
@@ -608,7 +674,11 @@ mod tests {
             rx.recv_timeout(Duration::from_secs(1)).ok(),
             Some(ControlCommand::Stop)
         );
-        assert_eq!(server.stats.accepted.load(Ordering::Relaxed), 3);
+        assert!(!quit.load(Ordering::Relaxed));
+        send(msg("/scorefollow/quit", vec![]));
+        assert_eq!(recv().addr, "/scorefollow/ack");
+        assert!(quit.load(Ordering::Relaxed));
+        assert_eq!(server.stats.accepted.load(Ordering::Relaxed), 4);
         assert_eq!(server.stats.errors.load(Ordering::Relaxed), 3);
         server.stop();
     }
@@ -635,6 +705,7 @@ mod fuzz_tests {
         "/scorefollow/seek",
         "/scorefollow/seek_bar",
         "/scorefollow/fire",
+        "/scorefollow/quit",
         "/scorefollow/",
         "/other",
         "/",
