@@ -75,6 +75,7 @@ function onMessage(ev) {
       }
       break;
   }
+  if (m.type !== 'pos' && m.type !== 'status' && score) renderLists();
   dirty = true;
 }
 
@@ -96,7 +97,7 @@ async function send(addr, args) {
     return await r.json();
   } catch (e) {
     push(acks, { addr: '/scorefollow/error', args: ['not sent: ' + e.message], t_ms: nowMs() }, 20);
-    dirty = true;
+    renderLists();
     return null;
   }
 }
@@ -189,6 +190,21 @@ function list(el, items) {
   }));
 }
 
+// Lists change rarely: drawn when their messages come, so a page in a background tab (which
+// gets no animation frames) still shows every cue and acknowledgement.
+function renderLists() {
+  list($('fired-cues'), fired.slice(-8).reverse().map((f) => [
+    f.id, f.manual ? 'by hand' : (f.skipped ? 'skipped over, ' : '') + 'at ' + fmtTime(f.perf) + (f.at != null && barAt(f.at) ? ' (bar ' + barAt(f.at)[0] + ')' : ''),
+  ]));
+  list($('relocations'), relocs.slice(-5).reverse().map((r) => [
+    'at ' + fmtTime(r.perf), fmtTime(r.from) + ' → ' + fmtTime(r.to) + (r.to != null && barAt(r.to) ? ' (bar ' + barAt(r.to)[0] + ')' : ''),
+  ]));
+  list($('themes'), themes.slice(-5).reverse().map((t) => [t.id, fmtTime(t.start) + '–' + fmtTime(t.end)]));
+  list($('acks'), acks.slice(-8).reverse().map((a) => a.addr === '/scorefollow/ack'
+    ? ['✓ ' + a.args.join(' '), new Date(a.t_ms).toLocaleTimeString(), 'ack-ok']
+    : ['✗ ' + (a.args[0] || ''), new Date(a.t_ms).toLocaleTimeString(), 'ack-err']));
+}
+
 function render() {
   const st = $('state');
   st.textContent = paused && state === 'following' ? 'paused' : state;
@@ -228,16 +244,6 @@ function render() {
     $('next-cue').textContent = ((next[0].score_s - next[0].lead_s - heard) / tempo).toFixed(1) + ' s';
     $('next-cue-id').textContent = next[0].id;
   } else { $('next-cue').textContent = '–'; $('next-cue-id').textContent = 'no more cues'; }
-  list($('fired-cues'), fired.slice(-8).reverse().map((f) => [
-    f.id, f.manual ? 'by hand' : (f.skipped ? 'skipped over, ' : '') + 'at ' + fmtTime(f.perf) + (f.at != null && barAt(f.at) ? ' (bar ' + barAt(f.at)[0] + ')' : ''),
-  ]));
-  list($('relocations'), relocs.slice(-5).reverse().map((r) => [
-    'at ' + fmtTime(r.perf), fmtTime(r.from) + ' → ' + fmtTime(r.to) + (r.to != null && barAt(r.to) ? ' (bar ' + barAt(r.to)[0] + ')' : ''),
-  ]));
-  list($('themes'), themes.slice(-5).reverse().map((t) => [t.id, fmtTime(t.start) + '–' + fmtTime(t.end)]));
-  list($('acks'), acks.slice(-8).reverse().map((a) => a.addr === '/scorefollow/ack'
-    ? ['✓ ' + a.args.join(' '), new Date(a.t_ms).toLocaleTimeString(), 'ack-ok']
-    : ['✗ ' + (a.args[0] || ''), new Date(a.t_ms).toLocaleTimeString(), 'ack-err']));
   drawRoll();
 }
 
