@@ -294,9 +294,14 @@ impl Page<'_> {
 
     /// A PNG of the page; saved into $SCOREFOLLOW_SCREENSHOTS/`name` when that is set.
     fn screenshot(&mut self, name: &str) -> Vec<u8> {
+        let h = self
+            .eval("Math.ceil(document.body.getBoundingClientRect().bottom)")
+            .as_f64()
+            .unwrap_or(900.0);
         let r = self.call(
             "Page.captureScreenshot",
-            json!({ "format": "png", "captureBeyondViewport": true }),
+            json!({ "format": "png", "captureBeyondViewport": true,
+                    "clip": { "x": 0, "y": 0, "width": 1280, "height": h.max(100.0), "scale": 1 } }),
         );
         let png = base64_decode(r["data"].as_str().expect("screenshot data"));
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
@@ -542,6 +547,11 @@ fn live_view_in_a_browser() {
         later.2 > first.2,
         "the roll (and its cursor) did not move: {first:?} then {later:?}"
     );
+    // The input level meter shows the replayed audio.
+    page.wait_for(
+        "document.getElementById('level').textContent.endsWith('dBFS')",
+        Duration::from_secs(5),
+    );
     // A cue the follower fired, listed by its id from cues.toml.
     let fired = page
         .wait_for(
@@ -550,7 +560,6 @@ fn live_view_in_a_browser() {
         )
         .to_string();
     assert!(fired.contains("line"), "{fired}");
-    page.screenshot("live_view.png");
     // Latency from the follower's output to the page drawn, read back from the page.
     page.wait_for(
         "scorefollow.latency().drawn.n >= 10",
@@ -582,12 +591,80 @@ fn live_view_in_a_browser() {
         "[...document.querySelectorAll('#acks li.ack-ok')].some(l => l.textContent.includes('/scorefollow/seek_bar 2'))",
         Duration::from_secs(5),
     );
+    page.call("Page.bringToFront", json!({}));
+    std::thread::sleep(Duration::from_millis(300));
+    page.screenshot("live_view.png");
     // Quit: two clicks (a stray one does not end the show).
     page.click("#quit");
     page.click("#quit");
     let (status, log) = prog.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{log}");
     assert!(log.contains("remote control: 2 messages accepted"), "{log}");
+}
+
+/// Against a recording (no score): no notes or bars, a time ruler, no bar seek; positions
+/// still advance and a seek clicked on the roll is acknowledged.
+#[test]
+fn live_view_against_a_recording() {
+    let _one = one_at_a_time();
+    let browser = Browser::launch("recording");
+    let perf = "scores/bach_bwv66_6/performance.flac";
+    let mut prog = Program::start(&[
+        "follow",
+        "--replay",
+        perf,
+        "--reference",
+        perf,
+        "--speed",
+        "4",
+        "--print-every",
+        "0",
+        "--view",
+        "127.0.0.1:0",
+    ]);
+    let url = prog.wait_line("live view:", Duration::from_secs(60));
+    let mut page = browser.open(&url);
+    let first = page
+        .wait_for(
+            "+document.getElementById('score-time').dataset.score",
+            Duration::from_secs(10),
+        )
+        .as_f64()
+        .expect("score time");
+    let later = page
+        .wait_for(
+            &format!(
+                "(s => s > {first} + 1 && s)(+document.getElementById('score-time').dataset.score)"
+            ),
+            Duration::from_secs(6),
+        )
+        .as_f64()
+        .expect("score time");
+    assert!(later > first + 1.0);
+    // Not drawn at all (not merely marked hidden).
+    assert_eq!(
+        page.eval("document.getElementById('seek-form').offsetParent === null"),
+        json!(true)
+    );
+    assert_eq!(
+        page.eval("document.getElementById('fire-form').offsetParent === null"),
+        json!(true)
+    );
+    assert_eq!(
+        page.eval("document.getElementById('bar').textContent"),
+        json!("–")
+    );
+    page.screenshot("live_view_recording.png");
+    // A click on the roll, a third of the way in: follow from there.
+    let r = page.eval("(() => { const r = document.getElementById('roll').getBoundingClientRect(); return [r.left + r.width / 3, r.top + r.height / 2]; })()");
+    page.click_at(r[0].as_f64().expect("x"), r[1].as_f64().expect("y"));
+    page.wait_for(
+        "[...document.querySelectorAll('#acks li.ack-ok')].some(l => l.textContent.includes('/scorefollow/seek '))",
+        Duration::from_secs(5),
+    );
+    page.eval("scorefollow.send('/scorefollow/quit')");
+    let (status, log) = prog.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{log}");
 }
 
 /// The latency the issue asks for, at real time: from a position leaving the follower's

@@ -84,11 +84,9 @@ pub fn run(args: SwitchArgs) -> anyhow::Result<()> {
     };
     let started = std::time::Instant::now();
     let versions = Versions::build(&args.recordings, args.score.as_deref(), &cache, |p| {
-        let part = if p.total > 0 {
-            1000 * p.done.min(p.total) / p.total
-        } else {
-            0
-        };
+        let part = (1000 * p.done.min(p.total))
+            .checked_div(p.total)
+            .unwrap_or(0);
         bar.set_message(display_name(&args.recordings[p.index]));
         bar.set_position((p.index * 1000 + part) as u64);
     })

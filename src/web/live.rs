@@ -45,6 +45,9 @@ fn page() -> String {
         .replace("/*SCRIPT*/", include_str!("assets/live.js"))
 }
 
+/// How long the level meter holds a peak: a meter's integration time.
+const LEVEL_WINDOW: Duration = Duration::from_millis(100);
+
 /// Messages a browser may fall behind by before it is dropped: 4 s of positions at 50 per
 /// second.
 pub const BROWSER_QUEUE: usize = 200;
@@ -410,6 +413,8 @@ pub struct WebSink {
     fired: Vec<(FiredLog, usize)>,
     last_score_s: f64,
     relocated_at: Option<f64>,
+    /// The input level shown (dBFS) and when it was measured.
+    level: (f64, Option<Instant>),
     buf: String,
     /// Counters.
     pub stats: Arc<WebSinkStats>,
@@ -437,6 +442,7 @@ impl WebSink {
             fired: fired.into_iter().map(|l| (l, 0)).collect(),
             last_score_s: f64::NAN,
             relocated_at: None,
+            level: (f64::NAN, None),
             buf: String::with_capacity(512),
             stats: Arc::default(),
         }
@@ -446,15 +452,18 @@ impl WebSink {
         use std::fmt::Write;
         let (level_db, dropped) = match &self.input {
             Some(s) => {
-                let peak = s.take_peak() as f64;
-                (
-                    if peak > 0.0 {
+                // The peak over a meter's window, not per position: one block of input can
+                // give several frames at once, and the ones after the first saw no samples.
+                if self.level.1.is_none_or(|t| t.elapsed() >= LEVEL_WINDOW) {
+                    let peak = s.take_peak() as f64;
+                    let db = if peak > 0.0 {
                         20.0 * peak.log10()
                     } else {
                         f64::NEG_INFINITY
-                    },
-                    s.snapshot().samples_dropped as f64,
-                )
+                    };
+                    self.level = (db, Some(Instant::now()));
+                }
+                (self.level.0, s.snapshot().samples_dropped as f64)
             }
             None => (f64::NAN, f64::NAN),
         };
