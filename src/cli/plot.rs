@@ -17,11 +17,12 @@ use plotters::style::RGBColor;
 use super::softdtw::load_sequence;
 use crate::align::soft_dtw::{self, FeatureCost, Matrix, SoftDtw};
 use crate::features::FeatureConfig;
-use crate::output::plot::{self, Curve, Target};
+use crate::plot::{self, Curve, Target};
 
 /// Arguments of `scorefollow plot`.
 #[derive(Debug, Args)]
 pub struct PlotArgs {
+    /// Which picture.
     #[command(subcommand)]
     pub what: PlotKind,
 }
@@ -50,6 +51,7 @@ pub enum PlotKind {
     Chroma {
         /// Input file.
         file: PathBuf,
+        /// Output file and picture size.
         #[command(flatten)]
         common: Common,
     },
@@ -65,6 +67,7 @@ pub enum PlotKind {
         /// Frame cost: sqeuclidean or cosine.
         #[arg(long, default_value = "cosine")]
         cost: String,
+        /// Output file and picture size.
         #[command(flatten)]
         common: Common,
     },
@@ -83,6 +86,7 @@ pub enum PlotKind {
         /// Sakoe-Chiba band half-width (frames).
         #[arg(long)]
         band: Option<usize>,
+        /// Output file and picture size.
         #[command(flatten)]
         common: Common,
     },
@@ -93,6 +97,7 @@ pub enum PlotKind {
         /// Ground truth in the same format.
         #[arg(long)]
         gt: Option<PathBuf>,
+        /// Output file and picture size.
         #[command(flatten)]
         common: Common,
     },

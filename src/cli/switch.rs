@@ -2,7 +2,6 @@
 //! (to the first, or to a score), then serves a page that plays any of them and jumps between
 //! them at the same musical position; or maps one time (`--map`).
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -77,10 +76,10 @@ pub fn run(args: SwitchArgs) -> anyhow::Result<()> {
         }
     };
     let count = args.recordings.len() as u64;
-    let bar = if args.quiet || !std::io::stderr().is_terminal() {
+    let bar = if args.quiet {
         indicatif::ProgressBar::hidden()
     } else {
-        indicatif::ProgressBar::new(count * 1000)
+        super::progress_bar(count * 1000)
     };
     let started = std::time::Instant::now();
     let versions = Versions::build(&args.recordings, args.score.as_deref(), &cache, |p| {

@@ -3,12 +3,10 @@
 //! data with the capture timestamp, and the engine hands them to every [`Sink`].
 
 pub mod console;
-pub mod control;
 pub mod csv;
 pub mod cues;
 pub mod memory;
 pub mod osc;
-pub mod plot;
 
 /// One reported position.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

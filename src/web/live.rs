@@ -32,7 +32,7 @@ use super::http::{self, Guard, HttpServer, Request};
 use super::hub::{self, Hub, Keep};
 use super::{json_num, ViewAddress};
 use crate::audio::ring::SourceStats;
-use crate::output::control::{parse_request, Commander};
+use crate::control::{parse_request, Commander};
 use crate::output::cues::{CueList, FiredCue, FiredLog, Timeline};
 use crate::output::{Event, PositionEvent, Sink, StatusKind};
 use crate::score::reference::Reference;

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::align::dtw::{offline_settings, DtwOptions};
 use crate::align::warp::WarpMap;
+use crate::audio::load::{align_file, load_reference};
+use crate::engine::{AlignConfig, ReferenceKind};
 use crate::score::reference::Reference;
 use crate::score::Score;
 use crate::Error;
@@ -81,22 +82,24 @@ impl Versions {
                 "give at least two recordings, or one with a score",
             ));
         }
-        let (cfg, weights) = offline_settings(score.is_none());
-        let opts = DtwOptions {
-            weights,
-            ..DtwOptions::default()
+        let kind = match score {
+            Some(_) => ReferenceKind::Score,
+            None => ReferenceKind::Recording,
         };
-        let settings = format!("{CACHE_FORMAT}|{cfg:?}|{opts:?}");
+        let config = AlignConfig::for_kind(kind);
+        let settings = format!("{CACHE_FORMAT}|{config:?}");
         let ref_path = score.unwrap_or(&recordings[0]);
         let ref_hash = content_hash(ref_path)?;
         // The reference is rendered or decoded only when some alignment is not cached.
         let mut reference: Option<Reference> = None;
         let load_reference = |slot: &mut Option<Reference>| -> crate::Result<()> {
             if slot.is_none() {
-                *slot = Some(match score {
-                    Some(p) => Reference::from_midi(p, &cfg)?,
-                    None => Reference::from_audio(ref_path, &cfg)?,
-                });
+                *slot = Some(load_reference(
+                    ref_path,
+                    kind,
+                    &config.features,
+                    &config.rendering,
+                )?);
             }
             Ok(())
         };
@@ -123,20 +126,19 @@ impl Versions {
                     map: WarpMap::identity(),
                 }
             } else {
-                let alignment = crate::cli::align::align_files(path, r, opts, |done, total| {
+                let alignment = align_file(path, r, config.dtw, |done, total| {
                     progress(Progress {
                         index,
                         count,
                         done,
                         total,
                     })
-                })
-                .map_err(|e| Error::Other(format!("{e:#}")))?;
+                })?;
                 let map = WarpMap::from_monotone(&alignment.rows).map_err(|reason| {
                     Error::invalid("alignment", path.display().to_string(), reason)
                 })?;
                 CacheEntry {
-                    duration_s: alignment.rows.len() as f64 * cfg.hop_s(),
+                    duration_s: alignment.rows.len() as f64 * config.features.hop_s(),
                     map,
                 }
             };

@@ -7,7 +7,7 @@
 //! WebSocket crate is needed. The tests that need Chromium fail with a message saying how to
 //! install it when it is missing (`apt-get install chromium`, or `SCOREFOLLOW_CHROMIUM=path`).
 //! With `SCOREFOLLOW_SCREENSHOTS=DIR` they save the pages' screenshots there (the README's are
-//! made with `SCOREFOLLOW_SCREENSHOTS=assets`).
+//! made with `SCOREFOLLOW_SCREENSHOTS=assets cargo test --test it web::`).
 //!
 //! The server's own guarantees that need no browser are here too: the token, and a browser
 //! that stops reading is dropped while the publisher never waits.
@@ -669,9 +669,9 @@ fn live_view_against_a_recording() {
 
 /// The latency the issue asks for, at real time: from a position leaving the follower's
 /// output thread to the page drawn with it, read back from the page after 30 s of the
-/// chorale. Needs optimised code: `cargo test --release --test web -- --ignored latency`.
+/// chorale. Needs optimised code: `cargo test --release --test it -- --ignored web::live_view_latency`.
 #[test]
-#[ignore]
+#[ignore = "needs optimised code: cargo test --release --test it -- --ignored web::live_view_latency"]
 fn live_view_latency_at_real_time() {
     let _one = one_at_a_time();
     let browser = Browser::launch("latency");

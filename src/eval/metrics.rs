@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 
 use crate::Error;
 
-pub mod switch;
-
 /// Thresholds (ms) of the `le_X_ms_pct` metrics.
 pub const THRESH_MS: [f64; 6] = [50.0, 100.0, 200.0, 300.0, 500.0, 1000.0];
 

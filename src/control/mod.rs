@@ -1,6 +1,7 @@
-//! Remote control over OSC: a UDP server thread that turns `/scorefollow/...` messages into
-//! [`ControlCommand`]s for the follow loop ([`crate::engine::run`] polls them once per audio
-//! block) and fires cues by hand.
+//! Remote control, the command input edge: `/scorefollow/...` messages over OSC become
+//! [`ControlCommand`]s for the follow loop ([`crate::engine::follow`] applies them between
+//! audio blocks) or fire cues by hand. [`server`] is the UDP server thread, [`show`] wires cue
+//! lists, page turns and the server for one `follow` run.
 //!
 //! | address | arguments | effect |
 //! |---|---|---|
@@ -16,21 +17,19 @@
 //! `/scorefollow/ack` (the address received, then its arguments). A malformed or unknown
 //! message is counted and answered with `/scorefollow/error` (reason s, errors so far i);
 //! it never stops the server. The same messages come from the browser's live view
-//! ([`crate::web::live`]); both go through one [`Commander`].
+//! ([`crate::web::live`]); both are carried out and answered by one [`Commander`].
 
-use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+pub mod commander;
+pub mod server;
+pub mod show;
 
-use crossbeam_channel::{Receiver, Sender};
 use rosc::{OscMessage, OscPacket, OscType};
 
-use super::cues::{CueHandle, CueList, CueSink, FiredCue, FiredLog, Timeline};
-use super::Sink;
-use crate::score::reference::Reference;
-use crate::Error;
+use crate::output::cues::Timeline;
+use crate::output::osc::address;
+pub use commander::Commander;
+pub use server::{bind_control, ControlServer, ControlStats};
+pub use show::{Show, ShowReport, ShowSetup};
 
 /// A command for the follow loop.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,21 +77,22 @@ pub fn parse_request(msg: &OscMessage, timeline: Timeline<'_>) -> Result<Request
         }
     };
     match msg.addr.as_str() {
-        "/scorefollow/start" => no_args(Request::Engine(ControlCommand::Start)),
-        "/scorefollow/stop" => no_args(Request::Engine(ControlCommand::Stop)),
-        "/scorefollow/reset" => no_args(Request::Engine(ControlCommand::Reset)),
-        "/scorefollow/quit" => no_args(Request::Quit),
-        "/scorefollow/seek" => match (msg.args.len(), number(msg.args.first())) {
+        address::START => no_args(Request::Engine(ControlCommand::Start)),
+        address::STOP => no_args(Request::Engine(ControlCommand::Stop)),
+        address::RESET => no_args(Request::Engine(ControlCommand::Reset)),
+        address::QUIT => no_args(Request::Quit),
+        address::SEEK => match (msg.args.len(), number(msg.args.first())) {
             (1, Some(s)) if s.is_finite() && (0.0..=timeline.duration_s).contains(&s) => {
                 Ok(Request::Engine(ControlCommand::Seek { score_s: s }))
             }
             (1, Some(s)) => Err(format!(
-                "/scorefollow/seek: {s} s is outside the score (0 to {:.3} s)",
+                "{}: {s} s is outside the score (0 to {:.3} s)",
+                address::SEEK,
                 timeline.duration_s
             )),
-            _ => Err("/scorefollow/seek takes one number: score_s".into()),
+            _ => Err(format!("{} takes one number: score_s", address::SEEK)),
         },
-        "/scorefollow/seek_bar" => match msg.args.as_slice() {
+        address::SEEK_BAR => match msg.args.as_slice() {
             // Pd and Max send numbers as floats; a whole float is a bar number too.
             [a @ (OscType::Int(_) | OscType::Float(_))]
                 if number(Some(a)).is_some_and(|b| b.fract() == 0.0 && b.abs() < 1e9) =>
@@ -101,357 +101,15 @@ pub fn parse_request(msg: &OscMessage, timeline: Timeline<'_>) -> Result<Request
                 timeline
                     .s_at_bar_beat(bar, 1.0)
                     .map(|score_s| Request::Engine(ControlCommand::Seek { score_s }))
-                    .map_err(|r| format!("/scorefollow/seek_bar: {r}"))
+                    .map_err(|r| format!("{}: {r}", address::SEEK_BAR))
             }
-            _ => Err("/scorefollow/seek_bar takes one int: bar".into()),
+            _ => Err(format!("{} takes one int: bar", address::SEEK_BAR)),
         },
-        "/scorefollow/fire" => match msg.args.as_slice() {
+        address::FIRE => match msg.args.as_slice() {
             [OscType::String(id)] => Ok(Request::Fire(id.clone())),
-            _ => Err("/scorefollow/fire takes one string: the cue id".into()),
+            _ => Err(format!("{} takes one string: the cue id", address::FIRE)),
         },
         other => Err(format!("unknown address {other}")),
-    }
-}
-
-/// Counters of a running [`ControlServer`].
-#[derive(Debug, Default)]
-pub struct ControlStats {
-    /// Messages accepted and acknowledged.
-    pub accepted: AtomicU64,
-    /// Malformed or unknown datagrams and messages.
-    pub errors: AtomicU64,
-}
-
-/// The one path from a control request to its effect and its answer, shared by the OSC
-/// server and the browser's live view: engine commands go to the follow loop, `/fire` to the
-/// cue lists (tried in turn), `/quit` raises the run's stop flag.
-#[derive(Clone)]
-pub struct Commander {
-    commands: Sender<ControlCommand>,
-    cues: Vec<CueHandle>,
-    quit: Arc<AtomicBool>,
-    stats: Arc<ControlStats>,
-}
-
-impl Commander {
-    /// Commands go to `commands`, cues fire through `cues`, quit sets `quit`.
-    pub fn new(
-        commands: Sender<ControlCommand>,
-        cues: Vec<CueHandle>,
-        quit: Arc<AtomicBool>,
-    ) -> Self {
-        Self {
-            commands,
-            cues,
-            quit,
-            stats: Arc::default(),
-        }
-    }
-
-    /// Requests accepted and refused so far, from every transport.
-    pub fn stats(&self) -> &Arc<ControlStats> {
-        &self.stats
-    }
-
-    /// Carry out one interpreted message `msg` (from `from`, for the log) and build its
-    /// answer: `/scorefollow/ack` with the address received then its arguments, or
-    /// `/scorefollow/error` with the reason and the number of refusals so far.
-    pub fn answer(
-        &self,
-        request: Result<Request, String>,
-        msg: OscMessage,
-        from: &str,
-    ) -> OscMessage {
-        let done = request.and_then(|r| match r {
-            Request::Engine(cmd) => {
-                if matches!(cmd, ControlCommand::Reset | ControlCommand::Seek { .. }) {
-                    // A deliberate discontinuity: cues passed by it count as skipped.
-                    self.cues.iter().for_each(CueHandle::forget_position);
-                }
-                self.commands
-                    .send(cmd)
-                    .map_err(|_| "following has ended".to_string())
-            }
-            Request::Fire(id) => {
-                if self.cues.iter().any(|c| c.fire(&id)) {
-                    Ok(())
-                } else {
-                    Err(format!("/scorefollow/fire: no cue '{id}'"))
-                }
-            }
-            Request::Quit => {
-                self.quit.store(true, Ordering::Relaxed);
-                Ok(())
-            }
-        });
-        match done {
-            Ok(()) => {
-                self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                let mut args = vec![OscType::String(msg.addr)];
-                args.extend(msg.args);
-                OscMessage {
-                    addr: "/scorefollow/ack".into(),
-                    args,
-                }
-            }
-            Err(reason) => {
-                let count = self.stats.errors.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!("control message from {from}: {reason}");
-                OscMessage {
-                    addr: "/scorefollow/error".into(),
-                    args: vec![
-                        OscType::String(reason),
-                        OscType::Int(count.min(i32::MAX as u64) as i32),
-                    ],
-                }
-            }
-        }
-    }
-}
-
-/// The control server thread; stops when dropped or on [`ControlServer::stop`].
-pub struct ControlServer {
-    /// Counters.
-    pub stats: Arc<ControlStats>,
-    /// The address it listens on (useful with port 0).
-    pub local_addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ControlServer {
-    /// Listen on `bind`; requests go through `commander`.
-    pub fn spawn(
-        bind: SocketAddr,
-        reference: Arc<Reference>,
-        commander: Commander,
-    ) -> crate::Result<Self> {
-        Self::spawn_on(bind_control(bind)?, reference, commander)
-    }
-
-    /// As [`ControlServer::spawn`], on a socket already bound with [`bind_control`].
-    pub fn spawn_on(
-        socket: UdpSocket,
-        reference: Arc<Reference>,
-        commander: Commander,
-    ) -> crate::Result<Self> {
-        // The timeout bounds how long stop() waits for the thread.
-        socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .map_err(|e| Error::Other(format!("control socket: {e}")))?;
-        let local_addr = socket
-            .local_addr()
-            .map_err(|e| Error::Other(format!("control socket: {e}")))?;
-        let stats = Arc::clone(commander.stats());
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let stop = Arc::clone(&stop);
-            std::thread::Builder::new()
-                .name("scorefollow-control".into())
-                .spawn(move || serve(&socket, &reference, &commander, &stop))
-                .map_err(|e| Error::Other(format!("cannot start control thread: {e}")))?
-        };
-        Ok(Self {
-            stats,
-            local_addr,
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// Stop the thread and wait for it.
-    pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for ControlServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Bind the control socket (fails early, before any audio, when the port is taken).
-pub fn bind_control(addr: SocketAddr) -> crate::Result<UdpSocket> {
-    UdpSocket::bind(addr)
-        .map_err(|e| Error::invalid("control address", addr.to_string(), e.to_string()))
-}
-
-/// Cues, page turns and remote control for one `follow` run, validated before the audio
-/// starts ([`ShowSetup::load`]) and started with the capture ([`ShowSetup::start`]).
-pub struct ShowSetup {
-    cues: Vec<CueList>,
-    control: Option<UdpSocket>,
-}
-
-/// A running show: the fired-cue logs and the control server.
-pub struct Show {
-    logs: Vec<FiredLog>,
-    server: Option<ControlServer>,
-    commands: Option<Receiver<ControlCommand>>,
-    commander: Commander,
-}
-
-/// What a show did, for the end-of-run report (one line per fired cue).
-#[derive(Clone, Debug, Default)]
-pub struct ShowReport {
-    /// Every fired cue, in firing order per cue file.
-    pub fired: Vec<FiredCue>,
-    /// Control messages accepted and refused.
-    pub control: Option<(u64, u64)>,
-}
-
-impl std::fmt::Display for ShowReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for c in &self.fired {
-            if c.manual {
-                writeln!(
-                    f,
-                    "cue {} fired by hand at {:.3} s",
-                    c.id,
-                    c.sent_wall_ns as f64 / 1e9
-                )?;
-            } else {
-                writeln!(
-                    f,
-                    "cue {} (score {:.3} s) fired{} at perf {:.3} s, score {:.3} s; captured {:.3} s, sent {:.3} s",
-                    c.id,
-                    c.cue_score_s,
-                    if c.skipped { " (skipped over)" } else { "" },
-                    c.perf_time_s,
-                    c.at_score_s,
-                    c.capture_wall_ns as f64 / 1e9,
-                    c.sent_wall_ns as f64 / 1e9
-                )?;
-            }
-        }
-        if let Some((ok, bad)) = self.control {
-            writeln!(f, "remote control: {ok} messages accepted, {bad} refused")?;
-        }
-        Ok(())
-    }
-}
-
-impl ShowSetup {
-    /// Load and check everything: the cue file, the page file (its turns go to
-    /// `osc_targets`, `page_lead_ms` early), and bind the control address.
-    pub fn load(
-        reference: &Reference,
-        cues: Option<&Path>,
-        pages: Option<&Path>,
-        page_lead_ms: f64,
-        osc_targets: &[SocketAddr],
-        control: Option<&str>,
-    ) -> crate::Result<Self> {
-        let mut lists = Vec::new();
-        if let Some(p) = cues {
-            lists.push(CueList::load(p, reference)?);
-        }
-        if let Some(p) = pages {
-            lists.push(CueList::load_pages(
-                p,
-                reference,
-                page_lead_ms / 1000.0,
-                osc_targets.to_vec(),
-            )?);
-        }
-        let control = match control {
-            Some(text) => {
-                let addr = super::osc::parse_target(text).map_err(|e| match e {
-                    Error::Invalid { value, reason, .. } => {
-                        Error::invalid("control address", value, reason)
-                    }
-                    other => other,
-                })?;
-                Some(bind_control(addr)?)
-            }
-            None => None,
-        };
-        Ok(Self {
-            cues: lists,
-            control,
-        })
-    }
-
-    /// The cue lists (cue files, then the page file), for display.
-    pub fn cue_lists(&self) -> &[CueList] {
-        &self.cues
-    }
-
-    /// Add a cue sink per list to `sinks` (times counted from the capture `epoch`) and start
-    /// the control server; `/quit` sets `quit`.
-    pub fn start(
-        self,
-        epoch: Instant,
-        sinks: &mut Vec<Box<dyn Sink>>,
-        reference: Arc<Reference>,
-        quit: Arc<AtomicBool>,
-    ) -> crate::Result<Show> {
-        let mut logs = Vec::new();
-        let mut handles = Vec::new();
-        for list in self.cues {
-            let sink = CueSink::new(list, epoch)?;
-            logs.push(sink.log());
-            handles.push(sink.cue_handle());
-            sinks.push(Box::new(sink));
-        }
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let commander = Commander::new(tx, handles, quit);
-        let server = match self.control {
-            Some(socket) => {
-                let server = ControlServer::spawn_on(socket, reference, commander.clone())?;
-                tracing::info!("remote control on {}", server.local_addr);
-                Some(server)
-            }
-            None => None,
-        };
-        Ok(Show {
-            logs,
-            server,
-            commands: Some(rx),
-            commander,
-        })
-    }
-}
-
-impl Show {
-    /// The receiver of control commands for [`crate::engine::FollowOptions::control`] (once).
-    pub fn control_commands(&mut self) -> Option<Receiver<ControlCommand>> {
-        self.commands.take()
-    }
-
-    /// The command path, for another transport (the browser's live view).
-    pub fn commander(&self) -> Commander {
-        self.commander.clone()
-    }
-
-    /// The logs of fired cues, one per cue list (they fill while following).
-    pub fn fired_logs(&self) -> Vec<FiredLog> {
-        self.logs.clone()
-    }
-
-    /// Stop the control server; what was fired.
-    pub fn finish(&mut self) -> ShowReport {
-        if let Some(s) = self.server.as_mut() {
-            s.stop();
-        }
-        let stats = self.commander.stats();
-        let control =
-            (self.server.is_some() || stats.accepted.load(Ordering::Relaxed) > 0).then(|| {
-                (
-                    stats.accepted.load(Ordering::Relaxed),
-                    stats.errors.load(Ordering::Relaxed),
-                )
-            });
-        let fired = self
-            .logs
-            .iter()
-            .flat_map(|l| l.lock().map(|v| v.clone()).unwrap_or_default())
-            .collect();
-        ShowReport { fired, control }
     }
 }
 
@@ -488,40 +146,18 @@ fn flatten(packet: OscPacket, out: &mut Vec<OscMessage>) {
     }
 }
 
-fn serve(socket: &UdpSocket, reference: &Reference, commander: &Commander, stop: &AtomicBool) {
-    let timeline = Timeline::of(reference);
-    let mut buf = vec![0u8; rosc::decoder::MTU];
-    let mut out = Vec::with_capacity(256);
-    while !stop.load(Ordering::Relaxed) {
-        let (n, from) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            // E.g. ICMP "port unreachable" from an earlier reply, reported on Linux.
-            Err(_) => continue,
-        };
-        for (req, msg) in decode_requests(&buf[..n], timeline) {
-            let reply = commander.answer(req, msg, &from.to_string());
-            out.clear();
-            if rosc::encoder::encode_into(&OscPacket::Message(reply), &mut out).is_ok() {
-                let _ = socket.send_to(&out, from);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::features::FeatureConfig;
-    use crate::output::cues::{test_score, CueList, CueSink};
+    use crate::output::cues::{CueList, CueSink};
+    use crate::score::reference::{Reference, ScoreRendering};
+    use crate::test_util::test_score;
+    use std::net::{SocketAddr, UdpSocket};
     use std::path::Path;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::Duration;
 
     fn msg(addr: &str, args: Vec<OscType>) -> OscMessage {
         OscMessage {
@@ -605,6 +241,7 @@ mod tests {
             test_score(),
             Path::new("unit.mid"),
             &cfg,
+            &ScoreRendering::default(),
         ));
         let client = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
         client.set_read_timeout(Some(Duration::from_secs(2))).ok();
@@ -617,7 +254,7 @@ mod tests {
         let sink = CueSink::new(list, std::time::Instant::now()).unwrap_or_else(|e| panic!("{e}"));
         let (tx, rx) = crossbeam_channel::unbounded();
         let bind: SocketAddr = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
-        let quit = Arc::new(AtomicBool::new(false));
+        let quit = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let commander = Commander::new(tx, vec![sink.cue_handle()], Arc::clone(&quit));
         let mut server =
             ControlServer::spawn(bind, reference, commander).unwrap_or_else(|e| panic!("{e}"));
@@ -687,8 +324,8 @@ mod tests {
 #[cfg(test)]
 mod fuzz_tests {
     use super::*;
-    use crate::output::cues::fuzz::{edits, mutate};
-    use crate::output::cues::test_score;
+    use crate::test_util::fuzz::{edits, mutate};
+    use crate::test_util::test_score;
     use proptest::prelude::*;
 
     fn timeline(s: &crate::score::Score) -> Timeline<'_> {
