@@ -21,6 +21,10 @@ pub enum EvalMode {
     /// Theme spotting: every theme of every case (MIDI and audio queries), with the metrics
     /// of the corpus's score_themes.py.
     Themes,
+    /// Cue timing: a cue on every 4th ground-truth event of each case with a score and no
+    /// skip or repeat, fired as the show fires them (METRICS.md "Cue timing"); the firing logs
+    /// are what the corpus's score_cues.py --batch reads.
+    Cues,
     /// The interpretation switcher: each pair of performances of a piece, every ground-truth
     /// event of one mapped to the other (aligned to each other, then both to the score).
     Switch,
@@ -68,6 +72,7 @@ impl EvalArgs {
     pub fn alignment_eval(&self) -> AlignmentEval {
         let (job, name) = match self.mode {
             EvalMode::Follow => (Job::Follow, "follow"),
+            EvalMode::Cues => (Job::Follow, "cues"),
             _ => (Job::Align, "align"),
         };
         let f = &self.follower;
@@ -134,7 +139,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         bar.inc(1);
     })?;
     bar.finish_and_clear();
-    println!("{report}");
+    if args.mode == EvalMode::Cues {
+        let cues = crate::eval::cues::cue_report(&report, &opts.out_dir.join("cuelog"))?;
+        println!("{cues}");
+    } else {
+        println!("{report}");
+    }
     Ok(())
 }
 

@@ -343,91 +343,136 @@ fn following_features(kind: ReferenceKind) -> FeatureConfig {
     }
 }
 
+/// Every value of `s` in range, or an error naming the first one that is not.
+fn validate(s: &FollowSettings) -> Result<()> {
+    check(
+        s.window_s.is_finite() && s.window_s > 0.5,
+        "window_s",
+        s.window_s,
+        "give at least 0.5 seconds",
+    )?;
+    check(
+        s.key_trial_s.is_finite() && s.key_trial_s >= 0.0,
+        "key_trial_s",
+        s.key_trial_s,
+        "give a number of seconds >= 0",
+    )?;
+    check(
+        s.start_score_s.is_finite() && s.start_score_s >= 0.0,
+        "start_score_s",
+        s.start_score_s,
+        "give a score time in seconds >= 0",
+    )?;
+    check(
+        s.pause_chroma_max.is_finite(),
+        "pause_chroma_max",
+        s.pause_chroma_max,
+        "give a number",
+    )?;
+    check(
+        s.pause_flatness.is_finite(),
+        "pause_flatness",
+        s.pause_flatness,
+        "give a number",
+    )?;
+    check(
+        s.oltw_memory.is_finite() && s.oltw_memory > 0.0 && s.oltw_memory <= 1.0,
+        "oltw_memory",
+        s.oltw_memory,
+        "give a forgetting factor in (0, 1]",
+    )?;
+    check(
+        s.theme_tau.is_finite() && s.theme_tau > 0.0,
+        "theme_tau",
+        s.theme_tau,
+        "give a positive threshold",
+    )?;
+    if let Some(k) = s.transpose {
+        check(k < 12, "transpose", k, "give 0 to 11 semitones")?;
+    }
+    if let TuningSetting::Fixed(c) = s.tuning {
+        check(c.is_finite(), "tuning", c, "give a number of cents")?;
+    }
+    if let Some(w) = s.onset_weight {
+        check(
+            w.is_finite() && w >= 0.0,
+            "onset_weight",
+            w,
+            "give a weight >= 0",
+        )?;
+    }
+    if let Some(c) = s.log_compression {
+        check(
+            c.is_finite() && c > 0.0,
+            "log_compression",
+            c,
+            "give a factor > 0",
+        )?;
+    }
+    if let Some(g) = s.melody_gain {
+        check(
+            g.is_finite() && g > 0.0,
+            "melody_gain",
+            g,
+            "give a gain > 0",
+        )?;
+    }
+    if let Some(n) = s.fft_window_samples {
+        check(
+            (256..=1 << 16).contains(&n),
+            "fft_window_samples",
+            n,
+            "give 256 to 65536 samples",
+        )?;
+    }
+
+    Ok(())
+}
+
+/// The online aligner `s` asks for, searching `window_frames` reference frames with frame
+/// costs weighted by `weights`.
+fn aligner_config(s: &FollowSettings, window_frames: usize, weights: CostWeights) -> AlignerConfig {
+    let back_fraction = OltwConfig::default().back_fraction;
+    match (s.aligner, s.tempo_model) {
+        (AlignerKind::Oltw, _) => AlignerConfig::Oltw(OltwConfig {
+            window_frames,
+            steps: s.oltw_steps,
+            memory: s.oltw_memory,
+            weights,
+            ..OltwConfig::default()
+        }),
+        (AlignerKind::Soft, true) => AlignerConfig::SoftTempo {
+            soft: TempoAdaptive::soft_config(SoftOnlineConfig {
+                window_frames,
+                back_fraction,
+                weights,
+                ..SoftOnlineConfig::default()
+            }),
+            tempo: TempoAdaptiveConfig::default(),
+            scales: TempoScales::default_scales(),
+        },
+        // Without the tempo model: the tempo tilt reads the aligner's long-run slope as
+        // the performer's tempo, which holds against a score (steady reference tempo) but
+        // not against another recording, whose own tempo wanders (it cost the
+        // real-recording case of the development corpus 3.5 % within 300 ms).
+        (AlignerKind::Soft, false) => AlignerConfig::Soft(SoftOnlineConfig {
+            window_frames,
+            back_fraction,
+            weights,
+            tempo_tilt: match s.reference_kind {
+                ReferenceKind::Score => SoftOnlineConfig::default().tempo_tilt,
+                ReferenceKind::Recording => 0.0,
+            },
+            ..SoftOnlineConfig::default()
+        }),
+    }
+}
+
 impl TryFrom<FollowSettings> for FollowConfig {
     type Error = Error;
 
     fn try_from(s: FollowSettings) -> Result<Self> {
-        check(
-            s.window_s.is_finite() && s.window_s > 0.5,
-            "window_s",
-            s.window_s,
-            "give at least 0.5 seconds",
-        )?;
-        check(
-            s.key_trial_s.is_finite() && s.key_trial_s >= 0.0,
-            "key_trial_s",
-            s.key_trial_s,
-            "give a number of seconds >= 0",
-        )?;
-        check(
-            s.start_score_s.is_finite() && s.start_score_s >= 0.0,
-            "start_score_s",
-            s.start_score_s,
-            "give a score time in seconds >= 0",
-        )?;
-        check(
-            s.pause_chroma_max.is_finite(),
-            "pause_chroma_max",
-            s.pause_chroma_max,
-            "give a number",
-        )?;
-        check(
-            s.pause_flatness.is_finite(),
-            "pause_flatness",
-            s.pause_flatness,
-            "give a number",
-        )?;
-        check(
-            s.oltw_memory.is_finite() && s.oltw_memory > 0.0 && s.oltw_memory <= 1.0,
-            "oltw_memory",
-            s.oltw_memory,
-            "give a forgetting factor in (0, 1]",
-        )?;
-        check(
-            s.theme_tau.is_finite() && s.theme_tau > 0.0,
-            "theme_tau",
-            s.theme_tau,
-            "give a positive threshold",
-        )?;
-        if let Some(k) = s.transpose {
-            check(k < 12, "transpose", k, "give 0 to 11 semitones")?;
-        }
-        if let TuningSetting::Fixed(c) = s.tuning {
-            check(c.is_finite(), "tuning", c, "give a number of cents")?;
-        }
-        if let Some(w) = s.onset_weight {
-            check(
-                w.is_finite() && w >= 0.0,
-                "onset_weight",
-                w,
-                "give a weight >= 0",
-            )?;
-        }
-        if let Some(c) = s.log_compression {
-            check(
-                c.is_finite() && c > 0.0,
-                "log_compression",
-                c,
-                "give a factor > 0",
-            )?;
-        }
-        if let Some(g) = s.melody_gain {
-            check(
-                g.is_finite() && g > 0.0,
-                "melody_gain",
-                g,
-                "give a gain > 0",
-            )?;
-        }
-        if let Some(n) = s.fft_window_samples {
-            check(
-                (256..=1 << 16).contains(&n),
-                "fft_window_samples",
-                n,
-                "give 256 to 65536 samples",
-            )?;
-        }
-
+        validate(&s)?;
         let base = following_features(s.reference_kind);
         let features = FeatureConfig {
             log_compression: s.log_compression.unwrap_or(base.log_compression),
@@ -443,40 +488,7 @@ impl TryFrom<FollowSettings> for FollowConfig {
             onset: s.onset_weight.unwrap_or(CostWeights::default().onset),
         };
         let window_frames = (s.window_s * features.frame_rate_hz()).round() as usize;
-        let back_fraction = OltwConfig::default().back_fraction;
-        let aligner = match (s.aligner, s.tempo_model) {
-            (AlignerKind::Oltw, _) => AlignerConfig::Oltw(OltwConfig {
-                window_frames,
-                steps: s.oltw_steps,
-                memory: s.oltw_memory,
-                weights,
-                ..OltwConfig::default()
-            }),
-            (AlignerKind::Soft, true) => AlignerConfig::SoftTempo {
-                soft: TempoAdaptive::soft_config(SoftOnlineConfig {
-                    window_frames,
-                    back_fraction,
-                    weights,
-                    ..SoftOnlineConfig::default()
-                }),
-                tempo: TempoAdaptiveConfig::default(),
-                scales: TempoScales::default_scales(),
-            },
-            // Without the tempo model: the tempo tilt reads the aligner's long-run slope as
-            // the performer's tempo, which holds against a score (steady reference tempo) but
-            // not against another recording, whose own tempo wanders (it cost the
-            // real-recording case of the development corpus 3.5 % within 300 ms).
-            (AlignerKind::Soft, false) => AlignerConfig::Soft(SoftOnlineConfig {
-                window_frames,
-                back_fraction,
-                weights,
-                tempo_tilt: match s.reference_kind {
-                    ReferenceKind::Score => SoftOnlineConfig::default().tempo_tilt,
-                    ReferenceKind::Recording => 0.0,
-                },
-                ..SoftOnlineConfig::default()
-            }),
-        };
+        let aligner = aligner_config(&s, window_frames, weights);
         // The onset allowance is for a score's exact onsets: a recording's detected onsets are
         // not where a frame or two of lag is the whole error (measured against the dev
         // corpus's reference recordings: le50 51.4 -> 43.9 % with it).

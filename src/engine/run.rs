@@ -249,75 +249,46 @@ impl Output {
     }
 }
 
-/// Follow `source` until its input ends (or its stop flag is set), sending every event to
-/// every sink on an output thread.
-pub fn follow(
-    config: &FollowConfig,
-    source: Source,
-    sinks: Vec<Box<dyn Sink>>,
-) -> Result<FollowSummary> {
-    let Source {
-        reference,
-        audio: mut capture,
-        themes,
-        control,
-        stop,
-    } = source;
-    let mut follower = Follower::new(reference.clone(), config)?;
-    if let Some(t) = themes {
-        follower = follower.with_themes(t);
-    }
-    let analysis_rate = reference.config.sample_rate_hz;
-    let mut resampler = if capture.sample_rate_hz != analysis_rate {
-        Some(crate::audio::StreamResampler::new(
-            capture.sample_rate_hz,
-            analysis_rate,
-        )?)
-    } else {
-        None
-    };
-    let mut output = Output::start(sinks)?;
-    let mut summary = FollowSummary::default();
-    output.status(StatusKind::Start, 0.0, 0, 0);
+/// The follow thread's state between audio blocks.
+struct FollowLoop {
+    follower: Follower,
+    /// From the input's rate to the analysis rate, when they differ.
+    resampler: Option<crate::audio::StreamResampler>,
+    output: Output,
+    summary: FollowSummary,
+    /// Samples popped from the ring, at the input's rate.
+    chunk: Vec<f32>,
+    resampled: Vec<f32>,
+    popped_samples: u64,
+    reported_drops: u64,
+    paused: bool,
+}
 
-    let start = Instant::now();
-    let chunk_cap = 1 << 14;
-    let mut chunk = vec![0.0f32; chunk_cap];
-    let mut resampled: Vec<f32> = Vec::with_capacity(chunk_cap * 4 + 1024);
-    let mut popped_samples: u64 = 0;
-    let mut last_reported_drops = 0u64;
-    let mut paused = false;
-    loop {
-        if let Some(control) = control.as_ref() {
-            while let Ok(cmd) = control.try_recv() {
-                match cmd {
-                    ControlCommand::Start => paused = false,
-                    ControlCommand::Stop => paused = true,
-                    ControlCommand::Reset => follower.restart(),
-                    ControlCommand::Seek { score_s } => follower.seek(score_s),
-                }
-            }
+impl FollowLoop {
+    /// Samples popped from the ring at a time.
+    const CHUNK: usize = 1 << 14;
+
+    fn obey(&mut self, cmd: ControlCommand) {
+        match cmd {
+            ControlCommand::Start => self.paused = false,
+            ControlCommand::Stop => self.paused = true,
+            ControlCommand::Reset => self.follower.restart(),
+            ControlCommand::Seek { score_s } => self.follower.seek(score_s),
         }
-        let stopped = stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
-        if stopped {
-            capture.stop();
-        }
-        // One block stamp at a time: process the samples up to its end, so every frame knows
-        // when its newest sample was captured. The audio thread pushes a block's samples
-        // before its stamp, so they are already in the ring.
-        let (target_end, wall_ns, draining) = match capture.pop_stamp() {
-            Some(st) => (st.end_sample, st.wall_ns, false),
-            None if capture.is_finished() || stopped => {
-                (u64::MAX, capture.epoch.elapsed().as_nanos() as u64, true)
-            }
-            None => {
-                std::thread::sleep(Duration::from_micros(100));
-                continue;
-            }
-        };
-        while popped_samples < target_end {
-            let want = ((target_end - popped_samples).min(chunk_cap as u64)) as usize;
-            let got = capture.pop_samples(&mut chunk[..want]);
+    }
+
+    /// Follow the ring's samples up to sample `target_end` (all there is when `draining`),
+    /// whose newest was captured at `wall_ns`.
+    fn follow_until(
+        &mut self,
+        capture: &mut Capture,
+        target_end: u64,
+        wall_ns: u64,
+        draining: bool,
+    ) {
+        while self.popped_samples < target_end {
+            let want = ((target_end - self.popped_samples).min(Self::CHUNK as u64)) as usize;
+            let got = capture.pop_samples(&mut self.chunk[..want]);
             if got == 0 {
                 if draining {
                     break;
@@ -325,23 +296,24 @@ pub fn follow(
                 std::thread::yield_now();
                 continue;
             }
-            popped_samples += got as u64;
-            if paused {
+            self.popped_samples += got as u64;
+            if self.paused {
                 // Keep draining the ring so the input never overflows while paused.
                 continue;
             }
-            let input: &[f32] = match resampler.as_mut() {
+            let input: &[f32] = match self.resampler.as_mut() {
                 Some(r) => {
-                    resampled.clear();
-                    r.process(&chunk[..got], &mut resampled);
-                    &resampled
+                    self.resampled.clear();
+                    r.process(&self.chunk[..got], &mut self.resampled);
+                    &self.resampled
                 }
-                None => &chunk[..got],
+                None => &self.chunk[..got],
             };
+            let (summary, output) = (&mut self.summary, &mut self.output);
             // A frame's time runs from the end of the previous frame to its position (a jump
             // made on it included).
             let mut frame_start = Instant::now();
-            for ev in follower.push(input, wall_ns) {
+            for ev in self.follower.push(input, wall_ns) {
                 match ev {
                     FollowerEvent::Position(p) => {
                         let now = Instant::now();
@@ -374,19 +346,97 @@ pub fn follow(
                 }
             }
         }
+    }
+
+    /// A status message when the input dropped samples since the last one.
+    fn report_drops(&mut self, capture: &Capture) {
         let dropped = capture.stats.snapshot().samples_dropped;
-        if dropped > last_reported_drops {
-            last_reported_drops = dropped;
-            output.status(StatusKind::Drops, summary.audio_s, dropped, summary.frames);
+        if dropped > self.reported_drops {
+            self.reported_drops = dropped;
+            let (t, frames) = (self.summary.audio_s, self.summary.frames);
+            self.output.status(StatusKind::Drops, t, dropped, frames);
         }
+    }
+}
+
+/// Follow `source` until its input ends (or its stop flag is set), sending every event to
+/// every sink on an output thread.
+pub fn follow(
+    config: &FollowConfig,
+    source: Source,
+    sinks: Vec<Box<dyn Sink>>,
+) -> Result<FollowSummary> {
+    let Source {
+        reference,
+        audio: mut capture,
+        themes,
+        control,
+        stop,
+    } = source;
+    let mut follower = Follower::new(reference.clone(), config)?;
+    if let Some(t) = themes {
+        follower = follower.with_themes(t);
+    }
+    let analysis_rate = reference.config.sample_rate_hz;
+    let resampler = if capture.sample_rate_hz != analysis_rate {
+        Some(crate::audio::StreamResampler::new(
+            capture.sample_rate_hz,
+            analysis_rate,
+        )?)
+    } else {
+        None
+    };
+    let mut run = FollowLoop {
+        follower,
+        resampler,
+        output: Output::start(sinks)?,
+        summary: FollowSummary::default(),
+        chunk: vec![0.0f32; FollowLoop::CHUNK],
+        resampled: Vec::with_capacity(FollowLoop::CHUNK * 4 + 1024),
+        popped_samples: 0,
+        reported_drops: 0,
+        paused: false,
+    };
+    run.output.status(StatusKind::Start, 0.0, 0, 0);
+    let start = Instant::now();
+    loop {
+        while let Some(cmd) = control.as_ref().and_then(|c| c.try_recv().ok()) {
+            run.obey(cmd);
+        }
+        let stopped = stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
+        if stopped {
+            capture.stop();
+        }
+        // One block stamp at a time: process the samples up to its end, so every frame knows
+        // when its newest sample was captured. The audio thread pushes a block's samples
+        // before its stamp, so they are already in the ring.
+        let (target_end, wall_ns, draining) = match capture.pop_stamp() {
+            Some(st) => (st.end_sample, st.wall_ns, false),
+            None if capture.is_finished() || stopped => {
+                (u64::MAX, capture.epoch.elapsed().as_nanos() as u64, true)
+            }
+            None => {
+                std::thread::sleep(Duration::from_micros(100));
+                continue;
+            }
+        };
+        run.follow_until(&mut capture, target_end, wall_ns, draining);
+        run.report_drops(&capture);
         if draining {
             break;
         }
     }
+    let FollowLoop {
+        follower,
+        output,
+        mut summary,
+        ..
+    } = run;
     summary.wall_s = start.elapsed().as_secs_f64();
     let report = capture.join();
     summary.dropped_samples = capture.stats.snapshot().samples_dropped;
     summary.key_shift = follower.key_shift();
+    let mut output = output;
     output.status(
         StatusKind::End,
         summary.audio_s,

@@ -17,7 +17,7 @@ use crate::engine::{
     Source,
 };
 use crate::output::memory::MemorySink;
-use crate::output::Sink;
+use crate::output::{PositionEvent, Sink};
 use crate::score::reference::Reference;
 use crate::{Error, Result};
 
@@ -76,6 +76,13 @@ pub struct CaseResult {
     pub wall_s: f64,
     /// Jumps the follower made (follow only).
     pub relocations: Vec<RelocationReport>,
+    /// The confidence reported with the position each ground-truth event was scored on (NaN
+    /// for offline alignment).
+    pub confidences: Vec<f32>,
+    /// Steps of the reported position that METRICS.md counts as false jumps.
+    pub false_jumps: Vec<super::FalseJump>,
+    /// Every position the follower reported (follow only).
+    pub positions: Vec<PositionEvent>,
 }
 
 /// Every case's outcome; `Display` prints the tables.
@@ -146,16 +153,23 @@ pub fn run(
             }
         };
         let started = Instant::now();
-        let (rows, relocations) = match opts.job {
-            Job::Follow => follow_case(case, reference, &follow_config)?,
+        let (positions, relocations) = match opts.job {
+            Job::Follow => follow_case(case, reference.clone(), &follow_config)?,
+            Job::Align => (Vec::new(), Vec::new()),
+        };
+        let rows: Vec<(f64, f64)> = match opts.job {
+            Job::Follow => positions
+                .iter()
+                .map(|p| (p.perf_time_s, p.score_time_s))
+                .collect(),
             Job::Align => {
-                let a = crate::audio::load::align_file(
+                crate::audio::load::align_file(
                     &case.performance,
                     &reference,
                     align_config.dtw,
                     |_, _| {},
-                )?;
-                (a.rows, Vec::new())
+                )?
+                .rows
             }
         };
         let wall_s = started.elapsed().as_secs_f64();
@@ -171,6 +185,18 @@ pub fn run(
         );
         let errors_ms = super::errors_ms(&gt, &pred, opts.job == Job::Follow);
         let metrics = super::summarize(&errors_ms);
+        let confidences =
+            gt.0.iter()
+                .map(|&t| {
+                    super::held_index(&pred.0, t)
+                        .and_then(|i| positions.get(i))
+                        .map_or(f32::NAN, |p| p.confidence)
+                })
+                .collect();
+        let false_jumps = match opts.job {
+            Job::Follow => super::false_jumps(&rows, &gt),
+            Job::Align => Vec::new(),
+        };
         let result = CaseResult {
             key: case.key(),
             case: case.clone(),
@@ -180,6 +206,9 @@ pub fn run(
             audio_s: case.duration_s,
             wall_s,
             relocations,
+            confidences,
+            false_jumps,
+            positions,
         };
         on_case(&result);
         results.push(result);
@@ -192,8 +221,8 @@ pub fn run(
     })
 }
 
-/// Positions reported by the follower as (perf time, score time), and its jumps.
-type FollowRows = (Vec<(f64, f64)>, Vec<RelocationReport>);
+/// Positions reported by the follower, and its jumps.
+type FollowRows = (Vec<PositionEvent>, Vec<RelocationReport>);
 
 fn follow_case(
     case: &CorpusCase,
@@ -217,12 +246,7 @@ fn follow_case(
             summary.dropped_events
         )));
     }
-    let rows = memory
-        .take()
-        .iter()
-        .map(|p| (p.perf_time_s, p.score_time_s))
-        .collect();
-    Ok((rows, summary.relocations))
+    Ok((memory.take(), summary.relocations))
 }
 
 fn write_pred(path: &Path, rows: &[(f64, f64)]) -> Result<()> {
@@ -345,6 +369,78 @@ impl AlignmentReport {
         Ok(())
     }
 
+    /// Every scored event's (confidence, error ms), all cases.
+    pub fn confidence_events(&self) -> Vec<(f32, f64)> {
+        self.results
+            .iter()
+            .flat_map(|r| {
+                r.confidences
+                    .iter()
+                    .copied()
+                    .zip(r.errors_ms.iter().copied())
+            })
+            .collect()
+    }
+
+    fn write_calibration(&self, f: &mut String) -> std::fmt::Result {
+        let events = self.confidence_events();
+        let table = super::calibration(&events);
+        let total = events.len().max(1) as f64;
+        writeln!(
+            f,
+            "\nconfidence calibration (all {} events, skips and repeats included):\n",
+            events.len()
+        )?;
+        writeln!(
+            f,
+            "| confidence | events | share of events | <=300 ms | <=100 ms |"
+        )?;
+        writeln!(f, "|---|---|---|---|---|")?;
+        for b in &table {
+            writeln!(
+                f,
+                "| {:.1}-{:.1} | {} | {:.1} % | {:.1} | {:.1} |",
+                b.lower,
+                b.lower + 0.1,
+                b.n,
+                100.0 * b.n as f64 / total,
+                b.le300_pct,
+                b.le100_pct
+            )?;
+        }
+        let sure: Vec<&(f32, f64)> = events.iter().filter(|(c, _)| *c >= 0.9).collect();
+        let sure_ok = sure.iter().filter(|(_, e)| *e <= 300.0).count();
+        writeln!(
+            f,
+            "\nconfidence >= 0.9: {:.1} % of events, {:.1} % of them within 300 ms",
+            100.0 * sure.len() as f64 / total,
+            100.0 * sure_ok as f64 / sure.len().max(1) as f64
+        )
+    }
+
+    fn write_false_jumps(&self, f: &mut String) -> std::fmt::Result {
+        let n: usize = self.results.iter().map(|r| r.false_jumps.len()).sum();
+        let cases = self
+            .results
+            .iter()
+            .filter(|r| !r.false_jumps.is_empty())
+            .count();
+        writeln!(
+            f,
+            "\nfalse jumps (a step of over 2 s of score landing over 2 s from the truth): {n} in {cases} cases"
+        )?;
+        for r in &self.results {
+            for j in &r.false_jumps {
+                writeln!(
+                    f,
+                    "  {}: at {:.2} s, score {:.2} s -> {:.2} s, {:.2} s off at the next event",
+                    r.key, j.perf_time_s, j.from_score_s, j.to_score_s, j.error_s
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     fn write_tables(&self, f: &mut String) -> std::fmt::Result {
         let (mode, scoring) = match self.job {
             Job::Follow => ("Follow", "causal (--hold)"),
@@ -398,6 +494,10 @@ impl AlignmentReport {
             )?;
         }
         self.write_robustness(f)?;
+        if self.job == Job::Follow {
+            self.write_calibration(f)?;
+            self.write_false_jumps(f)?;
+        }
         let audio: f64 = self.results.iter().map(|r| r.audio_s).sum();
         let wall: f64 = self.results.iter().map(|r| r.wall_s).sum();
         write!(

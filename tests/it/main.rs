@@ -5,6 +5,11 @@
 // Tests may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+/// Every allocation of the test binary goes through the counter of [`alloc`].
+#[global_allocator]
+static ALLOCATOR: alloc::CountingAlloc = alloc::CountingAlloc;
+
+mod alloc;
 mod audio;
 mod common;
 mod follow;
