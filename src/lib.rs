@@ -33,6 +33,7 @@ pub mod score;
 pub mod spot;
 #[cfg(test)]
 pub(crate) mod test_util;
+pub mod web;
 
 pub use engine::{follow, FollowConfig, FollowSettings, Follower, Source};
 pub use error::{Error, Result};

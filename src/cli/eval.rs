@@ -25,6 +25,9 @@ pub enum EvalMode {
     /// skip or repeat, fired as the show fires them (METRICS.md "Cue timing"); the firing logs
     /// are what the corpus's score_cues.py --batch reads.
     Cues,
+    /// The interpretation switcher: each pair of performances of a piece, every ground-truth
+    /// event of one mapped to the other (aligned to each other, then both to the score).
+    Switch,
 }
 
 /// Which reference to use for each case.
@@ -103,6 +106,15 @@ impl EvalArgs {
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if args.mode == EvalMode::Themes {
         return run_themes(&args);
+    }
+    if args.mode == EvalMode::Switch {
+        for to_score in [false, true] {
+            let started = Instant::now();
+            let report = crate::eval::switch::eval_switch(&args.corpus, &args.cases, to_score)?;
+            println!("{report}");
+            println!("({:.1} s)", started.elapsed().as_secs_f64());
+        }
+        return Ok(());
     }
     let opts = args.alignment_eval();
     let cases = alignment::select_cases(&args.corpus, &opts.cases)?;

@@ -92,6 +92,16 @@ pub struct FollowArgs {
     /// seek_bar, fire).
     #[arg(long, value_name = "HOST:PORT")]
     pub control: Option<String>,
+    /// Serve a live view for a browser on HOST:PORT (e.g. 127.0.0.1:8080; port 0 picks a free
+    /// one); an address reachable from other machines needs --view-token.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub view: Option<String>,
+    /// A token the live view's page and every command must carry.
+    #[arg(long, value_name = "TOKEN", requires = "view")]
+    pub view_token: Option<String>,
+    /// Position updates per second to the live view (default: every frame, 50 per second).
+    #[arg(long, value_name = "HZ", requires = "view")]
+    pub view_rate: Option<f64>,
 }
 
 impl std::str::FromStr for Speed {
@@ -150,6 +160,21 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let view = match &args.view {
+        Some(a) => Some(crate::web::live::LiveViewSetup::bind(
+            crate::web::ViewAddress::parse(a, args.view_token.as_deref())?,
+            args.view_rate,
+        )?),
+        None => None,
+    };
+    let view_page = view.as_ref().map(|_| {
+        crate::web::live::score_json(
+            &reference,
+            show.cue_lists(),
+            &run_info(&args, &config),
+            args.view_rate,
+        )
+    });
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if args.print_every > 0.0 {
         sinks.push(Box::new(ConsoleSink::new(args.print_every)));
@@ -185,8 +210,29 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
         }
         sinks.push(Box::new(osc));
     }
-    let mut show = show.start(capture.epoch, &mut sinks, reference.clone())?;
     let stop = Arc::new(AtomicBool::new(false));
+    let mut show = show.start(
+        capture.epoch,
+        &mut sinks,
+        reference.clone(),
+        Arc::clone(&stop),
+    )?;
+    let _view = match (view, view_page) {
+        (Some(v), Some(page)) => {
+            let (view, sink) = v.start(
+                reference.clone(),
+                page,
+                show.commander(),
+                Some(Arc::clone(&capture.stats)),
+                show.fired_logs(),
+                capture.epoch,
+            )?;
+            eprintln!("live view: {}", view.url);
+            sinks.push(Box::new(sink));
+            Some(view)
+        }
+        _ => None,
+    };
     let input_stats = Arc::clone(&capture.stats);
     let source = Source::new(reference, capture)
         .with_themes(themes)
@@ -228,6 +274,37 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
         eprintln!("warning: output error: {e}");
     }
     Ok(())
+}
+
+/// The settings the live view shows: those the follower runs with.
+fn run_info(args: &FollowArgs, config: &FollowConfig) -> crate::web::live::RunInfo {
+    use crate::engine::config::Transposition;
+    use crate::engine::{AlignerConfig, TuningSetting};
+    crate::web::live::RunInfo {
+        aligner: match config.aligner {
+            AlignerConfig::Oltw(_) => "oltw".into(),
+            AlignerConfig::Soft(_) => "soft".into(),
+            AlignerConfig::SoftTempo { .. } => "soft, with the tempo model".into(),
+        },
+        tuning: match config.tuning {
+            TuningSetting::Fixed(0.0) => "A4 = 440 Hz".into(),
+            TuningSetting::Fixed(c) => format!("{c:+} cents"),
+            TuningSetting::Track => "auto".into(),
+        },
+        transpose: match config.transposition {
+            Transposition::Detect { .. } => "auto".into(),
+            Transposition::Fixed(0) => "as written".into(),
+            Transposition::Fixed(k) => format!("+{k} semitones"),
+        },
+        input: match (&args.replay, &args.device) {
+            (Some(p), _) => match args.speed {
+                Speed::Factor(x) => format!("replay of {} at {x}x", p.display()),
+                Speed::Max => format!("replay of {} at full speed", p.display()),
+            },
+            (None, Some(d)) => format!("live: {d}"),
+            (None, None) => "live: default input".into(),
+        },
+    }
 }
 
 #[cfg(feature = "live")]

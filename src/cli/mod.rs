@@ -15,6 +15,7 @@ pub mod index;
 pub mod plot;
 pub mod softdtw;
 pub mod spot;
+pub mod switch;
 
 /// Follow a performance in a score, live or from a recording.
 #[derive(Debug, Parser)]
@@ -49,6 +50,8 @@ pub enum Command {
     Spot(spot::SpotArgs),
     /// List the audio input devices (needs a build with the `live` feature).
     Devices(devices::DevicesArgs),
+    /// Align recordings of one work and switch between them in a browser at the same bar.
+    Switch(switch::SwitchArgs),
 }
 
 /// Entry point of the binary.
@@ -65,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Devices(args) => devices::run(args),
         Command::Spot(args) => spot::run(args),
         Command::Index(args) => index::run(args),
+        Command::Switch(args) => switch::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

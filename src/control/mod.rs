@@ -11,12 +11,15 @@
 //! | `/scorefollow/seek` | score_s f (or i) | follow from this score time (s) |
 //! | `/scorefollow/seek_bar` | bar i | follow from the start of this bar (MIDI scores) |
 //! | `/scorefollow/fire` | cue id s | fire this cue now |
+//! | `/scorefollow/quit` | | stop following and end the run |
 //!
 //! Every accepted message is answered, to the address it came from, with
 //! `/scorefollow/ack` (the address received, then its arguments). A malformed or unknown
 //! message is counted and answered with `/scorefollow/error` (reason s, errors so far i);
-//! it never stops the server.
+//! it never stops the server. The same messages come from the browser's live view
+//! ([`crate::web::live`]); both are carried out and answered by one [`Commander`].
 
+pub mod commander;
 pub mod server;
 pub mod show;
 
@@ -24,6 +27,7 @@ use rosc::{OscMessage, OscPacket, OscType};
 
 use crate::output::cues::Timeline;
 use crate::output::osc::address;
+pub use commander::Commander;
 pub use server::{bind_control, ControlServer, ControlStats};
 pub use show::{Show, ShowReport, ShowSetup};
 
@@ -50,6 +54,8 @@ pub enum Request {
     Engine(ControlCommand),
     /// Fire the cue with this id.
     Fire(String),
+    /// End the run (as Ctrl-C would).
+    Quit,
 }
 
 /// Interpret one control message against the followed reference.
@@ -74,6 +80,7 @@ pub fn parse_request(msg: &OscMessage, timeline: Timeline<'_>) -> Result<Request
         address::START => no_args(Request::Engine(ControlCommand::Start)),
         address::STOP => no_args(Request::Engine(ControlCommand::Stop)),
         address::RESET => no_args(Request::Engine(ControlCommand::Reset)),
+        address::QUIT => no_args(Request::Quit),
         address::SEEK => match (msg.args.len(), number(msg.args.first())) {
             (1, Some(s)) if s.is_finite() && (0.0..=timeline.duration_s).contains(&s) => {
                 Ok(Request::Engine(ControlCommand::Seek { score_s: s }))
@@ -195,6 +202,7 @@ mod tests {
             ok(msg("/scorefollow/fire", vec![OscType::String("x".into())])),
             Request::Fire("x".into())
         );
+        assert_eq!(ok(msg("/scorefollow/quit", vec![])), Request::Quit);
         for (m, needle) in [
             (msg("/scorefollow/seek", vec![]), "one number"),
             (
@@ -246,8 +254,10 @@ mod tests {
         let sink = CueSink::new(list, std::time::Instant::now()).unwrap_or_else(|e| panic!("{e}"));
         let (tx, rx) = crossbeam_channel::unbounded();
         let bind: SocketAddr = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
-        let mut server = ControlServer::spawn(bind, reference, tx, vec![sink.cue_handle()])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let quit = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let commander = Commander::new(tx, vec![sink.cue_handle()], Arc::clone(&quit));
+        let mut server =
+            ControlServer::spawn(bind, reference, commander).unwrap_or_else(|e| panic!("{e}"));
         let send = |m: OscMessage| {
             let bytes =
                 rosc::encoder::encode(&OscPacket::Message(m)).unwrap_or_else(|e| panic!("{e:?}"));
@@ -301,7 +311,11 @@ mod tests {
             rx.recv_timeout(Duration::from_secs(1)).ok(),
             Some(ControlCommand::Stop)
         );
-        assert_eq!(server.stats.accepted.load(Ordering::Relaxed), 3);
+        assert!(!quit.load(Ordering::Relaxed));
+        send(msg("/scorefollow/quit", vec![]));
+        assert_eq!(recv().addr, "/scorefollow/ack");
+        assert!(quit.load(Ordering::Relaxed));
+        assert_eq!(server.stats.accepted.load(Ordering::Relaxed), 4);
         assert_eq!(server.stats.errors.load(Ordering::Relaxed), 3);
         server.stop();
     }
@@ -328,6 +342,7 @@ mod fuzz_tests {
         "/scorefollow/seek",
         "/scorefollow/seek_bar",
         "/scorefollow/fire",
+        "/scorefollow/quit",
         "/scorefollow/",
         "/other",
         "/",

@@ -6,12 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
-use rosc::{OscMessage, OscPacket, OscType};
+use rosc::OscPacket;
 
-use super::{decode_requests, ControlCommand, Request};
-use crate::output::cues::{CueHandle, Timeline};
-use crate::output::osc::address;
+use super::{decode_requests, Commander};
+use crate::output::cues::Timeline;
 use crate::score::reference::Reference;
 use crate::Error;
 
@@ -35,22 +33,20 @@ pub struct ControlServer {
 }
 
 impl ControlServer {
-    /// Listen on `bind`; engine commands go to `commands`, `/fire` to `cues` (tried in turn).
+    /// Listen on `bind`; requests are carried out and answered by `commander`.
     pub fn spawn(
         bind: SocketAddr,
         reference: Arc<Reference>,
-        commands: Sender<ControlCommand>,
-        cues: Vec<CueHandle>,
+        commander: Commander,
     ) -> crate::Result<Self> {
-        Self::spawn_on(bind_control(bind)?, reference, commands, cues)
+        Self::spawn_on(bind_control(bind)?, reference, commander)
     }
 
     /// As [`ControlServer::spawn`], on a socket already bound with [`bind_control`].
     pub fn spawn_on(
         socket: UdpSocket,
         reference: Arc<Reference>,
-        commands: Sender<ControlCommand>,
-        cues: Vec<CueHandle>,
+        commander: Commander,
     ) -> crate::Result<Self> {
         // The timeout bounds how long stop() waits for the thread.
         socket
@@ -59,13 +55,13 @@ impl ControlServer {
         let local_addr = socket
             .local_addr()
             .map_err(|e| Error::Other(format!("control socket: {e}")))?;
-        let stats = Arc::new(ControlStats::default());
+        let stats = Arc::clone(commander.stats());
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (stats, stop) = (Arc::clone(&stats), Arc::clone(&stop));
+            let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("scorefollow-control".into())
-                .spawn(move || serve(&socket, &reference, &commands, &cues, &stats, &stop))
+                .spawn(move || serve(&socket, &reference, &commander, &stop))
                 .map_err(|e| Error::Other(format!("cannot start control thread: {e}")))?
         };
         Ok(Self {
@@ -97,27 +93,10 @@ pub fn bind_control(addr: SocketAddr) -> crate::Result<UdpSocket> {
         .map_err(|e| Error::invalid("control address", addr.to_string(), e.to_string()))
 }
 
-fn serve(
-    socket: &UdpSocket,
-    reference: &Reference,
-    commands: &Sender<ControlCommand>,
-    cues: &[CueHandle],
-    stats: &ControlStats,
-    stop: &AtomicBool,
-) {
+fn serve(socket: &UdpSocket, reference: &Reference, commander: &Commander, stop: &AtomicBool) {
     let timeline = Timeline::of(reference);
     let mut buf = vec![0u8; rosc::decoder::MTU];
     let mut out = Vec::with_capacity(256);
-    let mut reply = |to: SocketAddr, addr: &str, args: Vec<OscType>| {
-        out.clear();
-        let packet = OscPacket::Message(OscMessage {
-            addr: addr.into(),
-            args,
-        });
-        if rosc::encoder::encode_into(&packet, &mut out).is_ok() {
-            let _ = socket.send_to(&out, to);
-        }
-    };
     while !stop.load(Ordering::Relaxed) {
         let (n, from) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
@@ -133,43 +112,10 @@ fn serve(
             Err(_) => continue,
         };
         for (req, msg) in decode_requests(&buf[..n], timeline) {
-            let done = req.and_then(|r| match r {
-                Request::Engine(cmd) => {
-                    if matches!(cmd, ControlCommand::Reset | ControlCommand::Seek { .. }) {
-                        // A deliberate discontinuity: cues passed by it count as skipped.
-                        cues.iter().for_each(CueHandle::forget_position);
-                    }
-                    commands
-                        .send(cmd)
-                        .map_err(|_| "following has ended".to_string())
-                }
-                Request::Fire(id) => {
-                    if cues.iter().any(|c| c.fire(&id)) {
-                        Ok(())
-                    } else {
-                        Err(format!("{}: no cue '{id}'", address::FIRE))
-                    }
-                }
-            });
-            match done {
-                Ok(()) => {
-                    stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    let mut args = vec![OscType::String(msg.addr.clone())];
-                    args.extend(msg.args);
-                    reply(from, address::ACK, args);
-                }
-                Err(reason) => {
-                    let count = stats.errors.fetch_add(1, Ordering::Relaxed) + 1;
-                    tracing::warn!("control message from {from}: {reason}");
-                    reply(
-                        from,
-                        address::ERROR,
-                        vec![
-                            OscType::String(reason),
-                            OscType::Int(count.min(i32::MAX as u64) as i32),
-                        ],
-                    );
-                }
+            let reply = commander.answer(req, msg, &from.to_string());
+            out.clear();
+            if rosc::encoder::encode_into(&OscPacket::Message(reply), &mut out).is_ok() {
+                let _ = socket.send_to(&out, from);
             }
         }
     }

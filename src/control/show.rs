@@ -3,14 +3,14 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 
 use super::server::{bind_control, ControlServer};
-use super::ControlCommand;
+use super::{Commander, ControlCommand};
 use crate::output::cues::{CueList, CueSink, FiredCue, FiredLog};
 use crate::output::Sink;
 use crate::score::reference::Reference;
@@ -28,6 +28,7 @@ pub struct Show {
     logs: Vec<FiredLog>,
     server: Option<ControlServer>,
     commands: Option<Receiver<ControlCommand>>,
+    commander: Commander,
 }
 
 /// What a show did, for the end-of-run report (one line per fired cue).
@@ -111,13 +112,19 @@ impl ShowSetup {
         })
     }
 
+    /// The cue lists (cue files, then the page file), for display.
+    pub fn cue_lists(&self) -> &[CueList] {
+        &self.cues
+    }
+
     /// Add a cue sink per list to `sinks` (times counted from the capture `epoch`) and start
-    /// the control server.
+    /// the control server; `/quit` sets `quit`.
     pub fn start(
         self,
         epoch: Instant,
         sinks: &mut Vec<Box<dyn Sink>>,
         reference: Arc<Reference>,
+        quit: Arc<AtomicBool>,
     ) -> crate::Result<Show> {
         let mut logs = Vec::new();
         let mut handles = Vec::new();
@@ -127,19 +134,21 @@ impl ShowSetup {
             handles.push(sink.cue_handle());
             sinks.push(Box::new(sink));
         }
-        let (server, commands) = match self.control {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let commander = Commander::new(tx, handles, quit);
+        let server = match self.control {
             Some(socket) => {
-                let (tx, rx) = crossbeam_channel::unbounded();
-                let server = ControlServer::spawn_on(socket, reference, tx, handles)?;
+                let server = ControlServer::spawn_on(socket, reference, commander.clone())?;
                 tracing::info!("remote control on {}", server.local_addr);
-                (Some(server), Some(rx))
+                Some(server)
             }
-            None => (None, None),
+            None => None,
         };
         Ok(Show {
             logs,
             server,
-            commands,
+            commands: Some(rx),
+            commander,
         })
     }
 }
@@ -150,15 +159,28 @@ impl Show {
         self.commands.take()
     }
 
+    /// The command path, for another transport (the browser's live view).
+    pub fn commander(&self) -> Commander {
+        self.commander.clone()
+    }
+
+    /// The logs of fired cues, one per cue list (they fill while following).
+    pub fn fired_logs(&self) -> Vec<FiredLog> {
+        self.logs.clone()
+    }
+
     /// Stop the control server; what was fired.
     pub fn finish(&mut self) -> ShowReport {
-        let control = self.server.as_mut().map(|s| {
+        if let Some(s) = self.server.as_mut() {
             s.stop();
-            (
-                s.stats.accepted.load(Ordering::Relaxed),
-                s.stats.errors.load(Ordering::Relaxed),
-            )
-        });
+        }
+        // Counted over every transport (OSC and the live view).
+        let stats = self.commander.stats();
+        let (ok, bad) = (
+            stats.accepted.load(Ordering::Relaxed),
+            stats.errors.load(Ordering::Relaxed),
+        );
+        let control = (self.server.is_some() || ok + bad > 0).then_some((ok, bad));
         let fired = self
             .logs
             .iter()

@@ -36,6 +36,8 @@ pub mod address {
     pub const SEEK_BAR: &str = "/scorefollow/seek_bar";
     /// Remote control: fire a cue by hand.
     pub const FIRE: &str = "/scorefollow/fire";
+    /// Remote control: end the run.
+    pub const QUIT: &str = "/scorefollow/quit";
     /// Reply to an accepted control message.
     pub const ACK: &str = "/scorefollow/ack";
     /// Reply to a refused control message.

@@ -22,3 +22,4 @@ mod score;
 mod show;
 mod soft_dtw;
 mod spot;
+mod web;
