@@ -596,6 +596,9 @@ impl Sink for WebSink {
                 self.hub
                     .publish(Arc::from(msg.to_string()), Keep::Last("theme", 20));
             }
+            // The page learns of a jump from the `relocated` status; the candidates of an
+            // ambiguous place are not shown yet.
+            Event::Relocation(_) | Event::Ambiguous(_) => {}
         }
         Ok(())
     }
