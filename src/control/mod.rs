@@ -13,12 +13,17 @@
 //! | `/scorefollow/fire` | cue id s | fire this cue now |
 //! | `/scorefollow/quit` | | stop following and end the run |
 //!
+//! Only senders on the server's [`AllowList`] are heard (by default this host's 127.0.0.1
+//! and ::1 and the /24 of each IPv4 OSC target); datagrams from anyone else are counted and
+//! dropped without an answer.
+//!
 //! Every accepted message is answered, to the address it came from, with
 //! `/scorefollow/ack` (the address received, then its arguments). A malformed or unknown
 //! message is counted and answered with `/scorefollow/error` (reason s, errors so far i);
 //! it never stops the server. The same messages come from the browser's live view
 //! ([`crate::web::live`]); both are carried out and answered by one [`Commander`].
 
+pub mod allow;
 pub mod commander;
 pub mod server;
 pub mod show;
@@ -27,6 +32,7 @@ use rosc::{OscMessage, OscPacket, OscType};
 
 use crate::output::cues::Timeline;
 use crate::output::osc::address;
+pub use allow::{AllowList, AllowNet};
 pub use commander::Commander;
 pub use server::{bind_control, ControlServer, ControlStats};
 pub use show::{Show, ShowReport, ShowSetup};
@@ -256,8 +262,8 @@ mod tests {
         let bind: SocketAddr = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
         let quit = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let commander = Commander::new(tx, vec![sink.cue_handle()], Arc::clone(&quit));
-        let mut server =
-            ControlServer::spawn(bind, reference, commander).unwrap_or_else(|e| panic!("{e}"));
+        let mut server = ControlServer::spawn(bind, reference, commander, AllowList::default_for(&[]))
+            .unwrap_or_else(|e| panic!("{e}"));
         let send = |m: OscMessage| {
             let bytes =
                 rosc::encoder::encode(&OscPacket::Message(m)).unwrap_or_else(|e| panic!("{e:?}"));

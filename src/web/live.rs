@@ -664,6 +664,7 @@ mod tests {
                 sent_wall_ns: 2,
                 skipped: false,
                 manual: false,
+                page: None,
             });
         }
         ok(sink.handle(&Event::Position(pos(2, 9.0))));
