@@ -305,8 +305,7 @@ impl MonoDecoder {
                 self.bad_packets
             ));
         }
-        if self.info.frames.is_some_and(|f| self.source_frames < f) && self.stopped_by.is_none()
-        {
+        if self.info.frames.is_some_and(|f| self.source_frames < f) && self.stopped_by.is_none() {
             reasons.push("it holds less audio than its header states".into());
         }
         if reasons.is_empty() {

@@ -110,7 +110,12 @@ pub struct FollowArgs {
     /// Obey remote control only from these senders, ADDR or ADDR/PREFIX (repeat, or separate
     /// by commas) [default: 127.0.0.1, ::1 and the /24 of each IPv4 --osc target]. Datagrams
     /// from others are ignored without an answer and counted.
-    #[arg(long, value_name = "ADDR[/PREFIX]", value_delimiter = ',', requires = "control")]
+    #[arg(
+        long,
+        value_name = "ADDR[/PREFIX]",
+        value_delimiter = ',',
+        requires = "control"
+    )]
     pub control_allow: Vec<crate::control::AllowNet>,
     /// Serve a live view for a browser on HOST:PORT (e.g. 127.0.0.1:8080; port 0 picks a free
     /// one); an address reachable from other machines needs --view-token.

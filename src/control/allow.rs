@@ -38,7 +38,9 @@ impl AllowNet {
 }
 
 fn mask32(prefix: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0)
+    u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0)
 }
 
 fn mask128(prefix: u8) -> u128 {
@@ -198,10 +200,7 @@ mod tests {
         .map(|t| t.parse().unwrap())
         .collect();
         let a = AllowList::default_for(&targets);
-        assert_eq!(
-            a.to_string(),
-            "127.0.0.1/32, ::1/128, 192.168.1.0/24"
-        );
+        assert_eq!(a.to_string(), "127.0.0.1/32, ::1/128, 192.168.1.0/24");
         for ok in ["127.0.0.1", "::1", "192.168.1.99", "::ffff:127.0.0.1"] {
             assert!(a.allows(ip(ok)), "{ok}");
         }

@@ -262,8 +262,9 @@ mod tests {
         let bind: SocketAddr = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
         let quit = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let commander = Commander::new(tx, vec![sink.cue_handle()], Arc::clone(&quit));
-        let mut server = ControlServer::spawn(bind, reference, commander, AllowList::default_for(&[]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut server =
+            ControlServer::spawn(bind, reference, commander, AllowList::default_for(&[]))
+                .unwrap_or_else(|e| panic!("{e}"));
         let send = |m: OscMessage| {
             let bytes =
                 rosc::encoder::encode(&OscPacket::Message(m)).unwrap_or_else(|e| panic!("{e:?}"));
@@ -323,6 +324,72 @@ mod tests {
         assert!(quit.load(Ordering::Relaxed));
         assert_eq!(server.stats.accepted.load(Ordering::Relaxed), 4);
         assert_eq!(server.stats.errors.load(Ordering::Relaxed), 3);
+        server.stop();
+    }
+}
+
+#[cfg(test)]
+mod allow_tests {
+    use super::*;
+    use crate::features::FeatureConfig;
+    use crate::score::reference::{Reference, ScoreRendering};
+    use crate::test_util::test_score;
+    use std::net::{SocketAddr, UdpSocket};
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// With `--control-allow 127.0.0.2`, that sender is obeyed and answered; 127.0.0.1, not
+    /// on the list, is ignored without an answer and counted.
+    #[test]
+    fn only_allowed_senders_are_obeyed_and_answered() {
+        let reference = Arc::new(Reference::from_score(
+            test_score(),
+            Path::new("unit.mid"),
+            &FeatureConfig::default(),
+            &ScoreRendering::default(),
+        ));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let quit = Arc::new(AtomicBool::new(false));
+        let commander = Commander::new(tx, vec![], Arc::clone(&quit));
+        let bind: SocketAddr = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
+        let allow = AllowList::new(vec!["127.0.0.2".parse().unwrap_or_else(|e| panic!("{e}"))]);
+        let mut server = ControlServer::spawn(bind, reference, commander, allow)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stop = rosc::encoder::encode(&OscPacket::Message(OscMessage {
+            addr: "/scorefollow/stop".into(),
+            args: vec![],
+        }))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut buf = [0u8; 512];
+        let stranger = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        stranger
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .ok();
+        for _ in 0..2 {
+            stranger.send_to(&stop, server.local_addr).ok();
+        }
+        assert!(
+            stranger.recv_from(&mut buf).is_err(),
+            "a stranger was answered"
+        );
+        assert!(rx.try_recv().is_err(), "a stranger was obeyed");
+        let desk = UdpSocket::bind("127.0.0.2:0").unwrap_or_else(|e| panic!("{e}"));
+        desk.set_read_timeout(Some(Duration::from_secs(2))).ok();
+        desk.send_to(&stop, server.local_addr).ok();
+        let (n, _) = desk.recv_from(&mut buf).unwrap_or_else(|e| panic!("{e}"));
+        match rosc::decoder::decode_udp(&buf[..n]) {
+            Ok((_, OscPacket::Message(m))) => assert_eq!(m.addr, "/scorefollow/ack"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(1)).ok(),
+            Some(ControlCommand::Stop)
+        );
+        assert_eq!(server.stats.refused.load(Ordering::Relaxed), 2);
+        assert_eq!(server.stats.accepted.load(Ordering::Relaxed), 1);
+        assert_eq!(server.stats.errors.load(Ordering::Relaxed), 0);
         server.stop();
     }
 }

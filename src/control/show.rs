@@ -204,8 +204,12 @@ impl ShowSetup {
         let commander = Commander::new(tx, handles, quit);
         let server = match self.control {
             Some(socket) => {
-                let server =
-                    ControlServer::spawn_on(socket, reference, commander.clone(), self.allow.clone())?;
+                let server = ControlServer::spawn_on(
+                    socket,
+                    reference,
+                    commander.clone(),
+                    self.allow.clone(),
+                )?;
                 tracing::info!(
                     "remote control on {}, from {}",
                     server.local_addr,

@@ -121,22 +121,20 @@ impl<'a, W: Write> Obj<'a, W> {
         Ok(Self { w })
     }
 
-    fn f64(self, key: &str, x: f64) -> std::io::Result<Self> {
-        if x.is_finite() {
-            write!(self.w, ",\"{key}\":{x}")?;
-        } else {
-            write!(self.w, ",\"{key}\":null")?;
-        }
+    /// A number as serde_json writes it (shortest text that reads back, `3.0` not `3`,
+    /// `null` when not finite), so the position lines read as they did before.
+    fn num<T: serde::Serialize>(self, key: &str, x: T) -> std::io::Result<Self> {
+        write!(self.w, ",\"{key}\":")?;
+        serde_json::to_writer(&mut *self.w, &x).map_err(std::io::Error::other)?;
         Ok(self)
     }
 
+    fn f64(self, key: &str, x: f64) -> std::io::Result<Self> {
+        self.num(key, x)
+    }
+
     fn f32(self, key: &str, x: f32) -> std::io::Result<Self> {
-        if x.is_finite() {
-            write!(self.w, ",\"{key}\":{x}")?;
-        } else {
-            write!(self.w, ",\"{key}\":null")?;
-        }
-        Ok(self)
+        self.num(key, x)
     }
 
     fn int(self, key: &str, x: impl std::fmt::Display) -> std::io::Result<Self> {
@@ -188,11 +186,9 @@ fn event_line<W: Write>(w: &mut W, event: &Event) -> std::io::Result<()> {
                 if i > 0 {
                     o.w.write_all(b",")?;
                 }
-                if c.score_s.is_finite() {
-                    write!(o.w, "{{\"score_s\":{},\"bar\":{}}}", c.score_s, c.bar)?;
-                } else {
-                    write!(o.w, "{{\"score_s\":null,\"bar\":{}}}", c.bar)?;
-                }
+                o.w.write_all(b"{\"score_s\":")?;
+                serde_json::to_writer(&mut *o.w, &c.score_s).map_err(std::io::Error::other)?;
+                write!(o.w, ",\"bar\":{}}}", c.bar)?;
             }
             o.w.write_all(b"]")?;
             o.int("capture_wall_ns", a.capture_wall_ns)?.end()

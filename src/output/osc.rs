@@ -200,7 +200,10 @@ impl UdpSender {
         };
         let v6 = if targets.clone().any(|t| t.is_ipv6()) {
             let s = bind("[::]:0")?;
-            if targets.clone().any(|t| t.ip().is_multicast() && t.is_ipv6()) {
+            if targets
+                .clone()
+                .any(|t| t.ip().is_multicast() && t.is_ipv6())
+            {
                 sys::set_multicast_hops_v6(&s, opts.multicast_ttl)
                     .map_err(|e| socket_err("multicast hop limit", e))?;
             }
@@ -489,6 +492,111 @@ mod tests {
                 .unwrap_or_default();
             assert!(e.contains("OSC target"), "{bad}: {e}");
         }
+    }
+
+    /// The IPv4 socket may broadcast and carries the multicast TTL asked for; the IPv6 one
+    /// exists only for IPv6 targets.
+    #[test]
+    fn sockets_are_set_up_for_broadcast_and_multicast() {
+        let targets: Vec<SocketAddr> = vec![
+            "127.255.255.255:9".parse().unwrap(),
+            "239.1.2.3:9".parse().unwrap(),
+        ];
+        let opts = SendOptions {
+            multicast_ttl: 4,
+            multicast_interface: Some(Ipv4Addr::LOCALHOST),
+        };
+        let s = UdpSender::new(targets.iter().copied(), &opts).unwrap();
+        let v4 = s.v4.as_ref().unwrap();
+        assert!(v4.broadcast().unwrap());
+        assert_eq!(v4.multicast_ttl_v4().unwrap(), 4);
+        assert!(s.v6.is_none());
+        assert_eq!(s.reports().len(), 2);
+        // An interface address this host does not have is refused, naming it.
+        let bad = SendOptions {
+            multicast_ttl: 1,
+            multicast_interface: Some(Ipv4Addr::new(203, 0, 113, 7)),
+        };
+        let e = UdpSender::new(targets.iter().copied(), &bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("203.0.113.7"), "{e}");
+    }
+
+    /// A send to the loopback's broadcast address arrives at a receiver bound to 0.0.0.0
+    /// (without SO_BROADCAST it fails with EACCES).
+    #[test]
+    fn broadcast_reaches_a_wildcard_receiver() {
+        let rx = UdpSocket::bind("0.0.0.0:0").unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .ok();
+        let port = rx.local_addr().unwrap().port();
+        let to: SocketAddr = format!("127.255.255.255:{port}").parse().unwrap();
+        let plain = UdpSocket::bind("0.0.0.0:0").unwrap();
+        assert_eq!(
+            plain.send_to(b"x", to).map_err(|e| e.kind()).err(),
+            Some(std::io::ErrorKind::PermissionDenied),
+            "this system delivers loopback broadcast without SO_BROADCAST"
+        );
+        let mut s = UdpSender::new([to].into_iter(), &SendOptions::default()).unwrap();
+        let packet = OscPacket::Message(OscMessage {
+            addr: address::PAGE.into(),
+            args: vec![OscType::Int(2)],
+        });
+        s.send(&packet, &[to], "test");
+        let mut buf = [0u8; 256];
+        let (n, _) = rx.recv_from(&mut buf).unwrap();
+        assert!(n > 0);
+        assert_eq!(s.reports()[0].sent, 1);
+        assert_eq!(s.reports()[0].failed, 0);
+    }
+
+    /// Failures are counted per target with the system's first error; reports of several
+    /// senders merge by target.
+    #[test]
+    fn failures_are_reported_per_target_with_the_error() {
+        let ok: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut s = UdpSender::new([ok].into_iter(), &SendOptions::default()).unwrap();
+        let small = OscPacket::Message(OscMessage {
+            addr: "/a".into(),
+            args: vec![],
+        });
+        // Larger than any UDP datagram can be: EMSGSIZE.
+        let huge = OscPacket::Message(OscMessage {
+            addr: "/a".into(),
+            args: vec![OscType::Blob(vec![0; 70_000])],
+        });
+        s.send(&small, &[ok], "test");
+        s.send(&huge, &[ok], "test");
+        s.send(&huge, &[ok], "test");
+        let r = s.reports()[0].clone();
+        assert_eq!((r.sent, r.failed), (1, 2));
+        let e = r.first_error.clone().unwrap_or_default();
+        assert!(e.contains("os error"), "{e}");
+        assert_eq!(
+            r.to_string(),
+            format!("OSC to 127.0.0.1:9: 2 of 3 datagrams failed, first: {e}")
+        );
+        let other: SocketAddr = "127.0.0.1:10".parse().unwrap();
+        let merged = merge_reports([
+            TargetReport {
+                target: ok,
+                sent: 5,
+                failed: 0,
+                first_error: None,
+            },
+            TargetReport {
+                target: other,
+                sent: 1,
+                failed: 0,
+                first_error: None,
+            },
+            r,
+        ]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!((merged[0].sent, merged[0].failed), (6, 2));
+        assert_eq!(merged[0].first_error, Some(e));
     }
 
     #[test]

@@ -186,17 +186,10 @@ impl Run {
 }
 
 fn follow_args(replay: &Path, speed: &str, extra: &[String]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "follow",
-        "--print-every",
-        "0",
-        "--speed",
-        speed,
-        "--score",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut a: Vec<String> = ["follow", "--print-every", "0", "--speed", speed, "--score"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     a.push(bach("score.mid").display().to_string());
     a.push("--replay".into());
     a.push(replay.display().to_string());
@@ -208,7 +201,11 @@ fn follow_args(replay: &Path, speed: &str, extra: &[String]) -> Vec<String> {
 /// every row has the six columns.
 fn csv_rows(path: &Path) -> Vec<Vec<f64>> {
     let text = std::fs::read_to_string(path).expect("csv");
-    assert!(text.ends_with('\n'), "partial last line: {:?}", text.lines().last());
+    assert!(
+        text.ends_with('\n'),
+        "partial last line: {:?}",
+        text.lines().last()
+    );
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
@@ -339,9 +336,14 @@ fn stop_cleanly(how: Stop, name: &str) -> f64 {
             Some("/scorefollow/ack".into())
         );
         // The stranger's three quits were ignored (the run went on) and never answered.
-        assert!(stranger.recv_from(&mut buf).is_err(), "the stranger got an answer");
+        assert!(
+            stranger.recv_from(&mut buf).is_err(),
+            "the stranger got an answer"
+        );
         assert_eq!(
-            stderr.matches("which --control-allow does not let in").count(),
+            stderr
+                .matches("which --control-allow does not let in")
+                .count(),
             1,
             "{stderr}"
         );
@@ -390,7 +392,8 @@ fn follow_damaged(input: &Path, name: &str) -> (Option<i32>, String, Vec<Vec<f64
         "--jsonl".into(),
         jsonl.display().to_string(),
     ];
-    let (code, stderr) = Run::start(&follow_args(input, "max", &extra)).wait(Duration::from_secs(120));
+    let (code, stderr) =
+        Run::start(&follow_args(input, "max", &extra)).wait(Duration::from_secs(120));
     let rows = csv_rows(&csv);
     let lines = jsonl_lines(&jsonl);
     assert_eq!(lines.last().map(|v| v["state"].clone()), Some("end".into()));
@@ -433,7 +436,10 @@ fn truncated_flac_is_followed_as_far_as_it_decodes_then_exit_3() {
     // The file's audio stops where its bytes do (FLAC compresses evenly enough here).
     assert!((10.0..25.0).contains(&got), "{got}");
     let end = rows.last().map_or(0.0, |r| r[0]);
-    assert!((end - got).abs() < 0.1, "CSV ends at {end} s, decoded {got} s");
+    assert!(
+        (end - got).abs() < 0.1,
+        "CSV ends at {end} s, decoded {got} s"
+    );
 }
 
 /// A WAV whose data-chunk length was overwritten with garbage (as a recorder that crashed
@@ -475,7 +481,10 @@ fn corrupt_wav_is_followed_as_far_as_it_decodes_then_exit_3() {
     let end = rows.last().map_or(0.0, |r| r[0]);
     assert!((end - secs).abs() < 0.1, "CSV ends at {end} s");
     assert_eq!(
-        stderr.lines().filter(|l| l.starts_with("scorefollow:")).count(),
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("scorefollow:"))
+            .count(),
         1,
         "one error line: {stderr}"
     );
@@ -534,7 +543,10 @@ fn broadcast_and_multicast_targets_are_reached() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("failed"), "{stderr}");
     for (name, r) in [("broadcast", &b), ("multicast", &m)] {
-        assert!(r.wait_status("end", Duration::from_secs(2)), "{name}: no end");
+        assert!(
+            r.wait_status("end", Duration::from_secs(2)),
+            "{name}: no end"
+        );
         let st = r.statuses();
         let frames = st.iter().find(|(s, _)| s == "end").map(|(_, f)| *f);
         let positions = r
@@ -646,7 +658,14 @@ fn event_log_and_cue_log_carry_every_firing() {
     for (p, r) in positions.iter().zip(&rows) {
         assert!((p["perf_time_s"].as_f64().unwrap() - r[0]).abs() < 1e-4);
         assert!((p["score_time_s"].as_f64().unwrap() - r[1]).abs() < 1e-4);
-        for k in ["beat", "bar", "tempo", "confidence", "spread_s", "heard_score_s"] {
+        for k in [
+            "beat",
+            "bar",
+            "tempo",
+            "confidence",
+            "spread_s",
+            "heard_score_s",
+        ] {
             assert!(p[k].is_number(), "{k} in {p}");
         }
     }
@@ -685,7 +704,51 @@ fn event_log_and_cue_log_carry_every_firing() {
         assert_eq!(Some(r[0]), v["id"].as_str());
         for (k, key) in [(1, "perf_time_s"), (2, "score_time_s"), (3, "cue_score_s")] {
             let x: f64 = r[k].parse().expect("number");
-            assert!((x - v[key].as_f64().unwrap()).abs() < 6e-5, "{key}: {r:?} {v}");
+            assert!(
+                (x - v[key].as_f64().unwrap()).abs() < 6e-5,
+                "{key}: {r:?} {v}"
+            );
         }
     }
+}
+
+/// The library reports an early end in `FollowSummary::input_error` (the command line maps it
+/// to exit code 3): a WAV cut after 1.5 s of its 4 s, followed with `scorefollow::follow`.
+/// The intact file reports none.
+#[test]
+fn follow_summary_reports_the_early_end() {
+    use scorefollow::audio::replay::{ReplayOptions, Speed};
+    use scorefollow::audio::Capture;
+    use scorefollow::engine::{FollowConfig, Source};
+    let rate = 22_050usize;
+    let x: Vec<f32> = (0..4 * rate)
+        .map(|i| 0.3 * (2.0 * std::f32::consts::PI * 392.0 * i as f32 / rate as f32).sin())
+        .collect();
+    let whole = tmp("whole.wav");
+    crate::common::write_wav_mono(&whole, rate as u32, &x);
+    let bytes = std::fs::read(&whole).expect("wav");
+    let cut = tmp("cut_lib.wav");
+    std::fs::write(&cut, &bytes[..44 + 2 * rate * 3 / 2]).expect("write");
+    let reference = crate::common::score_reference(&bach("score.mid"));
+    let config = FollowConfig::default();
+    let run = |path: &Path| {
+        let capture = Capture::replay(
+            path,
+            ReplayOptions {
+                speed: Speed::Max,
+                ..ReplayOptions::default()
+            },
+        )
+        .expect("replay");
+        scorefollow::follow(&config, Source::new(reference.clone(), capture), vec![])
+            .expect("follow")
+    };
+    let s = run(&cut);
+    let e = s.input_error.expect("an input error");
+    assert_eq!(e.path, cut);
+    assert!((e.decoded_s - 1.5).abs() < 1e-3, "{}", e.decoded_s);
+    assert_eq!(e.stated_s, Some(4.0));
+    assert!((s.audio_s - 1.5).abs() < 0.05, "{}", s.audio_s);
+    assert!(!s.stopped);
+    assert_eq!(run(&whole).input_error, None);
 }
