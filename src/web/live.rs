@@ -34,7 +34,7 @@ use super::{json_num, ViewAddress};
 use crate::audio::ring::SourceStats;
 use crate::control::{parse_request, Commander};
 use crate::output::cues::{CueList, FiredCue, FiredLog, Timeline};
-use crate::output::{Event, PositionEvent, Sink, StatusKind};
+use crate::output::{Event, PositionEvent, Sink};
 use crate::score::reference::Reference;
 
 /// The page (HTML with the stylesheet and script inlined, so one request with the token
@@ -411,8 +411,6 @@ pub struct WebSink {
     clock: WallClock,
     input: Option<Arc<SourceStats>>,
     fired: Vec<(FiredLog, usize)>,
-    last_score_s: f64,
-    relocated_at: Option<f64>,
     /// The input level shown (dBFS) and when it was measured.
     level: (f64, Option<Instant>),
     buf: String,
@@ -440,8 +438,6 @@ impl WebSink {
             clock: WallClock::new(epoch),
             input,
             fired: fired.into_iter().map(|l| (l, 0)).collect(),
-            last_score_s: f64::NAN,
-            relocated_at: None,
             level: (f64::NAN, None),
             buf: String::with_capacity(512),
             stats: Arc::default(),
@@ -541,18 +537,6 @@ impl Sink for WebSink {
     fn handle(&mut self, event: &Event) -> crate::Result<()> {
         match event {
             Event::Position(p) => {
-                if let Some(perf) = self.relocated_at.take() {
-                    let msg = serde_json::json!({
-                        "type": "reloc",
-                        "perf": finite(perf),
-                        "from": finite(self.last_score_s),
-                        "to": finite(p.score_time_s),
-                        "t_ms": unix_ms(),
-                    });
-                    self.hub
-                        .publish(Arc::from(msg.to_string()), Keep::Last("reloc", 50));
-                }
-                self.last_score_s = p.score_time_s;
                 self.publish_fired();
                 let due = match (self.period, self.last_sent) {
                     (Some(period), Some(last)) => last.elapsed() >= period,
@@ -569,9 +553,6 @@ impl Sink for WebSink {
             Event::Status(s) => {
                 self.flush_pending();
                 self.publish_fired();
-                if s.kind == StatusKind::Relocated {
-                    self.relocated_at = Some(s.perf_time_s);
-                }
                 let msg = serde_json::json!({
                     "type": "status",
                     "kind": s.kind.as_str(),
@@ -583,6 +564,34 @@ impl Sink for WebSink {
                 });
                 self.hub
                     .publish(Arc::from(msg.to_string()), Keep::Latest("status"));
+            }
+            Event::Relocation(r) => {
+                self.flush_pending();
+                let msg = serde_json::json!({
+                    "type": "reloc",
+                    "perf": finite(r.perf_time_s),
+                    "from": finite(r.from_score_s),
+                    "to": finite(r.to_score_s),
+                    "confidence": r.confidence,
+                    "t_ms": unix_ms(),
+                });
+                self.hub
+                    .publish(Arc::from(msg.to_string()), Keep::Last("reloc", 50));
+            }
+            Event::Ambiguous(a) => {
+                let candidates: Vec<serde_json::Value> = a
+                    .candidates
+                    .iter()
+                    .map(|c| serde_json::json!({"score": finite(c.score_s), "bar": c.bar}))
+                    .collect();
+                let msg = serde_json::json!({
+                    "type": "ambiguous",
+                    "perf": finite(a.perf_time_s),
+                    "candidates": candidates,
+                    "t_ms": unix_ms(),
+                });
+                self.hub
+                    .publish(Arc::from(msg.to_string()), Keep::Last("ambiguous", 20));
             }
             Event::Theme(t) => {
                 let msg = serde_json::json!({

@@ -48,23 +48,37 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 
 // ---- a DevTools client over a pipe -----------------------------------------------------
 
-fn chromium_path() -> PathBuf {
+fn chromium_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SCOREFOLLOW_CHROMIUM") {
-        return PathBuf::from(p);
+        return Some(PathBuf::from(p));
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     for name in ["chromium", "chromium-browser", "google-chrome", "chrome"] {
         for dir in std::env::split_paths(&path) {
             let p = dir.join(name);
             if p.is_file() {
-                return p;
+                return Some(p);
             }
         }
     }
-    panic!(
-        "these tests drive a real browser and found none: install Chromium (Debian: \
-         `apt-get install chromium`) or set SCOREFOLLOW_CHROMIUM to a Chromium or Chrome binary"
-    );
+    None
+}
+
+/// A browser for test `name`, or None when the machine has none: the test is then skipped
+/// with a message (a plain `cargo test` needs no system package), except under CI (`CI` set),
+/// where a missing browser fails the test, as a missing ALSA device fails the live tests.
+fn browser_or_skip(name: &str) -> Option<Browser> {
+    if chromium_path().is_some() {
+        return Some(Browser::launch(name));
+    }
+    let why = "these tests drive a real browser and found none: install Chromium (Debian: \
+               `apt-get install chromium`) or set SCOREFOLLOW_CHROMIUM to a Chromium or Chrome \
+               binary";
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}");
+    }
+    eprintln!("skipped web::{name}: {why} (CI=true makes this a failure)");
+    None
 }
 
 /// A headless Chromium and its DevTools pipe; killed when dropped.
@@ -82,7 +96,7 @@ struct Pipe {
 
 impl Browser {
     fn launch(name: &str) -> Browser {
-        let exe = chromium_path();
+        let exe = chromium_path().expect("checked by browser_or_skip");
         let profile = tmp_dir(&format!("chromium_{name}"));
         let (cmd_read, cmd_write) = std::io::pipe().expect("pipe");
         let (resp_read, resp_write) = std::io::pipe().expect("pipe");
@@ -510,7 +524,9 @@ fn follow_args<'a>(speed: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 #[test]
 fn live_view_in_a_browser() {
     let _one = one_at_a_time();
-    let browser = Browser::launch("live");
+    let Some(browser) = browser_or_skip("live") else {
+        return;
+    };
     let mut prog = Program::start(&follow_args("4", &["--view", "127.0.0.1:0"]));
     let url = prog.wait_line("live view:", Duration::from_secs(60));
     let mut page = browser.open(&url);
@@ -607,7 +623,9 @@ fn live_view_in_a_browser() {
 #[test]
 fn live_view_against_a_recording() {
     let _one = one_at_a_time();
-    let browser = Browser::launch("recording");
+    let Some(browser) = browser_or_skip("recording") else {
+        return;
+    };
     let perf = "scores/bach_bwv66_6/performance.flac";
     let mut prog = Program::start(&[
         "follow",
@@ -674,7 +692,9 @@ fn live_view_against_a_recording() {
 #[ignore = "needs optimised code: cargo test --release --test it -- --ignored web::live_view_latency"]
 fn live_view_latency_at_real_time() {
     let _one = one_at_a_time();
-    let browser = Browser::launch("latency");
+    let Some(browser) = browser_or_skip("latency") else {
+        return;
+    };
     let mut prog = Program::start(&follow_args("1", &["--view", "127.0.0.1:0"]));
     let url = prog.wait_line("live view:", Duration::from_secs(60));
     let mut page = browser.open(&url);
@@ -936,7 +956,9 @@ fn switcher_in_a_browser() {
         warped_path.to_string_lossy().to_string(),
         cache.to_string_lossy().to_string(),
     );
-    let browser = Browser::launch("switch");
+    let Some(browser) = browser_or_skip("switch") else {
+        return;
+    };
     let score = "scores/bach_bwv66_6/score.mid";
     let mut prog = Program::start(&[
         "switch",

@@ -13,7 +13,7 @@ let pos = null;
 let state = 'connecting';
 let dropped = 0;
 let paused = false;
-const fired = [], relocs = [], acks = [], themes = [];
+const fired = [], relocs = [], acks = [], themes = [], ambiguities = [];
 const seen = new Set();
 let dirty = true;
 // Latency, ms: from the message leaving the follower's output thread (t_ms) to the page
@@ -61,6 +61,7 @@ function onMessage(ev) {
       else if (m.kind === 'start' && !paused) state = 'following';
       break;
     case 'reloc': if (!seen.has(ev.data)) { seen.add(ev.data); push(relocs, m, 50); } break;
+    case 'ambiguous': if (!seen.has(ev.data)) { seen.add(ev.data); push(ambiguities, m, 20); } break;
     case 'cue': if (!seen.has(ev.data)) { seen.add(ev.data); push(fired, m, 50); } break;
     case 'theme': if (!seen.has(ev.data)) { seen.add(ev.data); push(themes, m, 20); } break;
     case 'ack':
@@ -166,6 +167,16 @@ function drawRoll() {
     g.fillStyle = '#ff5c5c';
     g.beginPath(); g.moveTo(x - 6, RULER - 2); g.lineTo(x + 6, RULER - 2); g.lineTo(x, RULER + 8); g.fill();
   }
+  // The latest ambiguity: every place that fits, hollow.
+  const amb = ambiguities[ambiguities.length - 1];
+  if (amb) {
+    g.strokeStyle = '#ffb347';
+    for (const c of amb.candidates) {
+      if (c.score == null) continue;
+      const x = X(c.score);
+      g.beginPath(); g.moveTo(x - 6, RULER - 2); g.lineTo(x + 6, RULER - 2); g.lineTo(x, RULER + 8); g.closePath(); g.stroke();
+    }
+  }
   if (!pos) return;
   // The spread as a band around the reported position.
   const sp = pos.spread || 0;
@@ -196,9 +207,13 @@ function renderLists() {
   list($('fired-cues'), fired.slice(-8).reverse().map((f) => [
     f.id, f.manual ? 'by hand' : (f.skipped ? 'skipped over, ' : '') + 'at ' + fmtTime(f.perf) + (f.at != null && barAt(f.at) ? ' (bar ' + barAt(f.at)[0] + ')' : ''),
   ]));
-  list($('relocations'), relocs.slice(-5).reverse().map((r) => [
+  const jumps = relocs.map((r) => ({ perf: r.perf, row: [
     'at ' + fmtTime(r.perf), fmtTime(r.from) + ' → ' + fmtTime(r.to) + (r.to != null && barAt(r.to) ? ' (bar ' + barAt(r.to)[0] + ')' : ''),
-  ]));
+  ] }));
+  const doubts = ambiguities.map((a) => ({ perf: a.perf, row: [
+    'at ' + fmtTime(a.perf), 'ambiguous: ' + a.candidates.map((c) => c.bar > 0 ? 'bar ' + c.bar : fmtTime(c.score)).join(' or '), 'ambiguous',
+  ] }));
+  list($('relocations'), jumps.concat(doubts).sort((a, b) => b.perf - a.perf).slice(0, 6).map((j) => j.row));
   list($('themes'), themes.slice(-5).reverse().map((t) => [t.id, fmtTime(t.start) + '–' + fmtTime(t.end)]));
   list($('acks'), acks.slice(-8).reverse().map((a) => a.addr === '/scorefollow/ack'
     ? ['✓ ' + a.args.join(' '), new Date(a.t_ms).toLocaleTimeString(), 'ack-ok']
