@@ -605,9 +605,6 @@ impl Sink for WebSink {
                 self.hub
                     .publish(Arc::from(msg.to_string()), Keep::Last("theme", 20));
             }
-            // The page learns of a jump from the `relocated` status; the candidates of an
-            // ambiguous place are not shown yet.
-            Event::Relocation(_) | Event::Ambiguous(_) => {}
         }
         Ok(())
     }
@@ -622,7 +619,7 @@ impl Sink for WebSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::{StatusEvent, ThemeEvent};
+    use crate::output::{StatusEvent, StatusKind, ThemeEvent};
 
     fn pos(frame: u64, score: f64) -> PositionEvent {
         PositionEvent {
