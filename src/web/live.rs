@@ -619,7 +619,7 @@ impl Sink for WebSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::{StatusEvent, StatusKind, ThemeEvent};
+    use crate::output::{RelocationEvent, StatusEvent, StatusKind, ThemeEvent};
 
     fn pos(frame: u64, score: f64) -> PositionEvent {
         PositionEvent {
@@ -659,6 +659,15 @@ mod tests {
             perf_time_s: 0.04,
             dropped_samples: 3,
             frames: 2,
+        })));
+        // The engine sends the jump itself right after its status.
+        ok(sink.handle(&Event::Relocation(RelocationEvent {
+            perf_time_s: 0.04,
+            from_score_s: 0.5,
+            to_score_s: 9.0,
+            confidence: 0.8,
+            key_shift: 0,
+            capture_wall_ns: 0,
         })));
         if let Ok(mut l) = log.lock() {
             l.push(FiredCue {
