@@ -80,11 +80,9 @@ impl std::fmt::Display for ShowReport {
         if let Some((ok, bad)) = self.control {
             write!(f, "remote control: {ok} messages accepted, {bad} refused")?;
             if self.control_ignored > 0 {
-                write!(
-                    f,
-                    ", {} datagrams from senders not allowed ignored",
-                    self.control_ignored
-                )?;
+                let n = self.control_ignored;
+                let s = if n == 1 { "" } else { "s" };
+                write!(f, ", {n} datagram{s} from senders not allowed ignored")?;
             }
             writeln!(f)?;
         }

@@ -3,7 +3,7 @@
 //! | address | arguments |
 //! |---|---|
 //! | `/scorefollow/position` | score_s f, beat f, bar i, tempo f, confidence f, spread_s f |
-//! | `/scorefollow/status` | state s ("start", "drops", "end"), perf_time_s f, dropped_samples i, frames i |
+//! | `/scorefollow/status` | state s ("start", "drops", "relocated", "end"), perf_time_s f, dropped_samples i, frames i |
 //! | `/scorefollow/theme` | theme_id s, start_s f, end_s f, score f |
 //!
 //! Sending never blocks the pipeline: the socket is non-blocking and send errors (unreachable
