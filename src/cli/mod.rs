@@ -1,5 +1,7 @@
 //! Command-line interface: parse, validate, run, map errors to a one-line message and a
-//! non-zero exit code.
+//! non-zero exit code: 1 a failure (before following, or instead of it), 2 a usage error
+//! (clap's), 3 an input that ended early ([`InputEndedEarly`]: followed as far as it decoded,
+//! every output written).
 
 use std::process::ExitCode;
 
@@ -13,6 +15,7 @@ pub mod eval;
 pub mod follow;
 pub mod index;
 pub mod plot;
+pub mod signal;
 pub mod softdtw;
 pub mod spot;
 pub mod switch;
@@ -74,10 +77,35 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("scorefollow: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<InputEndedEarly>().is_some() {
+                ExitCode::from(EXIT_INPUT_ENDED_EARLY)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
+
+/// Exit code of a run whose input could not be decoded to its end: it was followed as far as
+/// it decoded and every output was written (1 is a failure before or instead of following,
+/// 2 a usage error).
+pub const EXIT_INPUT_ENDED_EARLY: u8 = 3;
+
+/// The error of a `follow` run whose replayed file ended early (exit code 3).
+#[derive(Debug)]
+pub struct InputEndedEarly(pub crate::audio::InputError);
+
+impl std::fmt::Display for InputEndedEarly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}; followed as far as it decoded, every output written",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for InputEndedEarly {}
 
 fn init_logging(verbose: u8) {
     let level = match verbose {

@@ -660,6 +660,7 @@ mod tests {
             dropped_samples: 3,
             frames: 2,
         })));
+        // The engine sends the jump itself right after its status.
         ok(sink.handle(&Event::Relocation(RelocationEvent {
             perf_time_s: 0.04,
             from_score_s: 0.5,
@@ -678,6 +679,7 @@ mod tests {
                 sent_wall_ns: 2,
                 skipped: false,
                 manual: false,
+                page: None,
             });
         }
         ok(sink.handle(&Event::Position(pos(2, 9.0))));

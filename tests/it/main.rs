@@ -22,4 +22,5 @@ mod score;
 mod show;
 mod soft_dtw;
 mod spot;
+mod stage;
 mod web;
