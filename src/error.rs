@@ -19,6 +19,13 @@ pub enum Error {
     /// A MIDI file could not be parsed or holds no notes.
     #[error("bad MIDI file {path}: {reason}")]
     Midi { path: PathBuf, reason: String },
+    /// A MusicXML score could not be read; `line` is 0 when no line applies.
+    #[error("{}: {reason}", located(.path, *.line))]
+    MusicXml {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
     /// A user-supplied value (address, option, file contents) is invalid.
     #[error("invalid {what} '{value}': {reason}")]
     Invalid {
@@ -39,6 +46,15 @@ pub enum Error {
     /// Anything else the library reports, with context.
     #[error("{0}")]
     Other(String),
+}
+
+/// `path:line`, or `path` alone for line 0.
+fn located(path: &std::path::Path, line: usize) -> String {
+    if line > 0 {
+        format!("{}:{line}", path.display())
+    } else {
+        path.display().to_string()
+    }
 }
 
 /// Result alias for the library.

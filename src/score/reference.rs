@@ -51,17 +51,19 @@ pub fn is_midi_path(path: &Path) -> bool {
     )
 }
 
+pub use crate::score::load::{is_musicxml_path, is_score_path};
+
 impl Reference {
-    /// Build from a MIDI file or an audio file, by extension.
+    /// Build from a score (MIDI or MusicXML) or an audio file, by extension.
     pub fn load(path: &Path, cfg: &FeatureConfig) -> crate::Result<Self> {
-        if is_midi_path(path) {
+        if is_score_path(path) {
             Self::from_midi(path, cfg)
         } else {
             Self::from_audio(path, cfg)
         }
     }
 
-    /// Build from a MIDI score.
+    /// Build from a score file (MIDI or MusicXML, by extension).
     pub fn from_midi(path: &Path, cfg: &FeatureConfig) -> crate::Result<Self> {
         let score = Score::load(path)?;
         Ok(Self::from_score(score, path, cfg))
