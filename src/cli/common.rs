@@ -7,13 +7,14 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use crate::features::FeatureConfig;
-use crate::score::reference::{is_midi_path, Reference};
+use crate::score::reference::{is_score_path, Reference};
 
 /// The reference to follow or align against: a MIDI score or a recording.
 #[derive(Debug, Clone, Args)]
 pub struct ReferenceArgs {
-    /// The score as a MIDI file (tempo map, bars and beats are used).
-    #[arg(long, value_name = "SCORE.mid", conflicts_with = "reference")]
+    /// The score: MIDI, or MusicXML (.musicxml, .xml, .mxl; repeats unfolded as performed,
+    /// bars are printed measure numbers). Tempo map, bars and beats are used.
+    #[arg(long, value_name = "SCORE", conflicts_with = "reference")]
     pub score: Option<PathBuf>,
     /// A reference recording of the piece (WAV, FLAC, MP3, OGG) instead of a score.
     #[arg(long, value_name = "AUDIO")]
@@ -31,7 +32,7 @@ impl ReferenceArgs {
 
     /// Whether the piece is a recording (`--reference` with an audio file), not a score.
     pub fn is_recording(&self) -> anyhow::Result<bool> {
-        Ok(self.score.is_none() && !is_midi_path(self.path()?))
+        Ok(self.score.is_none() && !is_score_path(self.path()?))
     }
 
     /// Load it (MIDI by extension for --score; --reference may also be a MIDI file).

@@ -13,6 +13,7 @@ pub mod eval;
 pub mod follow;
 pub mod index;
 pub mod plot;
+pub mod score;
 pub mod softdtw;
 pub mod spot;
 
@@ -48,6 +49,8 @@ pub enum Command {
     Spot(spot::SpotArgs),
     /// List the audio input devices (needs a build with the `live` feature).
     Devices(devices::DevicesArgs),
+    /// Inspect a score (MIDI or MusicXML: measures, repeats, pages) or write it as MIDI.
+    Score(score::ScoreArgs),
 }
 
 /// Entry point of the binary.
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Devices(args) => devices::run(args),
         Command::Spot(args) => spot::run(args),
         Command::Index(args) => index::run(args),
+        Command::Score(args) => score::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@ pub mod load;
 pub mod midi;
 pub mod musicxml;
 pub mod reference;
+pub mod smf;
 pub mod structure;
 pub mod synth;
 pub mod timemap;

@@ -99,13 +99,13 @@ pub fn midi_chroma(
     }
 }
 
-/// Chroma of any file: MIDI by extension, audio otherwise.
+/// Chroma of any file: a score (MIDI or MusicXML) by extension, audio otherwise.
 pub fn file_chroma(
     path: &Path,
     feat: &FeatureConfig,
     mode: MidiMode,
 ) -> crate::Result<Vec<Chroma>> {
-    if is_midi(path) {
+    if crate::score::reference::is_score_path(path) {
         midi_chroma(path, feat, mode)
     } else {
         audio_chroma(path, feat)

@@ -308,7 +308,7 @@ pub(crate) fn build(
             cur = Some(sig);
             continue;
         }
-        let on_grid = s >= origin && (s - origin) % nominal == 0;
+        let on_grid = s >= origin && (s - origin).is_multiple_of(nominal);
         if Some(sig) != cur || !on_grid {
             meter.push((qf(s), sig.0 as u8, sig.1));
             origin = s;

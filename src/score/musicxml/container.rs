@@ -189,7 +189,7 @@ pub(crate) fn write_zip(files: &[(&str, &[u8])], deflate: bool) -> Vec<u8> {
         };
         let crc = crc32fast::hash(data);
         let offset = out.len() as u32;
-        let mut header = |sig: &[u8], central_dir: bool| {
+        let header = |sig: &[u8], central_dir: bool| {
             let mut h = sig.to_vec();
             if central_dir {
                 h.extend_from_slice(&20u16.to_le_bytes());

@@ -227,8 +227,10 @@ pub struct PrintedPosition<'a> {
     pub system: u32,
 }
 
-/// Quarter-note tolerance for "on the bar line".
-const EPS_Q: f64 = 1e-6;
+/// Quarter-note tolerance for "on the bar line": the tempo map's whole microseconds per
+/// quarter note put a position given in seconds up to about 1e-5 quarter notes off (at 90
+/// quarter notes a minute, 12 quarter notes in); 1e-4 is 0.05 ms at 120.
+const EPS_Q: f64 = 1e-4;
 
 impl PrintedLayout {
     /// Index of the performed measure holding quarter-note beat `beat` (the first before the
@@ -451,4 +453,223 @@ pub fn onset_coincidence(reference: &[f64], candidate: &[f64], tolerance: f64) -
         })
         .count();
     hits as f64 / r.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A two-measure score: a pickup-free 4/4 C major arpeggio.
+    pub(super) const SMALL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<score-partwise version="4.0">
+  <part-list><score-part id="P1"><part-name>Piano</part-name></score-part></part-list>
+  <part id="P1">
+    <measure number="1">
+      <attributes><divisions>2</divisions><time><beats>4</beats><beat-type>4</beat-type></time></attributes>
+      <note><pitch><step>C</step><octave>4</octave></pitch><duration>2</duration></note>
+      <note><pitch><step>E</step><octave>4</octave></pitch><duration>2</duration></note>
+      <note><pitch><step>G</step><octave>4</octave></pitch><duration>4</duration></note>
+    </measure>
+    <measure number="2">
+      <barline location="left"><repeat direction="forward"/></barline>
+      <note><pitch><step>C</step><octave>5</octave></pitch><duration>8</duration></note>
+      <barline location="right"><repeat direction="backward"/></barline>
+    </measure>
+  </part>
+</score-partwise>
+"#;
+
+    fn read(bytes: &[u8]) -> Result<Score> {
+        Score::from_musicxml_bytes(bytes, Path::new("t.mxl"), &MusicXmlOptions::default())
+    }
+
+    #[test]
+    fn mxl_archives_and_their_errors() {
+        let plain = read(SMALL.as_bytes()).unwrap();
+        let zipped = read(&to_mxl(SMALL)).unwrap();
+        assert_eq!(plain.notes, zipped.notes);
+        assert_eq!(plain.notes.len(), 5);
+        // The rootfile named in the container is missing.
+        let container =
+            br#"<container><rootfiles><rootfile full-path="nope.xml"/></rootfiles></container>"#;
+        let zip = container::write_zip(
+            &[
+                ("META-INF/container.xml", container),
+                ("score.xml", SMALL.as_bytes()),
+            ],
+            true,
+        );
+        let e = read(&zip).unwrap_err().to_string();
+        assert!(e.starts_with("t.mxl: ") && e.contains("'nope.xml'"), "{e}");
+        // A broken rootfile: cut short inside the archive.
+        let mut zip = to_mxl(SMALL);
+        let at = zip.len() / 2;
+        zip[at] ^= 0x55;
+        let e = read(&zip).unwrap_err().to_string();
+        assert!(e.starts_with("t.mxl"), "{e}");
+        // A malformed rootfile names its line inside the archive.
+        let e = read(&to_mxl(&SMALL.replace("</part>", "</prt>")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.mxl/score.xml:16: malformed XML"), "{e}");
+        // An empty archive.
+        let e = read(&container::write_zip(&[], true))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("container.xml"), "{e}");
+    }
+
+    #[test]
+    fn text_encodings() {
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(SMALL.encode_utf16().flat_map(|u| u.to_le_bytes()))
+            .collect();
+        assert_eq!(read(&utf16).unwrap().notes.len(), 5);
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend_from_slice(SMALL.as_bytes());
+        assert_eq!(read(&bom).unwrap().notes.len(), 5);
+        let latin1 = SMALL
+            .replace("UTF-8", "ISO-8859-1")
+            .replace("Piano", "Pian\u{f6}");
+        let bytes: Vec<u8> = latin1.chars().map(|c| c as u32 as u8).collect();
+        let s = read(&bytes).unwrap();
+        assert_eq!(s.printed.as_deref().unwrap().parts[0].name, "Pian\u{f6}");
+        let e = read(b"<score-partwise>\xff</score-partwise>").unwrap_err();
+        assert!(e.to_string().contains("UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn onset_coincidence_counts_distinct_reference_onsets() {
+        assert_eq!(onset_coincidence(&[], &[1.0], 0.1), 1.0);
+        assert_eq!(onset_coincidence(&[0.0, 0.0, 1.0], &[0.05], 0.1), 0.5);
+        assert_eq!(
+            onset_coincidence(&[0.0, 1.0, 2.0, 3.0], &[0.0, 1.2, 2.01, 3.0], 0.02),
+            0.75
+        );
+    }
+}
+
+#[cfg(test)]
+mod fuzz_tests {
+    use super::tests::SMALL;
+    use super::*;
+    use crate::output::cues::fuzz::{edits, mutate};
+    use proptest::prelude::*;
+
+    /// Snippets inserted by the MusicXML-specific mutations: the elements whose handling has
+    /// branches (repeats, endings, jumps, time, backup) with odd values.
+    const SNIPPETS: &[&str] = &[
+        "<backup><duration>99</duration></backup>",
+        "<forward><duration>7</duration></forward>",
+        "<note><chord/><pitch><step>A</step><octave>9</octave></pitch><duration>1</duration></note>",
+        "<note><grace/><pitch><step>B</step><alter>-7</alter><octave>-1</octave></pitch></note>",
+        "<note><pitch><step>C</step><octave>4</octave></pitch><type>breve</type><dot/></note>",
+        "<barline location=\"left\"><repeat direction=\"forward\"/></barline>",
+        "<barline><repeat direction=\"backward\" times=\"40\"/></barline>",
+        "<barline location=\"left\"><repeat direction=\"backward\"/></barline>",
+        "<barline><ending number=\"1, 2\" type=\"start\"/></barline>",
+        "<barline><ending number=\"\" type=\"stop\"/></barline>",
+        "<direction><direction-type><words>D.S. al Coda</words></direction-type></direction>",
+        "<direction><direction-type><words>D.C. al Fine</words></direction-type></direction>",
+        "<direction><direction-type><segno/><coda/></direction-type><sound tocoda=\"x\" fine=\"yes\"/></direction>",
+        "<sound tempo=\"0.0001\" dynamics=\"1e9\"/>",
+        "<attributes><divisions>3</divisions><time><beats>7+1</beats><beat-type>3</beat-type></time><transpose><chromatic>-99</chromatic><double/></transpose></attributes>",
+        "<print new-page=\"yes\" blank-page=\"3\"/>",
+        "<direction><direction-type><metronome><beat-unit>eighth</beat-unit><beat-unit-dot/><per-minute>c. 0</per-minute></metronome></direction-type><offset sound=\"yes\">-99999</offset></direction>",
+        "<measure number=\"4a\" implicit=\"yes\"></measure>",
+        "</measure><measure number=\"X1\">",
+        "<!DOCTYPE x [<!ENTITY e \"v\">]>&e;",
+    ];
+
+    /// Apply `edits` and then insert `snippets` (index, position) into a valid file.
+    fn mutant(e: &[crate::output::cues::fuzz::Edit], snippets: &[(u8, u32)]) -> Vec<u8> {
+        let mut b = SMALL.as_bytes().to_vec();
+        for &(k, pos) in snippets {
+            let s = SNIPPETS[k as usize % SNIPPETS.len()].as_bytes();
+            let at = pos as usize % (b.len() + 1);
+            b.splice(at..at, s.iter().copied());
+        }
+        mutate(&b, e)
+    }
+
+    /// The contract: a score with notes and a consistent layout, or a one-line MusicXML
+    /// error naming the file.
+    fn check(r: Result<Score>) -> std::result::Result<(), TestCaseError> {
+        match r {
+            Ok(s) => {
+                prop_assert!(!s.notes.is_empty());
+                prop_assert!(s.duration_s.is_finite() && s.duration_s >= 0.0);
+                let layout = s.printed.as_deref().expect("layout");
+                prop_assert!(layout
+                    .measures
+                    .windows(2)
+                    .all(|w| w[1].start_beat >= w[0].start_beat));
+                for n in &s.notes {
+                    prop_assert!(n.onset_s.is_finite() && n.offset_s >= n.onset_s);
+                }
+                let _ = s.bar_beat_at_s(s.duration_s * 0.5);
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                prop_assert!(matches!(e, Error::MusicXml { .. }), "{:?}", e);
+                prop_assert!(msg.starts_with("fuzz.musicxml"), "{}", msg);
+                prop_assert!(!msg.contains('\n'), "{}", msg);
+            }
+        }
+        Ok(())
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Score> {
+        Score::from_musicxml_bytes(
+            bytes,
+            Path::new("fuzz.musicxml"),
+            &MusicXmlOptions::default(),
+        )
+    }
+
+    #[test]
+    fn snippets_alone_keep_the_file_readable_or_fail_cleanly() {
+        // Every snippet at every element boundary of the valid file.
+        let base = SMALL.as_bytes();
+        let cuts: Vec<usize> = (0..base.len()).filter(|&i| base[i] == b'<').collect();
+        let mut ok = 0;
+        for snippet in SNIPPETS {
+            for &at in &cuts {
+                let mut b = base.to_vec();
+                b.splice(at..at, snippet.bytes());
+                let r = parse(&b);
+                ok += r.is_ok() as usize;
+                check(r).unwrap();
+            }
+        }
+        assert!(ok > 50, "only {ok} mutants read");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+        #[test]
+        fn musicxml_never_panics_on_mutations(
+            e in edits(4),
+            snippets in proptest::collection::vec((any::<u8>(), any::<u32>()), 0..4),
+        ) {
+            check(parse(&mutant(&e, &snippets)))?;
+        }
+
+        #[test]
+        fn musicxml_never_panics_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            check(parse(&bytes))?;
+        }
+
+        #[test]
+        fn mxl_never_panics_on_mutations(e in edits(4)) {
+            let zip = to_mxl(SMALL);
+            let mut b = zip.clone();
+            // Byte-level edits only (the line edits are for text).
+            let e: Vec<_> = e.into_iter().filter(|x| x.0 <= 2 || x.0 == 4).collect();
+            b = crate::output::cues::fuzz::mutate(&b, &e);
+            check(parse(&b))?;
+        }
+    }
 }

@@ -139,12 +139,27 @@ pub(crate) struct Parsed {
     pub warnings: Vec<String>,
 }
 
-/// Parse error helper: a one-line error naming the file and line.
+/// Parse error helper: a one-line error naming the file and line. The reason's blanks and
+/// line breaks (the XML parser quotes the input) collapse to single spaces, and it is cut
+/// at 200 characters.
 pub(crate) fn xml_error(path: &Path, line: usize, reason: impl Into<String>) -> Error {
+    let reason: String = reason.into();
+    let mut one = String::with_capacity(reason.len().min(210));
+    for (i, word) in reason.split_whitespace().enumerate() {
+        if i > 0 {
+            one.push(' ');
+        }
+        one.push_str(word);
+        if one.chars().count() > 200 {
+            one = one.chars().take(200).collect();
+            one.push_str("...");
+            break;
+        }
+    }
     Error::MusicXml {
         path: path.to_path_buf(),
         line,
-        reason: reason.into(),
+        reason: one,
     }
 }
 
@@ -1190,15 +1205,11 @@ impl<'a, 'input> Reader<'a, 'input> {
         if !jumps_from_sound {
             match word_jump(&text) {
                 Some(WordJump::DaCapo) => m.da_capo = true,
-                Some(WordJump::DalSegno) => {
-                    if m.dal_segno.is_none() {
-                        m.dal_segno = Some(None);
-                    }
-                }
+                Some(WordJump::DalSegno) if m.dal_segno.is_none() => m.dal_segno = Some(None),
                 Some(WordJump::Fine) => m.fine = true,
                 Some(WordJump::ToCoda) => m.to_coda.push(None),
                 Some(WordJump::Coda) => m.coda_targets.push(None),
-                None => {}
+                Some(WordJump::DalSegno) | None => {}
             }
             if matches!(
                 word_jump(&text),
@@ -1354,6 +1365,10 @@ impl<'a, 'input> Reader<'a, 'input> {
                     match c.attribute("type") {
                         Some("start") => {
                             let numbers = ending_numbers(number);
+                            // Parts repeat their endings: the first one read counts.
+                            if self.out.measures[mi].ending_start.is_some() {
+                                continue;
+                            }
                             if numbers.is_empty() {
                                 self.warn(
                                     "ending",
