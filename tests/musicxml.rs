@@ -451,6 +451,46 @@ fn errors_name_the_file_and_line() {
 }
 
 #[test]
+fn divisions_change_midway_and_differ_between_parts() {
+    // Part 1 counts in quarters, then in sixteenths; part 2 in triplet eighths.
+    let text = r#"<?xml version="1.0"?>
+<score-partwise>
+<part-list><score-part id="P1"/><score-part id="P2"/></part-list>
+<part id="P1">
+<measure number="1"><attributes><divisions>1</divisions><time><beats>2</beats><beat-type>4</beat-type></time></attributes>
+<note><pitch><step>C</step><octave>4</octave></pitch><duration>2</duration></note></measure>
+<measure number="2"><attributes><divisions>4</divisions></attributes>
+<note><pitch><step>D</step><octave>4</octave></pitch><duration>3</duration></note>
+<note><pitch><step>E</step><octave>4</octave></pitch><duration>5</duration></note></measure>
+</part>
+<part id="P2">
+<measure number="1"><attributes><divisions>3</divisions></attributes>
+<note><pitch><step>C</step><octave>3</octave></pitch><duration>1</duration></note>
+<note><pitch><step>D</step><octave>3</octave></pitch><duration>5</duration></note></measure>
+<measure number="2"><note><pitch><step>E</step><octave>3</octave></pitch><duration>6</duration></note></measure>
+</part>
+</score-partwise>"#;
+    let s = Score::from_musicxml_bytes(
+        text.as_bytes(),
+        Path::new("div.musicxml"),
+        &MusicXmlOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let third = 1.0 / 3.0;
+    assert_notes(
+        &s,
+        &[
+            (0.0, third, 48),
+            (0.0, 2.0, 60),
+            (third, 5.0 * third, 50),
+            (2.0, 2.0, 52),
+            (2.0, 0.75, 62),
+            (2.75, 1.25, 64),
+        ],
+    );
+}
+
+#[test]
 fn lenient_reading_of_untidy_files() {
     // An ending without a number, a note without a duration, "4a"-like labels.
     let text = score_text(
