@@ -10,7 +10,8 @@
 //!   (`number=""`) gets the lowest pass no other ending of its group claims.
 //! - D.C. (to the start) and D.S. (to the segno) are taken once each, at the end of the
 //!   measure that carries them. After such a jump: repeats are not taken (unless the
-//!   backward repeat says `after-jump="yes"`), every ending group plays its last ending,
+//!   backward repeat says `after-jump="yes"`), every ending group plays its last ending
+//!   (unless its repeat is taken again after the jump),
 //!   "Fine" ends the performance at the end of its measure and "To Coda" jumps to the coda
 //!   at the end of its measure.
 //! - Coda signs: `<sound coda>`/`<sound tocoda>` say which is which; without them a
