@@ -659,7 +659,7 @@ impl<'a, 'input> Reader<'a, 'input> {
                             max_end = max_end.max(cursor);
                         }
                     }
-                    "direction" => self.direction(c, part, mi, cursor, &st)?,
+                    "direction" => self.direction(c, mi, cursor, &st)?,
                     "sound" => self.sound(c, mi, cursor, &mut None),
                     "barline" => self.barline(c, mi),
                     "print" => {
@@ -989,6 +989,28 @@ impl<'a, 'input> Reader<'a, 'input> {
         }
         *max_end = (*max_end).max(onset + dur as i64);
         if cue || rest || unpitched {
+            // Grace notes before a silence sound at its start, taking nothing from it.
+            if !chord && graces.iter().any(|g| g.voice == voice) {
+                let g = (self.out.tpq / 8) as i64;
+                let (mine, other): (Vec<Grace>, Vec<Grace>) =
+                    graces.drain(..).partition(|x| x.voice == voice);
+                *graces = other;
+                let first = mine[0].slot;
+                for x in mine {
+                    let at = onset + (x.slot - first) as i64 * g;
+                    self.push_note(
+                        part,
+                        mi,
+                        at,
+                        g as u64,
+                        x.pitch,
+                        x.velocity,
+                        x.tie_start,
+                        false,
+                        Some(n),
+                    );
+                }
+            }
             return Ok(());
         }
         let Some(p) = midi_pitch else {
@@ -1110,15 +1132,16 @@ impl<'a, 'input> Reader<'a, 'input> {
         });
     }
 
+    /// A `<direction>`: marks, words (and the jumps they name), dynamics, tempo, at the
+    /// cursor (plus its `<offset>`: always for where a mark is shown, for tempo and dynamics
+    /// only with `sound="yes"`).
     fn direction(
         &mut self,
         d: Node<'a, 'input>,
-        part: usize,
         mi: usize,
         cursor: i64,
         st: &PartState,
     ) -> Result<()> {
-        let _ = part;
         let mut offset = 0i64;
         let mut offset_sounds = false;
         let mut words: Vec<String> = Vec::new();
