@@ -13,6 +13,7 @@ use crate::score::{Score, ScoreOptions};
 /// Inspect a score or write it as MIDI.
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
+    /// What to do with the score.
     #[command(subcommand)]
     pub command: ScoreCommand,
 }
@@ -44,6 +45,7 @@ pub struct ReadArgs {
 /// `score midi` arguments.
 #[derive(Debug, Args)]
 pub struct MidiArgs {
+    /// The score and how to read it.
     #[command(flatten)]
     pub read: ReadArgs,
     /// The MIDI file to write.

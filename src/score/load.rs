@@ -29,7 +29,8 @@ pub fn is_musicxml_path(path: &Path) -> bool {
     matches!(extension(path).as_deref(), Some("musicxml" | "xml" | "mxl"))
 }
 
-/// True when `path` has a score extension: MIDI or MusicXML.
+/// True when `path` names a score file by its extension, MIDI or MusicXML: the follower
+/// renders it rather than decoding it.
 pub fn is_score_path(path: &Path) -> bool {
     crate::score::reference::is_midi_path(path) || is_musicxml_path(path)
 }

@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_midi_score_round_trips() {
-        let score = crate::output::cues::test_score();
+        let score = crate::test_util::test_score();
         let bytes = write_smf(&score);
         let back = Score::from_bytes(&bytes, Path::new("back.mid")).unwrap();
         assert_eq!(back.notes.len(), score.notes.len());

@@ -556,7 +556,7 @@ mod tests {
 mod fuzz_tests {
     use super::tests::SMALL;
     use super::*;
-    use crate::output::cues::fuzz::{edits, mutate};
+    use crate::test_util::fuzz::{edits, mutate};
     use proptest::prelude::*;
 
     /// Snippets inserted by the MusicXML-specific mutations: the elements whose handling has
@@ -585,7 +585,7 @@ mod fuzz_tests {
     ];
 
     /// Apply `edits` and then insert `snippets` (index, position) into a valid file.
-    fn mutant(e: &[crate::output::cues::fuzz::Edit], snippets: &[(u8, u32)]) -> Vec<u8> {
+    fn mutant(e: &[crate::test_util::fuzz::Edit], snippets: &[(u8, u32)]) -> Vec<u8> {
         let mut b = SMALL.as_bytes().to_vec();
         for &(k, pos) in snippets {
             let s = SNIPPETS[k as usize % SNIPPETS.len()].as_bytes();
@@ -670,7 +670,7 @@ mod fuzz_tests {
             let mut b = zip.clone();
             // Byte-level edits only (the line edits are for text).
             let e: Vec<_> = e.into_iter().filter(|x| x.0 <= 2 || x.0 == 4).collect();
-            b = crate::output::cues::fuzz::mutate(&b, &e);
+            b = crate::test_util::fuzz::mutate(&b, &e);
             check(parse(&b))?;
         }
     }
