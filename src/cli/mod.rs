@@ -15,6 +15,7 @@ pub mod eval;
 pub mod follow;
 pub mod index;
 pub mod plot;
+pub mod score;
 pub mod signal;
 pub mod softdtw;
 pub mod spot;
@@ -53,6 +54,8 @@ pub enum Command {
     Spot(spot::SpotArgs),
     /// List the audio input devices (needs a build with the `live` feature).
     Devices(devices::DevicesArgs),
+    /// Inspect a score (MIDI or MusicXML: measures, repeats, pages) or write it as MIDI.
+    Score(score::ScoreArgs),
     /// Align recordings of one work and switch between them in a browser at the same bar.
     Switch(switch::SwitchArgs),
 }
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Devices(args) => devices::run(args),
         Command::Spot(args) => spot::run(args),
         Command::Index(args) => index::run(args),
+        Command::Score(args) => score::run(args),
         Command::Switch(args) => switch::run(args),
     };
     match result {

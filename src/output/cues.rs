@@ -162,7 +162,7 @@ impl<'a> Timeline<'a> {
             "bar positions need a MIDI score; this reference is audio (use score_s)".to_string()
         })?;
         let bars = score.bar_count();
-        let first = score.meter_map.first_bar();
+        let first = score.first_bar();
         let in_range = i32::try_from(bar)
             .ok()
             .filter(|b| (first..=bars).contains(b));

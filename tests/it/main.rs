@@ -16,6 +16,7 @@ mod follow;
 mod key_change;
 mod live;
 mod live_follow;
+mod musicxml;
 mod relocate;
 mod robust;
 mod score;
