@@ -45,7 +45,8 @@ pub struct OnsetGateConfig {
     /// Frames after an onset is played over which the sound of the note it starts is taken
     /// (from the third on, past the attack's transient).
     pub note_sound_frames: u32,
-    /// An attack within this many frames means the performance is playing (short notes pass).
+    /// An attack within this many frames means the performance is playing (onsets after
+    /// short notes pass with the aligner); a held frame (silence, noise) ends it.
     pub active_frames: u32,
     /// Total fresh onset strength (relative to the running level of attacks, as the extractor
     /// scales it) that counts as an attack.
@@ -71,7 +72,7 @@ impl Default for OnsetGateConfig {
             min_change: 0.05,
             frames_in_a_row: 3,
             note_sound_frames: 4,
-            active_frames: 25,
+            active_frames: 10,
             min_attack: 0.15,
             min_attack_match: 0.5,
             lead_frames: 4.0,
@@ -102,8 +103,8 @@ fn mean_chroma(frames: &[FeatureFrame], a: usize, b: usize) -> Chroma {
     let (a, b) = (a.min(frames.len()), b.min(frames.len()));
     let mut m = [0.0f32; N_CHROMA];
     for f in &frames[a..b.max(a)] {
-        for c in 0..N_CHROMA {
-            m[c] += f.chroma[c];
+        for (m, c) in m.iter_mut().zip(&f.chroma) {
+            *m += c;
         }
     }
     crate::features::chroma::normalize(&mut m);
@@ -135,8 +136,8 @@ pub fn onset_sides(
             let after = mean_chroma(reference, r + 2, (r + 2 + side).min(next.max(r + 3)));
             let mut attack = [0.0f32; N_CHROMA];
             for f in reference.iter().skip(r).take(3) {
-                for c in 0..N_CHROMA {
-                    attack[c] = attack[c].max(f.attack[c]);
+                for (a, v) in attack.iter_mut().zip(&f.attack) {
+                    *a = a.max(*v);
                 }
             }
             crate::features::chroma::normalize(&mut attack);
@@ -166,8 +167,7 @@ pub struct OnsetGate {
     /// since it began (the last onset played, or a reset).
     note_sound: Chroma,
     frames_in_note: u32,
-    /// Frames since the last attack of any kind.
-    frames_since_any_attack: u32,
+
     /// The latest attack (unit chroma) and the frames since it.
     attack: Chroma,
     frames_since_attack: u32,
@@ -185,7 +185,6 @@ impl OnsetGate {
             left_for: 0,
             note_sound: [0.0; N_CHROMA],
             frames_in_note: 0,
-            frames_since_any_attack: u32::MAX,
             attack: [0.0; N_CHROMA],
             frames_since_attack: u32::MAX,
             frames_seen: 0,
@@ -228,29 +227,22 @@ impl OnsetGate {
     pub fn update(&mut self, frame: &FeatureFrame, aligned: f64, held: bool) -> f64 {
         self.frames_seen += 1;
         self.frames_since_attack = self.frames_since_attack.saturating_add(1);
-        self.frames_since_any_attack = self.frames_since_any_attack.saturating_add(1);
         if held {
             self.left_for = 0;
+            self.frames_since_attack = u32::MAX;
             return self.limit();
         }
-        tracing::trace!(
-            "gate: perf frame {} attack {:.3} {:?}",
-            self.frames_seen,
-            frame.attack.iter().sum::<f32>(),
-            frame.attack.map(|v| (v * 100.0).round() as i32)
-        );
         if frame.attack.iter().sum::<f32>() >= self.cfg.min_attack {
             let mut a = frame.attack;
             crate::features::chroma::normalize(&mut a);
             self.attack = a;
             self.frames_since_attack = 0;
-            self.frames_since_any_attack = 0;
         }
         self.frames_in_note = self.frames_in_note.saturating_add(1);
         let sound_until = 2 + self.cfg.note_sound_frames;
         if self.frames_in_note > 2 && self.frames_in_note <= sound_until {
-            for c in 0..N_CHROMA {
-                self.note_sound[c] += frame.chroma[c];
+            for (s, c) in self.note_sound.iter_mut().zip(&frame.chroma) {
+                *s += c;
             }
         }
         let moved = if self.frames_in_note > sound_until {
@@ -266,19 +258,26 @@ impl OnsetGate {
             if self.heard >= reach {
                 break;
             }
+            let attacked = |min: f32| {
+                self.frames_since_attack <= self.cfg.attack_memory_frames
+                    && 1.0 - cosine_distance(&self.attack, &o.attack) >= min
+            };
             let passes = if !o.gated {
-                self.frames_since_any_attack <= self.cfg.active_frames
+                self.frames_since_attack <= self.cfg.active_frames
             } else if o.changes {
                 if !counted {
                     counted = true;
                     let needed = (self.cfg.change_share * cosine_distance(&o.before, &o.after))
                         .max(self.cfg.min_change);
-                    self.left_for = if moved >= needed { self.left_for + 1 } else { 0 };
+                    self.left_for = if moved >= needed {
+                        self.left_for + 1
+                    } else {
+                        0
+                    };
                 }
-                self.left_for >= self.cfg.frames_in_a_row
+                self.left_for >= self.cfg.frames_in_a_row || attacked(self.cfg.min_attack_match)
             } else {
-                self.frames_since_attack <= self.cfg.attack_memory_frames
-                    && 1.0 - cosine_distance(&self.attack, &o.attack) >= self.cfg.min_attack_match
+                attacked(self.cfg.min_attack_match)
             };
             if !passes {
                 break;
@@ -291,11 +290,11 @@ impl OnsetGate {
                 o.gated,
                 o.changes
             );
-            if o.gated && !o.changes {
+            let changed = o.gated && self.left_for >= self.cfg.frames_in_a_row;
+            if o.gated && !changed {
                 // The attack is spent on this onset.
                 self.frames_since_attack = u32::MAX;
             }
-            let changed = o.gated && o.changes;
             self.heard += 1;
             self.start_note();
             if changed {
@@ -425,7 +424,10 @@ mod tests {
         }
         let f_major = [5, 9, 0];
         for k in 0..2 {
-            assert_eq!(g.update(&played(&f_major, &[]), 50.0 + k as f64, false), 30.0);
+            assert_eq!(
+                g.update(&played(&f_major, &[]), 50.0 + k as f64, false),
+                30.0
+            );
         }
         assert_eq!(g.update(&played(&f_major, &[]), 52.0, false), 60.0);
     }
@@ -448,17 +450,27 @@ mod tests {
         assert_eq!(g.update(&played(&f_major, &f_major), 66.0, false), 90.0);
     }
 
-    /// Attacks missed: an attack matching a later onset the aligner has reached opens the gate
-    /// up to it. `reset_to` counts every onset up to a frame as played.
+    /// Changes missed: once the performance is heard to change after a long note, it moves on
+    /// to the onset (up to where the aligner is) whose music it sounds like. `reset_to` counts
+    /// every onset up to a frame as played.
     #[test]
-    fn a_later_matching_attack_catches_up() {
+    fn a_change_catches_up_with_missed_onsets() {
         let mut g = gate();
-        g.update(&played(&[0, 4, 7], &[0, 4, 7]), 0.0, false);
+        let (c_major, g_major) = ([0, 4, 7], [7, 11, 2]);
+        g.update(&played(&c_major, &c_major), 0.0, false);
+        for aligned in 1..20 {
+            g.update(&played(&c_major, &[]), aligned as f64, false);
+        }
         assert_eq!(g.limit(), 30.0);
-        let g_major = [7, 11, 2];
-        assert!(g
-            .update(&played(&g_major, &g_major), 95.0, false)
-            .is_infinite());
+        // The performer is already at G major when the aligner gets there: three frames of G
+        // major pass F major's onset and catch up with G major's.
+        for k in 0..2 {
+            assert_eq!(
+                g.update(&played(&g_major, &[]), 95.0 + k as f64, false),
+                30.0
+            );
+        }
+        assert!(g.update(&played(&g_major, &[]), 97.0, false).is_infinite());
         g.reset_to(45.0);
         assert_eq!((g.heard(), g.limit()), (2, 60.0));
     }

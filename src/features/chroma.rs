@@ -158,7 +158,9 @@ impl FrameAnalyzer {
         }
         out.attack = if retuned {
             // Energies under another tuning are not comparable with the remembered ones.
-            self.recent_log_max.iter_mut().for_each(|v| *v = f32::INFINITY);
+            self.recent_log_max
+                .iter_mut()
+                .for_each(|v| *v = f32::INFINITY);
             [0.0; N_CHROMA]
         } else {
             self.attack()
@@ -228,10 +230,10 @@ impl FrameAnalyzer {
     fn remember_log_max(&mut self) {
         let n = self.log_pitch.len();
         let row = &mut self.recent_log_max[self.recent_row * n..(self.recent_row + 1) * n];
-        for p in 0..n {
+        for (p, r) in row.iter_mut().enumerate() {
             let lo = p.saturating_sub(1);
             let hi = (p + 1).min(n - 1);
-            row[p] = self.log_pitch[lo..=hi]
+            *r = self.log_pitch[lo..=hi]
                 .iter()
                 .copied()
                 .fold(f32::NEG_INFINITY, f32::max);
