@@ -44,10 +44,21 @@ pub fn align_files(
     opts: DtwOptions,
     progress: impl FnMut(usize, usize),
 ) -> anyhow::Result<Alignment> {
-    let cfg = &reference.config;
-    let audio = crate::audio::decode::load_mono(performance, cfg.sample_rate_hz)
+    let audio = crate::audio::decode::load_mono(performance, reference.config.sample_rate_hz)
         .with_context(|| format!("reading the performance {}", performance.display()))?;
-    let perf = features::extract(&audio, cfg);
+    Ok(align_samples(&audio, reference, opts, progress))
+}
+
+/// Align a performance given as mono samples at the reference's analysis rate
+/// (`reference.config.sample_rate_hz`); `progress(done, total)` on the finest level.
+pub fn align_samples(
+    audio: &[f32],
+    reference: &Reference,
+    opts: DtwOptions,
+    progress: impl FnMut(usize, usize),
+) -> Alignment {
+    let cfg = &reference.config;
+    let perf = features::extract(audio, cfg);
     let path = align_multiscale(&perf.frames, &reference.frames, opts, progress);
     let ref_of = path_to_ref_per_perf(&path, perf.len());
     let rows = ref_of
@@ -55,7 +66,7 @@ pub fn align_files(
         .enumerate()
         .map(|(i, &j)| (cfg.frame_centre_s(i).max(0.0), reference.score_time_s(j)))
         .collect();
-    Ok(Alignment { rows })
+    Alignment { rows }
 }
 
 /// Run `align`.
