@@ -146,16 +146,36 @@ def _mono_f32(samples: ArrayLike) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
+def _int(name: str, value: Any, minimum: int) -> int:
+    """An integer argument, checked here so that a bad one is a ScorefollowError too."""
+    try:
+        v = int(value)
+        ok = v == value and v >= minimum
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ScorefollowError(f"invalid {name} {value!r}: give a whole number >= {minimum}")
+    return v
+
+
+def _opt_int(name: str, value: Any, minimum: int) -> Optional[int]:
+    return None if value is None else _int(name, value, minimum)
+
+
 def _audio(source: Union[PathLike, ArrayLike], sample_rate: Optional[int]):
     """(path, samples, sample_rate) for the native calls."""
+    rate = _opt_int("sample_rate", sample_rate, 1)
     if _is_path(source):
-        return os.fspath(source), None, sample_rate
-    return None, _mono_f32(source), sample_rate
+        return os.fspath(source), None, rate
+    return None, _mono_f32(source), rate
 
 
 def _matrix(a: ArrayLike, name: str) -> np.ndarray:
     """A float64 C-contiguous matrix; a 1-D array is a sequence of scalars (n, 1)."""
-    m = np.asarray(a, dtype=np.float64)
+    try:
+        m = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ScorefollowError(f"{name} is not an array of numbers: {e}") from None
     if m.ndim == 1:
         m = m[:, None]
     if m.ndim != 2:
@@ -187,7 +207,7 @@ def soft_dtw(
     """
     cost_m = _matrix(X, "X")
     y = None if Y is None else _matrix(Y, "Y")
-    return _native.soft_dtw(cost_m, y, float(gamma), cost, band)
+    return _native.soft_dtw(cost_m, y, float(gamma), cost, _opt_int("band", band, 0))
 
 
 def soft_dtw_grad(
@@ -208,7 +228,7 @@ def soft_dtw_grad(
     """
     x = _matrix(X, "X")
     y = None if Y is None else _matrix(Y, "Y")
-    return _native.soft_dtw_grad(x, y, float(gamma), cost, band, wrt)
+    return _native.soft_dtw_grad(x, y, float(gamma), cost, _opt_int("band", band, 0), wrt)
 
 
 def soft_dtw_divergence(
@@ -226,7 +246,7 @@ def soft_dtw_divergence(
     ``(value, dD/dX)`` (N x d). Arguments as :func:`soft_dtw` (no ``"precomputed"`` cost).
     """
     value, g = _native.soft_dtw_divergence(
-        _matrix(X, "X"), _matrix(Y, "Y"), float(gamma), cost, band, bool(grad)
+        _matrix(X, "X"), _matrix(Y, "Y"), float(gamma), cost, _opt_int("band", band, 0), bool(grad)
     )
     return (value, g) if grad else value
 
@@ -247,7 +267,9 @@ def soft_dtw_batch(
     """
     xs = [_matrix(x, f"Xs[{k}]") for k, x in enumerate(Xs)]
     ys = None if Ys is None else [_matrix(y, f"Ys[{k}]") for k, y in enumerate(Ys)]
-    return _native.soft_dtw_batch(xs, ys, float(gamma), cost, band, bool(divergence))
+    return _native.soft_dtw_batch(
+        xs, ys, float(gamma), cost, _opt_int("band", band, 0), bool(divergence)
+    )
 
 
 def dtw(
@@ -259,7 +281,7 @@ def dtw(
 ) -> float:
     """DTW cost (the minimum total cost of a monotone alignment); arguments as :func:`soft_dtw`."""
     y = None if Y is None else _matrix(Y, "Y")
-    return _native.dtw(_matrix(X, "X"), y, cost, band)
+    return _native.dtw(_matrix(X, "X"), y, cost, _opt_int("band", band, 0))
 
 
 # ----------------------------------------------------------------------------- features
@@ -272,7 +294,7 @@ def load_audio(
 
     Returns ``(samples, rate)``: at the file's own rate, or resampled to ``sample_rate`` Hz.
     """
-    return _native.load_audio(os.fspath(path), sample_rate)
+    return _native.load_audio(os.fspath(path), _opt_int("sample_rate", sample_rate, 1))
 
 
 def chroma(
@@ -297,7 +319,7 @@ def chroma(
 
 def frame_times(n: int) -> np.ndarray:
     """Audio time (s) of the centre of each of ``n`` chroma frames (``time_s`` of the CLI)."""
-    return _native.frame_times(int(n))
+    return _native.frame_times(_int("n", n, 0))
 
 
 def cens(
@@ -317,11 +339,17 @@ def cens(
     defaults give 10 frames a second), then L2-normalised.
     """
     a = None if _is_path(source) else np.asarray(source)
-    if a is not None and a.ndim == 2 and a.shape[1] == 12 and sample_rate is None:
+    if a is not None and a.ndim == 2 and sample_rate is None:  # chroma, not samples
         c = np.ascontiguousarray(a, dtype=np.float64)
-        return _native.cens(None, None, None, c, int(smooth_frames), int(downsample), midi_mode)
+        return _native.cens(
+            None, None, None, c, _int("smooth_frames", smooth_frames, 1),
+            _int("downsample", downsample, 1), midi_mode,
+        )
     path, samples, rate = _audio(source, sample_rate)
-    return _native.cens(path, samples, rate, None, int(smooth_frames), int(downsample), midi_mode)
+    return _native.cens(
+        path, samples, rate, None, _int("smooth_frames", smooth_frames, 1),
+        _int("downsample", downsample, 1), midi_mode,
+    )
 
 
 # ----------------------------------------------------------------------------- alignment
@@ -428,7 +456,8 @@ def spot(
         pairs = [(None, os.fspath(p)) for p in themes]
     recs = [os.fspath(recordings)] if _is_path(recordings) else [os.fspath(r) for r in recordings]
     rows = _native.spot(
-        pairs, themes_file, recs, int(top), bool(transpose), float(tau), int(scales),
+        pairs, themes_file, recs, _int("top", top, 1), bool(transpose), float(tau),
+        _int("scales", scales, 1),
         float(min_scale), float(max_scale), method, midi_mode,
     )
     return [SpotHit(*r) for r in rows]
@@ -466,8 +495,9 @@ class Index:
         ps = [os.fspath(paths)] if _is_path(paths) else [os.fspath(p) for p in paths]
         return cls(
             _native._Index.build(
-                ps, int(shingle_len), int(shingle_hop), int(pca), int(nprobe),
-                int(exact_below), midi_mode,
+                ps, _int("shingle_len", shingle_len, 1), _int("shingle_hop", shingle_hop, 1),
+                _int("pca", pca, 0), _int("nprobe", nprobe, 1),
+                _int("exact_below", exact_below, 0), midi_mode,
             )
         )
 
@@ -505,7 +535,9 @@ class Index:
         first, no two overlapping by more than half.
         """
         path, samples, rate = _audio(clip, sample_rate)
-        rows = self._native.query(path, samples, rate, int(top), int(scales), midi_mode)
+        rows = self._native.query(
+            path, samples, rate, _int("top", top, 1), _int("scales", scales, 1), midi_mode
+        )
         return [IndexHit(i + 1, *r) for i, r in enumerate(rows)]
 
     def __repr__(self) -> str:
@@ -569,7 +601,8 @@ class Follower:
         of :data:`POSITION_DTYPE`, one row per 20 ms analysis frame completed (possibly
         none).
         """
-        return self._native.push(_mono_f32(samples), int(sample_rate)).view(POSITION_DTYPE)
+        rate = _int("sample_rate", sample_rate, 1)
+        return self._native.push(_mono_f32(samples), rate).view(POSITION_DTYPE)
 
     def events(self) -> List[Dict[str, Any]]:
         """What happened besides positions since the last call, oldest first.
@@ -642,8 +675,7 @@ def follow_file(
     ``scorefollow follow --replay path --out``.
     """
     factor = _parse_speed(speed)
-    if int(chunk_size) < 1:
-        raise ScorefollowError(f"invalid chunk_size {chunk_size}: must be at least 1")
+    chunk_size = _int("chunk_size", chunk_size, 1)
     reader = _native._AudioReader(os.fspath(path))
     follower = Follower(score=score, reference=reference, **options)
     rate = reader.sample_rate
