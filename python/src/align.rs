@@ -34,10 +34,12 @@ fn align<'py>(
         // As `scorefollow align`: against a recording the offline settings differ.
         let (cfg, weights) = offline_settings(which.is_recording()?);
         let reference = which.load(&cfg)?;
-        let audio = input.mono_at(cfg.sample_rate_hz).with_context(|| match &input {
-            AudioInput::File(p) => format!("reading the performance {}", p.display()),
-            AudioInput::Samples { .. } => "resampling the performance".to_string(),
-        })?;
+        let audio = input
+            .mono_at(cfg.sample_rate_hz)
+            .with_context(|| match &input {
+                AudioInput::File(p) => format!("reading the performance {}", p.display()),
+                AudioInput::Samples { .. } => "resampling the performance".to_string(),
+            })?;
         if audio.is_empty() {
             anyhow::bail!("the performance has no audio samples");
         }
@@ -55,7 +57,11 @@ fn align<'py>(
             if beats {
                 let (beat, bar, _) = reference.musical_position(s);
                 row[2] = beat;
-                row[3] = if beat.is_finite() { bar as f64 } else { f64::NAN };
+                row[3] = if beat.is_finite() {
+                    bar as f64
+                } else {
+                    f64::NAN
+                };
             }
         }
         Ok(out)

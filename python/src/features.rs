@@ -117,7 +117,9 @@ fn chroma<'py>(
     let rows = detached(py, move || {
         let cfg = FeatureConfig::default();
         let frames = match &input {
-            AudioInput::File(p) if is_midi_path(p) => Reference::from_midi(p, &cfg)?.frames.to_vec(),
+            AudioInput::File(p) if is_midi_path(p) => {
+                Reference::from_midi(p, &cfg)?.frames.to_vec()
+            }
             _ => {
                 let audio = input.mono_at(cfg.sample_rate_hz)?;
                 match tuning {

@@ -104,11 +104,8 @@ impl State {
         let bad = samples.iter().filter(|x| !x.is_finite()).count() as u64;
         if bad > 0 {
             self.clean.clear();
-            self.clean.extend(
-                samples
-                    .iter()
-                    .map(|&x| if x.is_finite() { x } else { 0.0 }),
-            );
+            self.clean
+                .extend(samples.iter().map(|&x| if x.is_finite() { x } else { 0.0 }));
             input = &self.clean;
         }
         let input: &[f32] = match self.resampler.as_mut() {

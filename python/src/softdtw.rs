@@ -37,11 +37,14 @@ fn solver(gamma: f64, band: Option<usize>) -> anyhow::Result<SoftDtw> {
     })
 }
 
-fn to_matrix<'a>(a: &'a PyReadonlyArray2<'_, f64>) -> (std::borrow::Cow<'a, [f64]>, usize, usize) {
+/// A matrix's values (row-major), rows and columns, borrowed from numpy when contiguous.
+type Parts<'a> = (std::borrow::Cow<'a, [f64]>, usize, usize);
+
+fn to_matrix<'a>(a: &'a PyReadonlyArray2<'_, f64>) -> Parts<'a> {
     matrix_parts(a)
 }
 
-fn build(parts: &(std::borrow::Cow<'_, [f64]>, usize, usize)) -> anyhow::Result<Matrix> {
+fn build(parts: &Parts<'_>) -> anyhow::Result<Matrix> {
     Ok(Matrix::new(parts.1, parts.2, parts.0.to_vec())?)
 }
 
@@ -50,10 +53,7 @@ fn operands<'a>(
     cost: Cost,
     x: &'a PyReadonlyArray2<'_, f64>,
     y: Option<&'a PyReadonlyArray2<'_, f64>>,
-) -> PyResult<(
-    (std::borrow::Cow<'a, [f64]>, usize, usize),
-    Option<(std::borrow::Cow<'a, [f64]>, usize, usize)>,
-)> {
+) -> PyResult<(Parts<'a>, Option<Parts<'a>>)> {
     match (cost, y) {
         (Cost::Features(_), Some(y)) => Ok((to_matrix(x), Some(to_matrix(y)))),
         (Cost::Features(_), None) => Err(invalid(
@@ -216,34 +216,33 @@ fn soft_dtw_batch<'py>(
     divergence: bool,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let kind = parse_cost(cost)?;
-    let pairs: Vec<_> = match (kind, &ys) {
-        (Cost::Features(_), Some(ys)) => {
-            if ys.len() != xs.len() {
-                return Err(invalid(format!(
-                    "{} sequences X but {} sequences Y: give one Y per X",
-                    xs.len(),
-                    ys.len()
-                )));
+    let pairs: Vec<_> =
+        match (kind, &ys) {
+            (Cost::Features(_), Some(ys)) => {
+                if ys.len() != xs.len() {
+                    return Err(invalid(format!(
+                        "{} sequences X but {} sequences Y: give one Y per X",
+                        xs.len(),
+                        ys.len()
+                    )));
+                }
+                xs.iter()
+                    .zip(ys)
+                    .map(|(x, y)| (to_matrix(x), Some(to_matrix(y))))
+                    .collect()
             }
-            xs.iter()
-                .zip(ys)
-                .map(|(x, y)| (to_matrix(x), Some(to_matrix(y))))
-                .collect()
-        }
-        (Cost::Features(_), None) => {
-            return Err(invalid(
+            (Cost::Features(_), None) => return Err(invalid(
                 "Ys is missing: give one Y per X, or cost='precomputed' with cost matrices as Xs",
-            ))
-        }
-        (Cost::Precomputed, None) if !divergence => {
-            xs.iter().map(|x| (to_matrix(x), None)).collect()
-        }
-        (Cost::Precomputed, _) => {
-            return Err(invalid(
-                "cost='precomputed' takes the cost matrices as Xs, no Ys, and no divergence",
-            ))
-        }
-    };
+            )),
+            (Cost::Precomputed, None) if !divergence => {
+                xs.iter().map(|x| (to_matrix(x), None)).collect()
+            }
+            (Cost::Precomputed, _) => {
+                return Err(invalid(
+                    "cost='precomputed' takes the cost matrices as Xs, no Ys, and no divergence",
+                ))
+            }
+        };
     let values = detached(py, move || {
         use rayon::prelude::*;
         let sd = solver(gamma, band)?;

@@ -108,6 +108,7 @@ impl PyIndex {
     /// Index every audio or MIDI file under the given folders (or the files themselves).
     #[staticmethod]
     #[pyo3(signature = (paths, shingle_len, shingle_hop, pca, nprobe, exact_below, midi_mode))]
+    #[allow(clippy::too_many_arguments)]
     fn build(
         py: Python<'_>,
         paths: Vec<PathBuf>,

@@ -152,7 +152,7 @@ def test_univariate_and_non_contiguous_inputs():
 
 
 def write_seq(path, a):
-    np.savetxt(path, a, delimiter=",", fmt="%r")
+    np.savetxt(path, a, delimiter=",", fmt="%.17g")  # round-trips every float64
 
 
 @pytest.mark.parametrize("cost,band", [("sqeuclidean", None), ("cosine", None), ("sqeuclidean", 6)])
