@@ -3,7 +3,7 @@
 # README's command (`pip install ./python`) into a fresh virtualenv, and run its tests against
 # the release CLI. CARGO_TARGET_DIR is the repository's target/, so the crate's dependencies
 # come from the release build before this step instead of being built again.
-# Needs: `cargo build --release` done, a python3 (>= 3.9) with venv, network to PyPI.
+# Needs: a release build of the CLI done (the soak test makes one), a python3 (>= 3.9) with venv, network to PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
