@@ -239,7 +239,7 @@ def soft_dtw_divergence(
     cost: str = "sqeuclidean",
     band: Optional[int] = None,
     grad: bool = False,
-):
+) -> Union[float, Tuple[float, np.ndarray]]:
     """Soft-DTW divergence D(X, Y) = SDTW(X, Y) - (SDTW(X, X) + SDTW(Y, Y)) / 2.
 
     Zero for X = Y and non-negative (Blondel, Mensch & Vert 2021). With ``grad=True`` returns

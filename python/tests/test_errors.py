@@ -80,3 +80,32 @@ def test_follower():
     raises("shape", f.push, np.zeros((2, 2, 2), np.float32), 44100)
     raises("invalid score_s", f.seek, float("nan"))
     raises("is not a speed", lambda: next(sf.follow_file(p["performance"], score=p["score"], speed=-1)))
+
+
+def test_damaged_files_give_errors_never_a_panic(tmp_path):
+    """Mutated MIDI and FLAC files either load or raise ScorefollowError; a panic would come
+    out as pyo3's PanicException (a BaseException), which fails this test."""
+    rng = np.random.default_rng(9)
+    midi = piece("bach_bwv66_6")["score"].read_bytes()
+    flac = piece("bach_bwv66_6")["performance"].read_bytes()[:60000]
+    for k in range(12):
+        m = bytearray(midi)
+        for i in rng.integers(0, len(m), size=int(rng.integers(1, 8))):
+            m[i] = int(rng.integers(0, 256))
+        if k % 3 == 0:
+            m = m[: int(rng.integers(14, len(m)))]
+        (tmp_path / f"m{k}.mid").write_bytes(bytes(m))
+        a = bytearray(flac)
+        for i in rng.integers(0, 200 if k % 2 else len(a), size=int(rng.integers(1, 20))):
+            a[i] = int(rng.integers(0, 256))
+        (tmp_path / f"a{k}.flac").write_bytes(bytes(a))
+        for call in (
+            lambda: sf.Follower(score=tmp_path / f"m{k}.mid"),
+            lambda: sf.chroma(tmp_path / f"m{k}.mid"),
+            lambda: sf.chroma(tmp_path / f"a{k}.flac"),
+            lambda: sf.align(tmp_path / f"a{k}.flac", score=piece("bach_bwv66_6")["score"]),
+        ):
+            try:
+                call()
+            except sf.ScorefollowError as e:
+                assert "\n" not in str(e)
