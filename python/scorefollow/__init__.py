@@ -248,7 +248,9 @@ def soft_dtw_divergence(
     value, g = _native.soft_dtw_divergence(
         _matrix(X, "X"), _matrix(Y, "Y"), float(gamma), cost, _opt_int("band", band, 0), bool(grad)
     )
-    return (value, g) if grad else value
+    if g is None:
+        return value
+    return value, g
 
 
 def soft_dtw_batch(
@@ -447,14 +449,17 @@ def spot(
     themes_file: Optional[str] = None
     if isinstance(themes, Mapping):
         pairs = [(str(k), os.fspath(v)) for k, v in themes.items()]
-    elif _is_path(themes):
+    elif isinstance(themes, (str, os.PathLike)):
         if _is_themes_file(themes):
             themes_file = os.fspath(themes)
         else:
             pairs = [(None, os.fspath(themes))]
     else:
         pairs = [(None, os.fspath(p)) for p in themes]
-    recs = [os.fspath(recordings)] if _is_path(recordings) else [os.fspath(r) for r in recordings]
+    if isinstance(recordings, (str, os.PathLike)):
+        recs = [os.fspath(recordings)]
+    else:
+        recs = [os.fspath(r) for r in recordings]
     rows = _native.spot(
         pairs, themes_file, recs, _int("top", top, 1), bool(transpose), float(tau),
         _int("scales", scales, 1),
@@ -492,7 +497,10 @@ class Index:
         ``nprobe`` lists searched per query shingle; exhaustive search below ``exact_below``
         shingles.
         """
-        ps = [os.fspath(paths)] if _is_path(paths) else [os.fspath(p) for p in paths]
+        if isinstance(paths, (str, os.PathLike)):
+            ps = [os.fspath(paths)]
+        else:
+            ps = [os.fspath(p) for p in paths]
         return cls(
             _native._Index.build(
                 ps, _int("shingle_len", shingle_len, 1), _int("shingle_hop", shingle_hop, 1),
