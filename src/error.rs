@@ -9,21 +9,36 @@ pub enum Error {
     /// A file could not be opened or read.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
     /// An audio file could not be decoded (corrupt, truncated, not audio, unsupported).
     #[error("cannot decode audio {path}: {reason}")]
-    Audio { path: PathBuf, reason: String },
+    Audio {
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be decoded.
+        reason: String,
+    },
     /// A MIDI file could not be parsed or holds no notes.
     #[error("bad MIDI file {path}: {reason}")]
-    Midi { path: PathBuf, reason: String },
+    Midi {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A user-supplied value (address, option, file contents) is invalid.
     #[error("invalid {what} '{value}': {reason}")]
     Invalid {
+        /// What the value is (an option, a setting, a file's role).
         what: &'static str,
+        /// The value as given.
         value: String,
+        /// Why it is refused and what would be accepted.
         reason: String,
     },
     /// An audio device could not be found or opened.
@@ -32,8 +47,11 @@ pub enum Error {
     /// A parse error in a text file at a given line (1-based).
     #[error("{path}:{line}: {reason}")]
     Parse {
+        /// The file.
         path: PathBuf,
+        /// The line at fault (1-based).
         line: usize,
+        /// What is wrong there.
         reason: String,
     },
     /// Anything else the library reports, with context.

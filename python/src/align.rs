@@ -7,9 +7,9 @@ use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1};
 use pyo3::prelude::*;
 
-use scorefollow::align::dtw::{offline_settings, DtwOptions};
-use scorefollow::cli::align::align_samples;
+use scorefollow::audio::load::align_samples;
 use scorefollow::cli::common::ReferenceArgs;
+use scorefollow::engine::{AlignConfig, AlignSettings};
 
 use crate::{audio_input, detached, samples_vec, AudioInput};
 
@@ -31,24 +31,26 @@ fn align<'py>(
     let input = audio_input(path, view.as_deref(), sample_rate)?;
     let rows = detached(py, move || {
         let which = ReferenceArgs { score, reference };
-        // As `scorefollow align`: against a recording the offline settings differ.
-        let (cfg, weights) = offline_settings(which.is_recording()?);
-        let reference = which.load(&cfg)?;
-        let audio = input
-            .mono_at(cfg.sample_rate_hz)
-            .with_context(|| match &input {
-                AudioInput::File(p) => format!("reading the performance {}", p.display()),
-                AudioInput::Samples { .. } => "resampling the performance".to_string(),
-            })?;
+        // As `scorefollow align`: the presets of the reference kind.
+        let config = AlignConfig::new(
+            which.kind()?,
+            &AlignSettings {
+                full_end,
+                ..AlignSettings::default()
+            },
+        )?;
+        let reference = which.load(&config.features, &config.rendering)?;
+        let audio =
+            input
+                .mono_at(config.features.sample_rate_hz)
+                .with_context(|| match &input {
+                    AudioInput::File(p) => format!("reading the performance {}", p.display()),
+                    AudioInput::Samples { .. } => "resampling the performance".to_string(),
+                })?;
         if audio.is_empty() {
             anyhow::bail!("the performance has no audio samples");
         }
-        let opts = DtwOptions {
-            open_end: !full_end,
-            weights,
-            ..DtwOptions::default()
-        };
-        let alignment = align_samples(&audio, &reference, opts, |_, _| {});
+        let alignment = align_samples(&audio, &reference, config.dtw, |_, _| {});
         let cols = if beats { 4 } else { 2 };
         let mut out = Array2::<f64>::zeros((alignment.rows.len(), cols));
         for (mut row, &(t, s)) in out.rows_mut().into_iter().zip(&alignment.rows) {

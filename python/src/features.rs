@@ -8,10 +8,11 @@ use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2}
 use pyo3::prelude::*;
 
 use scorefollow::audio::decode::MonoDecoder;
+use scorefollow::audio::load::read_chroma;
 use scorefollow::features::cens::{cens as cens_of, CensConfig};
 use scorefollow::features::{self, Chroma, FeatureConfig, N_CHROMA};
-use scorefollow::score::reference::{is_midi_path, Reference};
-use scorefollow::spot::{query, MidiMode, SpotConfig};
+use scorefollow::score::reference::{is_score_path, Reference, ScoreRendering};
+use scorefollow::spot::{MidiMode, SpotConfig};
 
 use crate::{audio_input, detached, invalid, matrix_parts, samples_vec, AudioInput};
 
@@ -117,8 +118,10 @@ fn chroma<'py>(
     let rows = detached(py, move || {
         let cfg = FeatureConfig::default();
         let frames = match &input {
-            AudioInput::File(p) if is_midi_path(p) => {
-                Reference::from_midi(p, &cfg)?.frames.to_vec()
+            AudioInput::File(p) if is_score_path(p) => {
+                Reference::from_score_file(p, &cfg, &ScoreRendering::default())?
+                    .frames
+                    .to_vec()
             }
             _ => {
                 let audio = input.mono_at(cfg.sample_rate_hz)?;
@@ -207,7 +210,7 @@ fn cens<'py>(
             (None, Some(input)) => {
                 let feat = SpotConfig::default().features;
                 match &input {
-                    AudioInput::File(p) => query::file_chroma(p, &feat, mode)?,
+                    AudioInput::File(p) => read_chroma(p, &feat, mode)?,
                     AudioInput::Samples { .. } => {
                         features::extract(&input.mono_at(feat.sample_rate_hz)?, &feat).chroma()
                     }

@@ -1,17 +1,12 @@
 //! The score follower for Python: samples at any rate in, one position record per analysis
 //! frame out, events (key found, relocations, themes) on the side.
 //!
-//! PORTING NOTE (the only file written against the follower's current API): it builds
-//! `engine::FollowOptions` the way `scorefollow follow` does (cli/follow.rs: reference loaded
-//! with `FeatureConfig::for_following`, the OLTW window from `window_s`, tuning, transposition,
-//! relocation, structure, themes) and drives `engine::Follower::push(samples, wall_ns, |ev|..)`
-//! with a callback, polling `relocations()` / `key_shift()` / `push_themes` for the events.
-//! When `engine::{FollowConfig, Follower}` lands: build the `FollowConfig` from the same plain
-//! settings (its presets by reference kind replace `for_following` and the window arithmetic
-//! here), construct `Follower::new(reference, &config)`, and turn the iterator of events that
-//! `follower.push(samples, capture_wall_ns)` returns into the records (positions) and
-//! `EventRow`s (everything else) below. The Python side (records' dtype, events' dicts) does
-//! not change.
+//! Built as `scorefollow follow` builds its follower: the plain options become
+//! `engine::FollowSettings`, validated into a `FollowConfig` (the presets by reference kind live
+//! there), the reference is loaded with the config's features and rendering, and
+//! `engine::Follower::push(samples, capture_wall_ns)` is pulled frame by frame. The input is
+//! resampled to the analysis rate with the same `StreamResampler` as the follow loop's, so the
+//! same samples give the same positions however they are cut into chunks.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -22,14 +17,13 @@ use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use scorefollow::align::oltw::{OltwConfig, StepPattern};
+use scorefollow::audio::load::load_themes;
 use scorefollow::audio::StreamResampler;
-use scorefollow::cli::common::ReferenceArgs;
-use scorefollow::cli::follow::{parse_transpose, parse_tuning, TuningArg};
+use scorefollow::cli::common::{parse_transpose, parse_tuning, ReferenceArgs};
 use scorefollow::engine::{
-    AlignerKind, FollowOptions, Follower, RelocateMode, RelocationReport, ThemeSpotting,
+    AlignerKind, FollowConfig, FollowSettings, Follower, FollowerEvent, RelocateMode,
+    RelocationReport,
 };
-use scorefollow::features::FeatureConfig;
 use scorefollow::output::PositionEvent;
 
 use crate::{detached, invalid, samples_vec};
@@ -77,7 +71,6 @@ struct State {
     resampled: Vec<f32>,
     clean: Vec<f32>,
     events: Vec<EventRow>,
-    relocations_seen: usize,
     key_seen: bool,
     frames: u64,
     perf_time_s: f64,
@@ -118,29 +111,38 @@ impl State {
         };
         let wall_ns = self.epoch.elapsed().as_nanos().min(u64::MAX as u128) as u64;
         records.reserve(RECORD_BYTES * (input.len() / 400 + 2));
-        let (frames, perf_time_s) = (&mut self.frames, &mut self.perf_time_s);
-        self.follower.push(input, wall_ns, |ev| {
-            write_record(records, ev);
-            *frames += 1;
-            *perf_time_s = ev.perf_time_s;
-        });
-        let now = self.perf_time_s;
+        let Self {
+            follower,
+            events,
+            frames,
+            perf_time_s,
+            ..
+        } = self;
         if bad > 0 {
-            self.events.push(EventRow::NonFinite {
-                perf_time_s: now,
+            events.push(EventRow::NonFinite {
+                perf_time_s: *perf_time_s,
                 samples: bad,
             });
         }
-        let events = &mut self.events;
-        self.follower.push_themes(input, |t| {
-            events.push(EventRow::Theme {
-                perf_time_s: now,
-                theme_id: t.theme_id,
-                start_s: t.start_s,
-                end_s: t.end_s,
-                score: t.score,
-            })
-        });
+        for ev in follower.push(input, wall_ns) {
+            match ev {
+                FollowerEvent::Position(p) => {
+                    write_record(records, &p);
+                    *frames += 1;
+                    *perf_time_s = p.perf_time_s;
+                }
+                FollowerEvent::Relocated(r) => events.push(EventRow::Relocated(r)),
+                // Theme occurrences come after the chunk's last frame.
+                FollowerEvent::Theme(t) => events.push(EventRow::Theme {
+                    perf_time_s: *perf_time_s,
+                    theme_id: t.theme_id,
+                    start_s: t.start_s,
+                    end_s: t.end_s,
+                    score: t.score,
+                }),
+            }
+        }
+        let now = self.perf_time_s;
         if !self.key_seen {
             if let Some(k) = self.follower.key_shift() {
                 self.key_seen = true;
@@ -150,11 +152,6 @@ impl State {
                 });
             }
         }
-        let relocations = self.follower.relocations();
-        for r in &relocations[self.relocations_seen.min(relocations.len())..] {
-            self.events.push(EventRow::Relocated(*r));
-        }
-        self.relocations_seen = relocations.len();
         Ok(())
     }
 }
@@ -201,51 +198,32 @@ impl PyFollower {
         let transpose = parse_transpose(transpose)
             .map_err(|e| invalid(format!("invalid transpose {e}")))?
             .0;
-        if !(window_s > 0.5 && window_s.is_finite()) {
-            return Err(invalid(format!(
-                "invalid window_s '{window_s}': give at least 0.5 seconds"
-            )));
-        }
-        if !start_s.is_finite() {
-            return Err(invalid(format!(
-                "invalid start_s '{start_s}': give a score time in seconds"
-            )));
-        }
         let (follower, reference) = detached(py, move || {
             let which = ReferenceArgs { score, reference };
-            let cfg = FeatureConfig::for_following(which.is_recording()?);
-            let mut reference = which.load(&cfg)?;
+            let config = FollowConfig::try_from(FollowSettings {
+                aligner,
+                window_s,
+                start_score_s: start_s,
+                tuning: tuning.unwrap_or_default(),
+                transpose,
+                relocate,
+                ..FollowSettings::for_kind(which.kind()?)
+            })?;
+            let mut reference = which.load(&config.features, &config.rendering)?;
             if let Some(path) = &structure {
                 let sections = reference
                     .read_structure(path)
                     .with_context(|| format!("reading the structure file {}", path.display()))?;
                 reference = Arc::new(reference.unfold(&sections)?);
             }
-            let opts = FollowOptions {
-                aligner,
-                oltw: OltwConfig {
-                    window_frames: (window_s * cfg.frame_rate_hz()).round() as usize,
-                    steps: StepPattern::Symmetric,
-                    ..OltwConfig::default()
-                },
-                perf_tuning_cents: match tuning {
-                    Some(TuningArg::Cents(c)) => Some(c),
-                    _ => None,
-                },
-                track_tuning: tuning == Some(TuningArg::Auto),
-                start_score_s: start_s,
-                transpose,
-                relocate,
-                themes: match &themes {
-                    Some(p) => Some(
-                        ThemeSpotting::load(p)
-                            .with_context(|| format!("loading the themes {}", p.display()))?,
-                    ),
-                    None => None,
-                },
-                ..FollowOptions::default()
-            };
-            Ok((Follower::new(reference.clone(), &opts), reference))
+            let mut follower = Follower::new(reference.clone(), &config)?;
+            if let Some(p) = &themes {
+                follower = follower.with_themes(
+                    load_themes(p, config.theme_tau)
+                        .with_context(|| format!("loading the themes {}", p.display()))?,
+                );
+            }
+            Ok((follower, reference))
         })?;
         Ok(Self {
             duration_s: reference.duration_s(),
@@ -258,7 +236,6 @@ impl PyFollower {
                 resampled: Vec::with_capacity(1 << 16),
                 clean: Vec::new(),
                 events: Vec::new(),
-                relocations_seen: 0,
                 key_seen: false,
                 frames: 0,
                 perf_time_s: 0.0,
@@ -312,6 +289,7 @@ impl PyFollower {
                         d.set_item("from_score_s", r.from_score_s)?;
                         d.set_item("to_score_s", r.to_score_s)?;
                         d.set_item("cost", r.cost)?;
+                        d.set_item("confidence", r.confidence)?;
                         d.set_item("from_key_shift", r.from_key_shift)?;
                         d.set_item("key_shift", r.key_shift)?;
                     }

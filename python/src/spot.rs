@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 
+use scorefollow::audio::load::read_chroma;
 use scorefollow::spot::index::{collect_files, Index, IndexConfig, IndexQuery};
 use scorefollow::spot::query::{read_themes_file, ThemeFile};
 use scorefollow::spot::{spot_files, MatchMethod, MidiMode, SpotConfig};
@@ -74,7 +75,7 @@ fn spot(
         if all.is_empty() {
             anyhow::bail!("no theme given: give theme files or a themes file");
         }
-        let hits = spot_files(&all, &recordings, &cfg)?;
+        let hits = spot_files(&all, &recordings, &cfg, &read_chroma)?;
         Ok(hits
             .into_iter()
             .map(|h| {
@@ -133,7 +134,7 @@ impl PyIndex {
             if files.is_empty() {
                 anyhow::bail!("no audio or MIDI file found under the given folders");
             }
-            Ok(Index::build_from_files(cfg, &files, mode)?)
+            Ok(Index::build_from_files(cfg, &files, mode, &read_chroma)?)
         })?;
         Ok(Self { index })
     }
@@ -192,7 +193,7 @@ impl PyIndex {
         };
         detached(py, move || {
             let hits = match &input {
-                AudioInput::File(p) => self.index.query_file(p, &q, mode)?,
+                AudioInput::File(p) => self.index.query_file(p, &q, mode, &read_chroma)?,
                 AudioInput::Samples { .. } => {
                     let feat = self.index.config.features();
                     let mono = input.mono_at(feat.sample_rate_hz)?;

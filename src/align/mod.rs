@@ -10,6 +10,7 @@ pub mod soft_online;
 pub mod tempo;
 pub mod tracker;
 pub mod transpose;
+pub mod warp;
 
 use crate::features::FeatureFrame;
 

@@ -15,6 +15,7 @@ pub mod index;
 pub mod plot;
 pub mod softdtw;
 pub mod spot;
+pub mod switch;
 
 /// Follow a performance in a score, live or from a recording.
 #[derive(Debug, Parser)]
@@ -23,6 +24,7 @@ pub struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,6 +50,8 @@ pub enum Command {
     Spot(spot::SpotArgs),
     /// List the audio input devices (needs a build with the `live` feature).
     Devices(devices::DevicesArgs),
+    /// Align recordings of one work and switch between them in a browser at the same bar.
+    Switch(switch::SwitchArgs),
 }
 
 /// Entry point of the binary.
@@ -64,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Devices(args) => devices::run(args),
         Command::Spot(args) => spot::run(args),
         Command::Index(args) => index::run(args),
+        Command::Switch(args) => switch::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,8 +86,26 @@ fn init_logging(verbose: u8) {
         2 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,
     };
+    // Colour codes only on a terminal: a redirected log stays plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
+}
+
+/// A progress bar for a long offline job of `len` steps, on stderr; hidden when stderr is not
+/// a terminal (its lines would only clutter a log).
+pub fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {pos}/{len} ({elapsed}, {eta} left)",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
 }

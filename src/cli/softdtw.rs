@@ -68,7 +68,7 @@ pub(crate) fn load_sequence(path: &Path) -> Result<Matrix> {
         // The synthesiser is tuned to A4 = 440 Hz exactly.
         features::extract_with_tuning(&audio, &cfg, 0.0)
     } else {
-        let audio = crate::audio::decode::load_mono(path, cfg.sample_rate_hz)?;
+        let audio = crate::audio::load_mono(path, cfg.sample_rate_hz)?;
         features::extract(&audio, &cfg)
     };
     if feats.is_empty() {

@@ -247,14 +247,17 @@ impl StreamingExtractor {
         0.5 * self.cfg.window_samples as f64 / self.cfg.sample_rate_hz as f64
     }
 
-    /// Feed samples; `on_frame(index, frame)` is called for each completed frame.
-    pub fn push(&mut self, samples: &[f32], mut on_frame: impl FnMut(usize, &FeatureFrame)) {
+    /// Take samples from the front of `input` until a frame is complete, and return it with
+    /// its index; `None` once `input` is used up without completing one (the samples taken are
+    /// kept for the next frame). Pull frames with
+    /// `while let Some((k, frame)) = extractor.next_frame(&mut rest) { ... }`.
+    pub fn next_frame(&mut self, input: &mut &[f32]) -> Option<(usize, FeatureFrame)> {
         let hop = self.cfg.hop_samples;
         let n = self.ring.len();
-        let mut rest = samples;
-        while !rest.is_empty() {
-            let take = (hop - self.since_last_frame).min(rest.len());
-            for &x in &rest[..take] {
+        while !input.is_empty() {
+            let take = (hop - self.since_last_frame).min(input.len());
+            let (now, rest) = input.split_at(take);
+            for &x in now {
                 self.ring[self.write_pos] = x;
                 self.write_pos += 1;
                 if self.write_pos == n {
@@ -262,16 +265,16 @@ impl StreamingExtractor {
                 }
             }
             if let Some(t) = self.tracker.as_mut() {
-                t.push_samples(&rest[..take]);
+                t.push_samples(now);
             }
-            rest = &rest[take..];
+            *input = rest;
             self.since_last_frame += take;
             if self.since_last_frame == hop {
                 self.since_last_frame = 0;
                 let (newer, older) = self.ring.split_at(self.write_pos);
                 let mut frame = FeatureFrame::default();
                 self.analyzer.analyze_split(older, newer, &mut frame);
-                on_frame(self.frames_out, &frame);
+                let k = self.frames_out;
                 self.frames_out += 1;
                 if let Some(t) = self.tracker.as_mut() {
                     if let Some(cents) = t.frame_done(self.frames_out) {
@@ -279,7 +282,18 @@ impl StreamingExtractor {
                         self.tuning_cents = cents;
                     }
                 }
+                return Some((k, frame));
             }
+        }
+        None
+    }
+
+    /// Feed samples; `on_frame(index, frame)` is called for each completed frame (the offline
+    /// form of [`Self::next_frame`]).
+    pub fn push(&mut self, samples: &[f32], mut on_frame: impl FnMut(usize, &FeatureFrame)) {
+        let mut rest = samples;
+        while let Some((k, frame)) = self.next_frame(&mut rest) {
+            on_frame(k, &frame);
         }
     }
 }
@@ -444,11 +458,10 @@ mod streaming_props {
         fn streaming_equals_offline(chunks in proptest::collection::vec(1usize..3000, 1..40), seed in 0u64..1000) {
             let cfg = FeatureConfig::default();
             let total: usize = chunks.iter().sum();
-            let mut s = seed.wrapping_add(1);
+            let mut rng = crate::test_util::Rng::new(seed.wrapping_add(1));
             let signal: Vec<f32> = (0..total)
                 .map(|i| {
-                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    let noise = ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5;
+                    let noise = rng.next_f32() - 0.5;
                     0.3 * ((i as f32) * 0.0627).sin() + 0.05 * noise
                 })
                 .collect();

@@ -562,7 +562,7 @@ impl CueList {
                 },
                 targets: targets.clone(),
                 messages: vec![OscMessage {
-                    addr: "/scorefollow/page".into(),
+                    addr: super::osc::address::PAGE.into(),
                     args: vec![OscType::Int(page as i32)],
                 }],
                 line,
@@ -845,35 +845,13 @@ impl Sink for CueSink {
     }
 }
 
-/// 120 qpm, 4/4, one note from 0 to 8 s (bars 1-4, 2 s each); marker "A" at 2 s and cue
-/// point "B" at 4 s.
-#[cfg(test)]
-pub(crate) fn test_score() -> Score {
-    let track: Vec<u8> = [
-        &[0x00, 0xFF, 0x51, 0x03, 0x07, 0xA1, 0x20][..],
-        &[0x00, 0xFF, 0x58, 0x04, 0x04, 0x02, 0x18, 0x08],
-        &[0x00, 0x90, 0x3C, 0x64],
-        &[0x8F, 0x00, 0xFF, 0x06, 0x01, b'A'],
-        &[0x8F, 0x00, 0xFF, 0x07, 0x01, b'B'],
-        &[0x9E, 0x00, 0x80, 0x3C, 0x00],
-        &[0x00, 0xFF, 0x2F, 0x00],
-    ]
-    .concat();
-    let mut bytes = b"MThd".to_vec();
-    bytes.extend_from_slice(&[0, 0, 0, 6, 0, 0, 0, 1, 0x01, 0xE0]);
-    bytes.extend_from_slice(b"MTrk");
-    bytes.extend_from_slice(&(track.len() as u32).to_be_bytes());
-    bytes.extend_from_slice(&track);
-    Score::from_bytes(&bytes, Path::new("unit.mid")).unwrap_or_else(|e| panic!("{e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
     fn score() -> Score {
-        test_score()
+        crate::test_util::test_score()
     }
 
     fn parse(text: &str) -> crate::Result<CueList> {
@@ -1368,129 +1346,11 @@ address = "/y"
     }
 }
 
-/// Input mutation for the parser fuzz tests (shared with `control`, `spot::query`,
-/// `spot::index`): small edits of a valid input reach the deep checks that random bytes never
-/// get past the first line.
-#[cfg(test)]
-pub(crate) mod fuzz {
-    use proptest::prelude::*;
-
-    /// One edit: (kind, position, length or byte, snippet choice); positions wrap modulo the
-    /// input length, so every edit applies to every input.
-    pub(crate) type Edit = (u8, u32, u32, u8);
-
-    /// Bytes that matter to the parsers under test (separators, quotes, brackets, signs).
-    const BYTES: &[u8] = b"\n\r\t ,:=\"'[]{}#.-+0123456789eE/\\\0\xff\xc3";
-
-    /// Lines that exercise the parsers' branches when inserted.
-    const LINES: &[&str] = &[
-        "[[cue]]",
-        "[[cue.message]]",
-        "[settings]",
-        "[targets]",
-        "[defaults]",
-        "[[theme]]",
-        "id = \"dup\"",
-        "bar = -3",
-        "bar = 99999999999",
-        "beat = 1e308",
-        "score_s = -0.0",
-        "score_s = nan",
-        "lead_ms = inf",
-        "marker = \"\u{e9}\"",
-        "address = \"/a/b\"",
-        "args = [1, 2.5, \"s\", true, 1979-05-27, [1], {a = 1}]",
-        "targets = []",
-        "on_skip = \"fire\"",
-        "file = \"\"",
-        "file,id",
-        "1,1",
-        "2,999999999999999999999",
-        "-1,-1",
-        ",,,",
-        "# comment",
-        "\u{feff}page,first_bar",
-        "1e400,NaN",
-        "0.1,0.2,0.3",
-        "",
-    ];
-
-    /// A strategy for up to `max` edits.
-    pub(crate) fn edits(max: usize) -> impl Strategy<Value = Vec<Edit>> {
-        proptest::collection::vec((0u8..7, any::<u32>(), any::<u32>(), any::<u8>()), 0..=max)
-    }
-
-    /// Apply `edits` to `input`: truncate, flip a bit, set an interesting byte, insert a line,
-    /// delete a range, duplicate a range, swap two lines.
-    pub(crate) fn mutate(input: &[u8], edits: &[Edit]) -> Vec<u8> {
-        let mut b = input.to_vec();
-        for &(kind, pos, arg, pick) in edits {
-            let at = |n: usize| if n == 0 { 0 } else { pos as usize % (n + 1) };
-            match kind {
-                0 => b.truncate(at(b.len())),
-                1 if !b.is_empty() => {
-                    let i = pos as usize % b.len();
-                    b[i] ^= 1 << (arg % 8);
-                }
-                2 if !b.is_empty() => {
-                    let i = pos as usize % b.len();
-                    b[i] = BYTES[pick as usize % BYTES.len()];
-                }
-                3 => {
-                    // Insert a whole line at a line start, so it parses as a line.
-                    let i = at(b.len());
-                    let start = b[..i]
-                        .iter()
-                        .rposition(|&c| c == b'\n')
-                        .map_or(0, |p| p + 1);
-                    let mut line = LINES[pick as usize % LINES.len()].as_bytes().to_vec();
-                    line.push(b'\n');
-                    b.splice(start..start, line);
-                }
-                4 if !b.is_empty() => {
-                    let i = pos as usize % b.len();
-                    let n = (arg as usize % 16).min(b.len() - i);
-                    b.drain(i..i + n);
-                }
-                5 if !b.is_empty() => {
-                    let i = pos as usize % b.len();
-                    let n = (arg as usize % 64).min(b.len() - i);
-                    let piece = b[i..i + n].to_vec();
-                    b.splice(i..i, piece);
-                }
-                6 => {
-                    let text = String::from_utf8_lossy(&b).into_owned();
-                    let mut lines: Vec<&str> = text.split('\n').collect();
-                    if lines.len() > 1 {
-                        let i = pos as usize % lines.len();
-                        let j = arg as usize % lines.len();
-                        lines.swap(i, j);
-                    }
-                    b = lines.join("\n").into_bytes();
-                }
-                _ => {}
-            }
-        }
-        b
-    }
-
-    #[test]
-    fn mutate_applies_each_kind() {
-        let x = b"ab\ncd\n".as_slice();
-        assert_eq!(mutate(x, &[(0, 2, 0, 0)]), b"ab");
-        assert_eq!(mutate(x, &[(1, 0, 0, 0)]), b"`b\ncd\n");
-        assert_eq!(mutate(x, &[(3, 4, 0, 24)]), b"ab\n# comment\ncd\n");
-        assert_eq!(mutate(x, &[(4, 0, 3, 0)]), b"cd\n");
-        assert_eq!(mutate(x, &[(5, 0, 2, 0)]), b"abab\ncd\n");
-        assert_eq!(mutate(x, &[(6, 0, 1, 0)]), b"cd\nab\n");
-        assert_eq!(mutate(b"", &[(1, 5, 5, 5), (4, 1, 1, 1)]), b"");
-    }
-}
-
 #[cfg(test)]
 mod fuzz_tests {
-    use super::fuzz::{edits, mutate};
     use super::*;
+    use crate::test_util::fuzz::{edits, mutate, Edit};
+    use crate::test_util::test_score;
     use proptest::prelude::*;
 
     /// A valid cue file using every feature; numeric targets only, so mutations rarely make
@@ -1600,7 +1460,7 @@ address = "/y"
         let mut reasons = std::collections::BTreeSet::new();
         let mut ok = 0;
         for _ in 0..3000 {
-            let e: Vec<super::fuzz::Edit> = (0..1 + rng.next_u64() % 3)
+            let e: Vec<Edit> = (0..1 + rng.next_u64() % 3)
                 .map(|_| {
                     let r = rng.next_u64();
                     (

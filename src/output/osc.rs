@@ -11,6 +11,39 @@
 
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 
+/// Every OSC address scorefollow sends or answers, in one place (the contract receivers and
+/// remote controls are written against; the README's OSC reference lists them).
+pub mod address {
+    /// The position, every frame or at `--osc-rate`.
+    pub const POSITION: &str = "/scorefollow/position";
+    /// A change of state: start, drops, end, relocated.
+    pub const STATUS: &str = "/scorefollow/status";
+    /// A theme occurrence.
+    pub const THEME: &str = "/scorefollow/theme";
+    /// A page turn.
+    pub const PAGE: &str = "/scorefollow/page";
+    /// Several places fit equally well: score_s f and bar i for each candidate.
+    pub const AMBIGUOUS: &str = "/scorefollow/ambiguous";
+    /// Remote control: resume.
+    pub const START: &str = "/scorefollow/start";
+    /// Remote control: pause.
+    pub const STOP: &str = "/scorefollow/stop";
+    /// Remote control: follow from the start position again.
+    pub const RESET: &str = "/scorefollow/reset";
+    /// Remote control: follow from a score time.
+    pub const SEEK: &str = "/scorefollow/seek";
+    /// Remote control: follow from a bar.
+    pub const SEEK_BAR: &str = "/scorefollow/seek_bar";
+    /// Remote control: fire a cue by hand.
+    pub const FIRE: &str = "/scorefollow/fire";
+    /// Remote control: end the run.
+    pub const QUIT: &str = "/scorefollow/quit";
+    /// Reply to an accepted control message.
+    pub const ACK: &str = "/scorefollow/ack";
+    /// Reply to a refused control message.
+    pub const ERROR: &str = "/scorefollow/error";
+}
+
 use rosc::{OscMessage, OscPacket, OscType};
 
 use super::{Event, Sink};
@@ -173,7 +206,7 @@ impl Sink for OscSink {
                     -1.0
                 };
                 self.send(
-                    "/scorefollow/position",
+                    address::POSITION,
                     vec![
                         OscType::Float(p.score_time_s as f32),
                         OscType::Float(beat),
@@ -191,7 +224,7 @@ impl Sink for OscSink {
                 }
             }
             Event::Status(s) => self.send(
-                "/scorefollow/status",
+                address::STATUS,
                 vec![
                     OscType::String(s.kind.as_str().to_string()),
                     OscType::Float(s.perf_time_s as f32),
@@ -199,8 +232,17 @@ impl Sink for OscSink {
                     OscType::Int(s.frames.min(i32::MAX as u64) as i32),
                 ],
             ),
+            Event::Ambiguous(a) => self.send(
+                address::AMBIGUOUS,
+                a.candidates
+                    .iter()
+                    .flat_map(|c| [OscType::Float(c.score_s as f32), OscType::Int(c.bar)])
+                    .collect(),
+            ),
+            // Sent as a `relocated` status, the message receivers already know.
+            Event::Relocation(_) => {}
             Event::Theme(t) => self.send(
-                "/scorefollow/theme",
+                address::THEME,
                 vec![
                     OscType::String(t.theme_id.clone()),
                     OscType::Float(t.start_s as f32),

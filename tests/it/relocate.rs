@@ -2,12 +2,10 @@
 //! out (a skip) and with a section played twice (a repeat) is followed against its score; the
 //! follower must jump, and after the jump follow the ground truth again.
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use scorefollow::engine::{FollowOptions, Follower, RelocateMode};
+use scorefollow::engine::{FollowConfig, FollowSettings, ReferenceKind, RelocateMode};
 use scorefollow::eval;
 use scorefollow::features::FeatureConfig;
 use scorefollow::score::reference::Reference;
@@ -30,19 +28,20 @@ struct Run {
 }
 
 fn follow(samples: &[f32], reference: Arc<Reference>, mode: RelocateMode) -> Run {
-    let opts = FollowOptions {
+    let config = FollowConfig::try_from(FollowSettings {
+        reference_kind: match reference.score() {
+            Some(_) => ReferenceKind::Score,
+            None => ReferenceKind::Recording,
+        },
         relocate: mode,
         transpose: Some(0),
-        ..FollowOptions::default()
-    };
-    let mut f = Follower::new(reference, &opts);
-    let mut rows = Vec::new();
-    for chunk in samples.chunks(4096) {
-        f.push(chunk, 0, |ev| rows.push((ev.perf_time_s, ev.score_time_s)));
-    }
+        ..FollowSettings::default()
+    })
+    .expect("valid settings");
+    let run = crate::common::follow_in_chunks(reference, &config, samples, 4096);
     Run {
-        rows,
-        jumps: f.relocations().to_vec(),
+        rows: run.rows,
+        jumps: run.jumps,
     }
 }
 
@@ -71,9 +70,7 @@ struct Bundled {
 fn bundled_mozart() -> Bundled {
     let cfg = FeatureConfig::default();
     Bundled {
-        reference: Arc::new(
-            Reference::load(&bundled("score.mid"), &cfg).expect("bundled score loads"),
-        ),
+        reference: crate::common::score_reference(&bundled("score.mid")),
         perf: scorefollow::audio::decode::load_mono(
             &bundled("performance.flac"),
             cfg.sample_rate_hz,
@@ -263,7 +260,7 @@ fn structure_file_repeat_is_followed_without_jumping() {
 #[test]
 fn skips_are_found_at_other_tempi() {
     for tempo in [1.5, 0.6] {
-        let (reference, audio, events) = common::mozart_at_tempo(tempo);
+        let (reference, audio, events) = crate::common::mozart_at_tempo(tempo);
         let sr = FeatureConfig::default().sample_rate_hz as f64;
         let (a, b) = (40.0 / tempo, 60.0 / tempo);
         let (skip, skip_events) = cut_out(&audio, sr, events.into_iter(), a, b);
@@ -303,17 +300,27 @@ fn skips_are_found_at_other_tempi() {
 #[test]
 fn skip_and_repeat_are_followed_against_a_recording() {
     let m = bundled_mozart();
-    let cfg = FeatureConfig::following_a_recording();
+    let cfg = FollowConfig::try_from(FollowSettings::for_kind(ReferenceKind::Recording))
+        .expect("valid settings")
+        .features;
     let score = scorefollow::score::Score::load(&bundled("score.mid")).expect("score");
     let dir = std::env::temp_dir().join(format!("sf_relocate_rec_{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let wav = dir.join("rendered.wav");
-    common::write_wav_mono(
+    crate::common::write_wav_mono(
         &wav,
         cfg.sample_rate_hz,
         &scorefollow::score::synth::render(&score, cfg.sample_rate_hz),
     );
-    let recording = Arc::new(Reference::from_audio(&wav, &cfg).expect("recording loads"));
+    let recording = Arc::new(
+        scorefollow::audio::load::load_reference(
+            &wav,
+            ReferenceKind::Recording,
+            &cfg,
+            &Default::default(),
+        )
+        .expect("recording loads"),
+    );
     let _ = std::fs::remove_dir_all(&dir);
     for (name, samples, events, jump_at) in skip_and_repeat(&m, 45.0, 62.0) {
         let (on, acc_on, acc_off) =

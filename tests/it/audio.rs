@@ -2,8 +2,6 @@
 //! tests/data), error messages, resampling, the real-time callback under an
 //! allocation-counting allocator, and the replay source.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -14,44 +12,7 @@ use scorefollow::audio::{
 };
 use scorefollow::Error;
 
-// ---------------------------------------------------------------------------------------------
-// Allocation counting: counts allocations made by the current thread only, so other test
-// threads running in parallel do not disturb the count.
-
-struct CountingAlloc;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn bump() {
-    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-}
-
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        bump();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        bump();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        bump();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
-
-fn allocs_on_this_thread() -> u64 {
-    ALLOCS.with(|c| c.get())
-}
+use crate::alloc::allocations_on_this_thread as allocs_on_this_thread;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures.

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use scorefollow::engine::{FollowOptions, Follower, RelocateMode, RelocationReport};
+use scorefollow::engine::{FollowConfig, FollowSettings, RelocateMode, RelocationReport};
 use scorefollow::features::FeatureConfig;
 use scorefollow::score::reference::Reference;
 use scorefollow::score::Score;
@@ -59,20 +59,17 @@ fn follow_in(
     mode: RelocateMode,
     transpose: Option<usize>,
 ) -> Run {
-    let opts = FollowOptions {
+    let config = FollowConfig::try_from(FollowSettings {
         relocate: mode,
         transpose,
-        ..FollowOptions::default()
-    };
-    let mut f = Follower::new(reference, &opts);
-    let mut rows = Vec::new();
-    for chunk in samples.chunks(4096) {
-        f.push(chunk, 0, |ev| rows.push((ev.perf_time_s, ev.score_time_s)));
-    }
+        ..FollowSettings::default()
+    })
+    .expect("valid settings");
+    let run = crate::common::follow_in_chunks(reference, &config, samples, 4096);
     Run {
-        rows,
-        jumps: f.relocations().to_vec(),
-        key_at_end: f.key_shift(),
+        rows: run.rows,
+        jumps: run.jumps,
+        key_at_end: run.key_at_end,
     }
 }
 
@@ -99,7 +96,12 @@ fn key_changes(run: &Run) -> Vec<&RelocationReport> {
 fn a_modulation_is_followed_in_the_new_key() {
     let cfg = FeatureConfig::default();
     let score = Score::load(&score_path()).expect("bundled score parses");
-    let reference = Arc::new(Reference::from_score(score.clone(), &score_path(), &cfg));
+    let reference = Arc::new(Reference::from_score(
+        score.clone(),
+        &score_path(),
+        &cfg,
+        &Default::default(),
+    ));
     let modulated = scorefollow::score::synth::render(
         &performance_score(&score, MODULATION_SCORE_S, 1),
         cfg.sample_rate_hz,
@@ -176,7 +178,12 @@ fn a_modulation_is_followed_in_the_new_key() {
 fn a_drift_down_is_followed_with_the_key_given() {
     let cfg = FeatureConfig::default();
     let score = Score::load(&score_path()).expect("bundled score parses");
-    let reference = Arc::new(Reference::from_score(score.clone(), &score_path(), &cfg));
+    let reference = Arc::new(Reference::from_score(
+        score.clone(),
+        &score_path(),
+        &cfg,
+        &Default::default(),
+    ));
     let flat = scorefollow::score::synth::render(
         &performance_score(&score, MODULATION_SCORE_S, -1),
         cfg.sample_rate_hz,

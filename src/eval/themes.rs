@@ -10,11 +10,12 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::metrics::{read_themes_csv, Accumulator, ByTheme, Criterion, Interval, Metrics};
-use super::query::{file_chroma, stem};
-use super::{query_cens, to_seconds, Hit, SpotConfig};
+use super::theme_metrics::{read_themes_csv, Accumulator, ByTheme, Criterion, Interval, Metrics};
+use crate::audio::load::read_chroma as file_chroma;
 use crate::features::cens;
 use crate::features::Chroma;
+use crate::spot::query::stem;
+use crate::spot::{query_cens, to_seconds, Hit, SpotConfig};
 
 /// Options of the theme evaluation.
 #[derive(Clone, Debug)]
@@ -26,7 +27,7 @@ pub struct ThemeEvalOptions {
     /// When set, write predictions as `DIR/{midi,audio}/<piece>/<case>.themes.csv`, the layout
     /// `score_themes.py --batch index.csv DIR/midi` reads.
     pub pred_dir: Option<PathBuf>,
-    /// Run the streaming spotter ([`super::StreamingSpotter`], frame by frame) instead of the
+    /// Run the streaming spotter ([`crate::spot::StreamingSpotter`], frame by frame) instead of the
     /// offline search; its reports are the predictions, scored `1 - cost`.
     pub streaming: bool,
     /// Streaming only: how long (s) a candidate must stay the best before it is reported.
@@ -259,7 +260,7 @@ pub fn eval_themes(corpus_dir: &Path, opts: &ThemeEvalOptions) -> crate::Result<
                     if qs.is_empty() {
                         continue;
                     }
-                    let mut sp = super::StreamingSpotter::new(
+                    let mut sp = crate::spot::StreamingSpotter::new(
                         qs.iter().map(|q| q.2.clone()).collect(),
                         &cfg.features,
                         &cfg.cens,
@@ -283,7 +284,7 @@ pub fn eval_themes(corpus_dir: &Path, opts: &ThemeEvalOptions) -> crate::Result<
                 return Ok(out);
             }
             for (is_midi, id, q) in &queries[&r.piece] {
-                let fh = super::matcher::search(q, db, &cfg.matching)?;
+                let fh = crate::spot::matcher::search(q, db, &cfg.matching)?;
                 let hits = to_seconds(&fh, &cfg.features, &cfg.cens);
                 out[usize::from(!*is_midi)].extend(hits.into_iter().map(|h| (id.clone(), h)));
             }

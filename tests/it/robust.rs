@@ -24,7 +24,9 @@ use proptest::prelude::*;
 use scorefollow::align::soft_dtw::io::parse_csv;
 use scorefollow::audio::replay::{ReplayOptions, Speed};
 use scorefollow::audio::{load_mono, probe, Capture, MonoDecoder};
-use scorefollow::engine::{self, FollowOptions, Follower};
+use scorefollow::engine::{
+    self, FollowConfig, FollowSettings, Follower, FollowerEvent, ReferenceKind, Source,
+};
 use scorefollow::features::FeatureConfig;
 use scorefollow::output::{Event, PositionEvent, Sink};
 use scorefollow::score::reference::Reference;
@@ -509,7 +511,7 @@ fn ten_hour_replay_streams_in_bounded_memory() {
     let out = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
-            "ten_hour_replay_child",
+            "robust::ten_hour_replay_child",
             "--ignored",
             "--nocapture",
         ])
@@ -629,8 +631,7 @@ fn simulated_dropouts_are_reported_and_survived() {
         summary.contains(&format!(", {end} samples dropped")),
         "{summary}"
     );
-    let cfg = FeatureConfig::default();
-    let reference = Reference::from_midi(&dir.join("score.mid"), &cfg).expect("score");
+    let reference = crate::common::score_reference(&dir.join("score.mid"));
     let text = std::fs::read_to_string(&csv).expect("csv");
     let last_score_s: f64 = text
         .lines()
@@ -670,13 +671,16 @@ fn simulated_dropouts_are_reported_and_survived() {
 
 /// Positions of one follower over `audio` (at the analysis rate), pushed in uneven blocks.
 fn follow_alone(reference: Arc<Reference>, audio: &[f32]) -> Vec<PositionEvent> {
-    let mut f = Follower::new(reference, &FollowOptions::default());
+    let mut f = Follower::new(reference, &FollowConfig::default()).expect("follower");
     let mut out = Vec::new();
     let mut i = 0;
     let mut k = 0;
     while i < audio.len() {
         let n = [512usize, 1024, 77, 4096][k % 4].min(audio.len() - i);
-        f.push(&audio[i..i + n], 0, |ev| out.push(*ev));
+        out.extend(f.push(&audio[i..i + n], 0).filter_map(|ev| match ev {
+            FollowerEvent::Position(p) => Some(p),
+            _ => None,
+        }));
         i += n;
         k += 1;
     }
@@ -692,7 +696,7 @@ fn concurrent_followers_match_solo_runs() {
     let rate = cfg.sample_rate_hz;
     let load = |piece: &str, secs: f64| {
         let dir = root().join("scores").join(piece);
-        let r = Arc::new(Reference::from_midi(&dir.join("score.mid"), &cfg).expect("score"));
+        let r = crate::common::score_reference(&dir.join("score.mid"));
         let mut a = load_mono(&dir.join("performance.flac"), rate).expect("audio");
         a.truncate((secs * rate as f64) as usize);
         (r, a)
@@ -766,13 +770,13 @@ impl Sink for SoakSink {
 fn percentile_us(v: &[u32], p: f64) -> f64 {
     let mut s = v.to_vec();
     s.sort_unstable();
-    engine::percentile_ns(&s, p) / 1000.0
+    engine::run::percentile_ns(&s, p) / 1000.0
 }
 
-/// Phase 1 of the soak: `engine::run` with a replay `Capture`, exactly as `follow --replay
+/// Phase 1 of the soak: `scorefollow::follow` with a replay `Capture`, exactly as `follow --replay
 /// --speed max` runs, resident memory sampled every minute of audio. Returns the last
 /// reported score time (s).
-fn soak_engine(label: &str, reference: Arc<Reference>, path: &Path) -> f64 {
+fn soak_engine(label: &str, config: &FollowConfig, reference: Arc<Reference>, path: &Path) -> f64 {
     let rss = Arc::new(std::sync::Mutex::new(Vec::new()));
     let last_score = Arc::new(std::sync::Mutex::new(0.0f64));
     let sink = SoakSink {
@@ -789,12 +793,10 @@ fn soak_engine(label: &str, reference: Arc<Reference>, path: &Path) -> f64 {
     )
     .expect("replay");
     let rss_before_kb = proc_status_kb("VmRSS:").unwrap_or(0);
-    let (summary, _) = engine::run(
-        capture,
-        reference,
-        &FollowOptions::default(),
+    let summary = scorefollow::follow(
+        config,
+        Source::new(reference, capture),
         vec![Box::new(sink)],
-        None,
     )
     .expect("run");
     let rss_end_kb = proc_status_kb("VmRSS:").unwrap_or(0);
@@ -804,7 +806,7 @@ fn soak_engine(label: &str, reference: Arc<Reference>, path: &Path) -> f64 {
     let peak_kb = samples.iter().map(|s| s.1).max().unwrap_or(0);
     let last_score_s = last_score.lock().map(|v| *v).unwrap_or(f64::NAN);
     eprintln!(
-        "soak [{label}] engine::run: {:.0} s of audio in {:.1} s ({:.0}x real time), {} frames, {} dropped samples, {} dropped events, last score time {last_score_s:.1} s",
+        "soak [{label}] follow: {:.0} s of audio in {:.1} s ({:.0}x real time), {} frames, {} dropped samples, {} dropped events, last score time {last_score_s:.1} s",
         summary.audio_s,
         summary.wall_s,
         summary.realtime_factor(),
@@ -842,21 +844,23 @@ fn soak_engine(label: &str, reference: Arc<Reference>, path: &Path) -> f64 {
 }
 
 /// Phase 2 of the soak: the same `Follower` fed by a streaming decoder, every frame timed in
-/// order (as `engine::run` times them). Fails if the last 10 minutes' p99 exceeds twice the
+/// order (as `scorefollow::follow` times them). Fails if the last 10 minutes' p99 exceeds twice the
 /// first 10 minutes' (taken from 0:30, after the transposition trial that runs 12 aligners).
-fn soak_frame_times(label: &str, reference: Arc<Reference>, path: &Path) {
-    let cfg = FeatureConfig::default();
+fn soak_frame_times(label: &str, config: &FollowConfig, reference: Arc<Reference>, path: &Path) {
+    let cfg = &config.features;
     let mut dec = MonoDecoder::open(path, Some(cfg.sample_rate_hz)).expect("decoder");
-    let mut follower = Follower::new(reference, &FollowOptions::default());
+    let mut follower = Follower::new(reference, config).expect("follower");
     let mut frame_ns: Vec<u32> = Vec::with_capacity(3600 * 50 + 16);
     let mut chunk = Vec::new();
     while dec.next_chunk(&mut chunk).expect("decode") {
         let mut last = Instant::now();
-        follower.push(&chunk, 0, |_| {
-            let now = Instant::now();
-            frame_ns.push(now.duration_since(last).as_nanos().min(u32::MAX as u128) as u32);
-            last = now;
-        });
+        for ev in follower.push(&chunk, 0) {
+            if let FollowerEvent::Position(_) = ev {
+                let now = Instant::now();
+                frame_ns.push(now.duration_since(last).as_nanos().min(u32::MAX as u128) as u32);
+                last = now;
+            }
+        }
     }
     let fps = cfg.frame_rate_hz();
     let at = |s: f64| ((s * fps) as usize).min(frame_ns.len());
@@ -884,7 +888,7 @@ fn soak_frame_times(label: &str, reference: Arc<Reference>, path: &Path) {
 /// Each runs [`soak_engine`] (memory must not grow by 20 MB) and [`soak_frame_times`]
 /// (frames must not get slower).
 #[test]
-#[ignore = "soak: one hour of audio; run with cargo test --release --test robust -- --ignored soak --nocapture"]
+#[ignore = "soak: one hour of audio; run with cargo test --release --test it -- --ignored soak --nocapture"]
 fn soak_one_hour_replay() {
     let cfg = FeatureConfig::default();
     let rate = cfg.sample_rate_hz;
@@ -905,18 +909,29 @@ fn soak_one_hour_replay() {
         f.flush().expect("flush");
     }
 
-    let score = Arc::new(Reference::from_midi(&dir.join("score.mid"), &cfg).expect("score"));
-    soak_engine("score", score.clone(), &path);
-    soak_frame_times("score", score, &path);
+    let score = crate::common::score_reference(&dir.join("score.mid"));
+    let score_config = FollowConfig::default();
+    soak_engine("score", &score_config, score.clone(), &path);
+    soak_frame_times("score", &score_config, score, &path);
 
     let t0 = Instant::now();
-    let long = Arc::new(Reference::load(&path, &cfg).expect("hour reference"));
+    let recording_config =
+        FollowConfig::try_from(FollowSettings::for_kind(ReferenceKind::Recording)).expect("valid");
+    let long = Arc::new(
+        scorefollow::audio::load::load_reference(
+            &path,
+            ReferenceKind::Recording,
+            &recording_config.features,
+            &recording_config.rendering,
+        )
+        .expect("hour reference"),
+    );
     eprintln!(
         "soak [hour reference] built in {:.1} s, {:.0} s long",
         t0.elapsed().as_secs_f64(),
         long.duration_s()
     );
-    let end_s = soak_engine("hour reference", long.clone(), &path);
+    let end_s = soak_engine("hour reference", &recording_config, long.clone(), &path);
     assert!(end_s > 3590.0, "the position stopped at {end_s} s of 3600");
-    soak_frame_times("hour reference", long, &path);
+    soak_frame_times("hour reference", &recording_config, long, &path);
 }

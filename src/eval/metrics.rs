@@ -371,3 +371,159 @@ mod tests {
         assert_eq!(summarize(&[]).n, 0);
     }
 }
+
+/// Index of the latest prediction at or before `t` (the causal reading; the first one before
+/// any), from prediction times sorted ascending. None without predictions.
+pub fn held_index(px: &[f64], t: f64) -> Option<usize> {
+    if px.is_empty() {
+        return None;
+    }
+    Some(px.partition_point(|&x| x <= t).saturating_sub(1))
+}
+
+/// One 0.1-wide confidence bin of the calibration table (METRICS.md, "Confidence
+/// calibration").
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CalibrationBin {
+    /// Lower edge of the bin (0, 0.1, ..., 0.9; the last bin includes 1).
+    pub lower: f64,
+    /// Events whose position came with a confidence in the bin.
+    pub n: usize,
+    /// % of them within 300 ms.
+    pub le300_pct: f64,
+    /// % of them within 100 ms.
+    pub le100_pct: f64,
+}
+
+/// The calibration table of `(confidence, error ms)` pairs: ten bins of 0.1 (an event with a
+/// NaN confidence counts in the lowest).
+pub fn calibration(events: &[(f32, f64)]) -> [CalibrationBin; 10] {
+    let mut bins: [CalibrationBin; 10] = std::array::from_fn(|k| CalibrationBin {
+        lower: k as f64 / 10.0,
+        ..CalibrationBin::default()
+    });
+    let mut ok = [[0usize; 2]; 10];
+    for &(c, e) in events {
+        let k = if c.is_finite() {
+            ((c.clamp(0.0, 1.0) * 10.0) as usize).min(9)
+        } else {
+            0
+        };
+        bins[k].n += 1;
+        ok[k][0] += usize::from(e <= 300.0);
+        ok[k][1] += usize::from(e <= 100.0);
+    }
+    for (b, o) in bins.iter_mut().zip(ok) {
+        if b.n > 0 {
+            b.le300_pct = 100.0 * o[0] as f64 / b.n as f64;
+            b.le100_pct = 100.0 * o[1] as f64 / b.n as f64;
+        }
+    }
+    bins
+}
+
+/// A step of the reported position that METRICS.md counts as a false jump.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FalseJump {
+    /// Performance time of the frame after the step (s).
+    pub perf_time_s: f64,
+    /// Score time before the step (s).
+    pub from_score_s: f64,
+    /// Score time after the step (s).
+    pub to_score_s: f64,
+    /// Error at the next ground-truth event (s of score).
+    pub error_s: f64,
+}
+
+/// False jumps (METRICS.md, "Jumps"): every step of the reported position of more than 2 s of
+/// score between two consecutive frames (`rows`: perf time, score time, in order) that lands
+/// more than 2 s of score from the ground truth at the next ground-truth event.
+pub fn false_jumps(rows: &[(f64, f64)], gt: &(Vec<f64>, Vec<f64>)) -> Vec<FalseJump> {
+    let px: Vec<f64> = rows.iter().map(|r| r.0).collect();
+    let py: Vec<f64> = rows.iter().map(|r| r.1).collect();
+    let mut out = Vec::new();
+    for w in 1..rows.len() {
+        let (from, (t, to)) = (rows[w - 1].1, rows[w]);
+        if (to - from).abs() <= 2.0 {
+            continue;
+        }
+        let k = gt.0.partition_point(|&g| g < t);
+        let Some((&gt_t, &gt_s)) = gt.0.get(k).zip(gt.1.get(k)) else {
+            continue;
+        };
+        let error_s = (predict(&px, &py, gt_t, true) - gt_s).abs();
+        if error_s > 2.0 {
+            out.push(FalseJump {
+                perf_time_s: t,
+                from_score_s: from,
+                to_score_s: to,
+                error_s,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod trust_tests {
+    use super::*;
+
+    #[test]
+    fn calibration_bins_by_tenths_and_counts_shares() {
+        let events = [
+            (0.95, 10.0),
+            (0.91, 400.0),
+            (1.0, 50.0),
+            (0.05, 2000.0),
+            (f32::NAN, 10.0),
+            (0.55, 150.0),
+        ];
+        let t = calibration(&events);
+        assert_eq!(t[9].n, 3);
+        assert!((t[9].le300_pct - 200.0 / 3.0).abs() < 1e-9);
+        assert!((t[9].le100_pct - 200.0 / 3.0).abs() < 1e-9);
+        assert_eq!(t[0].n, 2);
+        assert_eq!(t[0].le300_pct, 50.0);
+        assert_eq!((t[5].n, t[5].le300_pct, t[5].le100_pct), (1, 100.0, 0.0));
+        assert_eq!(t.iter().map(|b| b.n).sum::<usize>(), events.len());
+    }
+
+    #[test]
+    fn a_false_jump_lands_far_from_the_truth_and_a_true_one_does_not() {
+        // Truth: score = perf time, with a skip at 10 s from score 10 to 20.
+        let gt: (Vec<f64>, Vec<f64>) = (
+            (0..30).map(|k| k as f64).collect(),
+            (0..30)
+                .map(|k| if k < 10 { k as f64 } else { k as f64 + 10.0 })
+                .collect(),
+        );
+        // The follower jumps correctly at 10.5 s, then wrongly to 50 s at 20.5 s.
+        let rows: Vec<(f64, f64)> = (0..60)
+            .map(|i| {
+                let t = i as f64 * 0.5;
+                let s = if t < 10.5 {
+                    t
+                } else if t < 20.5 {
+                    t + 10.0
+                } else {
+                    t + 30.0
+                };
+                (t, s)
+            })
+            .collect();
+        let f = false_jumps(&rows, &gt);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].perf_time_s, 20.5);
+        assert!((f[0].error_s - 20.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn held_index_is_the_latest_at_or_before() {
+        let px = [0.0, 1.0, 2.0];
+        assert_eq!(held_index(&px, -1.0), Some(0));
+        assert_eq!(held_index(&px, 1.0), Some(1));
+        assert_eq!(held_index(&px, 1.5), Some(1));
+        assert_eq!(held_index(&px, 9.0), Some(2));
+        assert_eq!(held_index(&[], 1.0), None);
+    }
+}

@@ -143,6 +143,7 @@ fn finds_every_entry_of_the_subject_with_transpositions() {
         &[ThemeFile::from_path(&f.theme)],
         std::slice::from_ref(&f.fugue),
         &cfg,
+        &scorefollow::audio::load::read_chroma,
     )
     .expect("spot");
     let mut found: Vec<(f64, i8)> = hits
@@ -162,6 +163,7 @@ fn finds_every_entry_of_the_subject_with_transpositions() {
         &[ThemeFile::from_path(&f.theme)],
         std::slice::from_ref(&f.fugue),
         &cfg,
+        &scorefollow::audio::load::read_chroma,
     )
     .expect("spot");
     assert!(
@@ -267,7 +269,7 @@ fn index_build_query_and_refusals() {
     let idx = Index::load(&idx_path).expect("load");
     let feat = IndexConfig::default().features();
     let c =
-        scorefollow::spot::query::file_chroma(&f.fugue, &feat, MidiMode::Template).expect("chroma");
+        scorefollow::audio::load::read_chroma(&f.fugue, &feat, MidiMode::Template).expect("chroma");
     let k0 = feat.frame_at_s(16.0);
     let hits = idx
         .query_chroma(&c[k0..k0 + 500], &IndexQuery::default())

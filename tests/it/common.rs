@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use scorefollow::engine::{FollowConfig, Follower, FollowerEvent, RelocationReport};
 use scorefollow::features::FeatureConfig;
-use scorefollow::score::reference::Reference;
+use scorefollow::score::reference::{Reference, ScoreRendering};
 use scorefollow::score::synth::{render_with, SynthOptions};
 use scorefollow::score::Score;
 
@@ -37,7 +38,12 @@ pub fn mozart_at_tempo(tempo: f64) -> (Arc<Reference>, Vec<f32>, Vec<(f64, f64)>
     let mut onsets: Vec<f64> = score.notes.iter().map(|n| n.onset_s).collect();
     onsets.dedup_by(|a, b| (*a - *b).abs() < 0.01);
     let events = onsets.iter().map(|&s| (s / tempo, s)).collect();
-    let reference = Arc::new(Reference::from_score(score, &path, &cfg));
+    let reference = Arc::new(Reference::from_score(
+        score,
+        &path,
+        &cfg,
+        &ScoreRendering::default(),
+    ));
     (reference, audio, events)
 }
 
@@ -62,4 +68,48 @@ pub fn write_wav_mono(path: &std::path::Path, rate: u32, samples: &[f32]) {
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
     out.extend_from_slice(&data);
     std::fs::write(path, out).expect("write wav");
+}
+
+/// A score file as the follower's reference (the default features and rendering).
+pub fn score_reference(path: &std::path::Path) -> Arc<Reference> {
+    let config = FollowConfig::default();
+    Arc::new(
+        Reference::from_score_file(path, &config.features, &config.rendering)
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+/// What a follower fed a whole performance reported.
+pub struct Followed {
+    /// (perf_time_s, score_time_s) per frame.
+    pub rows: Vec<(f64, f64)>,
+    /// The jumps it made.
+    pub jumps: Vec<RelocationReport>,
+    /// The key followed at the end.
+    pub key_at_end: Option<usize>,
+}
+
+/// Feed `samples` (analysis rate) to a follower with `config` in chunks of `chunk` samples.
+pub fn follow_in_chunks(
+    reference: Arc<Reference>,
+    config: &FollowConfig,
+    samples: &[f32],
+    chunk: usize,
+) -> Followed {
+    let mut f = Follower::new(reference, config).unwrap_or_else(|e| panic!("{e}"));
+    let (mut rows, mut jumps) = (Vec::new(), Vec::new());
+    for block in samples.chunks(chunk) {
+        for ev in f.push(block, 0) {
+            match ev {
+                FollowerEvent::Position(p) => rows.push((p.perf_time_s, p.score_time_s)),
+                FollowerEvent::Relocated(r) => jumps.push(r),
+                FollowerEvent::Theme(_) => {}
+            }
+        }
+    }
+    Followed {
+        rows,
+        jumps,
+        key_at_end: f.key_shift(),
+    }
 }

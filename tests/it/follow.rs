@@ -1,21 +1,17 @@
 //! End to end: the follower and the offline aligner on the bundled pieces (scores/), the
 //! command-line contract, and OSC over a real UDP socket.
 
-mod common;
-
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 
 use scorefollow::audio::replay::{ReplayOptions, Speed};
 use scorefollow::audio::Capture;
-use scorefollow::engine::{self, FollowOptions};
+use scorefollow::engine::{FollowConfig, FollowSettings, Source};
 use scorefollow::eval;
 use scorefollow::features::FeatureConfig;
 use scorefollow::output::memory::MemorySink;
 use scorefollow::output::Sink;
-use scorefollow::score::reference::Reference;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -27,8 +23,7 @@ fn bin() -> Command {
 
 fn follow_bundled(piece: &str) -> (eval::Metrics, usize) {
     let dir = root().join("scores").join(piece);
-    let cfg = FeatureConfig::default();
-    let reference = Arc::new(Reference::from_midi(&dir.join("score.mid"), &cfg).expect("score"));
+    let reference = crate::common::score_reference(&dir.join("score.mid"));
     let capture = Capture::replay(
         &dir.join("performance.flac"),
         ReplayOptions {
@@ -39,8 +34,12 @@ fn follow_bundled(piece: &str) -> (eval::Metrics, usize) {
     .expect("replay");
     let memory = MemorySink::default();
     let sinks: Vec<Box<dyn Sink>> = vec![Box::new(memory.clone())];
-    let (summary, _) =
-        engine::run(capture, reference, &FollowOptions::default(), sinks, None).expect("run");
+    let summary = scorefollow::follow(
+        &FollowConfig::default(),
+        Source::new(reference, capture),
+        sinks,
+    )
+    .expect("run");
     let rows = memory.take();
     assert_eq!(rows.len() as u64, summary.frames);
     assert_eq!(summary.dropped_samples, 0, "a max-speed replay never drops");
@@ -134,7 +133,7 @@ fn offline_alignment_against_a_recording() {
     let tmp = std::env::temp_dir().join(format!("sf_align_rec_{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("tmp");
     let recording = tmp.join("rendered.wav");
-    common::write_wav_mono(
+    crate::common::write_wav_mono(
         &recording,
         rate,
         &scorefollow::score::synth::render(&score, rate),
@@ -427,19 +426,14 @@ fn follow_and_receive(
     messages
 }
 
-/// A performer at `tempo` times the bundled Mozart score's pace ([`common::mozart_at_tempo`])
+/// A performer at `tempo` times the bundled Mozart score's pace ([`crate::common::mozart_at_tempo`])
 /// followed with `opts` (the engine API, blocks of 1024 samples): the causal errors at every
 /// score onset.
-fn follow_mozart_at_tempo(tempo: f64, opts: &FollowOptions) -> eval::Metrics {
-    let (reference, audio, events) = common::mozart_at_tempo(tempo);
-    let mut follower = scorefollow::engine::Follower::new(reference, opts);
-    let (mut px, mut py) = (Vec::new(), Vec::new());
-    for block in audio.chunks(1024) {
-        follower.push(block, 0, |ev| {
-            px.push(ev.perf_time_s);
-            py.push(ev.score_time_s);
-        });
-    }
+fn follow_mozart_at_tempo(tempo: f64, settings: FollowSettings) -> eval::Metrics {
+    let (reference, audio, events) = crate::common::mozart_at_tempo(tempo);
+    let config = FollowConfig::try_from(settings).expect("valid settings");
+    let run = crate::common::follow_in_chunks(reference, &config, &audio, 1024);
+    let (px, py) = run.rows.into_iter().unzip();
     let gt = events.into_iter().unzip();
     eval::summarize(&eval::errors_ms(&gt, &(px, py), true))
 }
@@ -452,12 +446,12 @@ fn follow_mozart_at_tempo(tempo: f64, opts: &FollowOptions) -> eval::Metrics {
 #[test]
 fn fast_and_slow_performers_are_followed_with_the_tempo_model() {
     for (tempo, floor) in [(1.5, 98.0), (0.6, 96.5)] {
-        let with = follow_mozart_at_tempo(tempo, &FollowOptions::default());
+        let with = follow_mozart_at_tempo(tempo, FollowSettings::default());
         let without = follow_mozart_at_tempo(
             tempo,
-            &FollowOptions {
+            FollowSettings {
                 tempo_model: false,
-                ..FollowOptions::default()
+                ..FollowSettings::default()
             },
         );
         eprintln!(

@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use scorefollow::audio::replay::{ReplayOptions, Speed};
 use scorefollow::audio::{decode, Capture, LiveOptions};
-use scorefollow::engine::{self, FollowOptions};
+use scorefollow::engine::{FollowConfig, Source};
 use scorefollow::eval;
-use scorefollow::features::FeatureConfig;
 use scorefollow::output::memory::MemorySink;
 use scorefollow::output::{PositionEvent, Sink};
 use scorefollow::score::reference::Reference;
@@ -40,8 +39,9 @@ fn follow(
     let reference = Arc::clone(reference);
     let memory = MemorySink::default();
     let sinks: Vec<Box<dyn Sink>> = vec![Box::new(memory.clone())];
-    let (summary, _) =
-        engine::run(capture, reference, &FollowOptions::default(), sinks, stop).expect("run");
+    let mut source = Source::new(reference, capture);
+    source.stop = stop;
+    let summary = scorefollow::follow(&FollowConfig::default(), source, sinks).expect("run");
     (memory.take(), summary.dropped_samples)
 }
 
@@ -89,8 +89,7 @@ fn follows_a_recording_through_a_paced_alsa_device() {
         .expect("fifo");
 
     // Built before the device opens: nothing slow once audio flows.
-    let cfg = FeatureConfig::default();
-    let reference = Arc::new(Reference::from_midi(&bach().join("score.mid"), &cfg).expect("score"));
+    let reference = crate::common::score_reference(&bach().join("score.mid"));
     let audio = decode::load_mono(&bach().join("performance.flac"), RATE).expect("decode");
     let slice: Vec<f32> = audio[..(SLICE_S * RATE as f64) as usize].to_vec();
     let opts = LiveOptions {

@@ -1,6 +1,7 @@
-//! Remote control over OSC: a UDP server thread that turns `/scorefollow/...` messages into
-//! [`ControlCommand`]s for the follow loop ([`crate::engine::run`] polls them once per audio
-//! block) and fires cues by hand.
+//! Remote control, the command input edge: `/scorefollow/...` messages over OSC become
+//! [`ControlCommand`]s for the follow loop ([`crate::engine::follow`] applies them between
+//! audio blocks) or fire cues by hand. [`server`] is the UDP server thread, [`show`] wires cue
+//! lists, page turns and the server for one `follow` run.
 //!
 //! | address | arguments | effect |
 //! |---|---|---|
@@ -10,25 +11,25 @@
 //! | `/scorefollow/seek` | score_s f (or i) | follow from this score time (s) |
 //! | `/scorefollow/seek_bar` | bar i | follow from the start of this bar (MIDI scores) |
 //! | `/scorefollow/fire` | cue id s | fire this cue now |
+//! | `/scorefollow/quit` | | stop following and end the run |
 //!
 //! Every accepted message is answered, to the address it came from, with
 //! `/scorefollow/ack` (the address received, then its arguments). A malformed or unknown
 //! message is counted and answered with `/scorefollow/error` (reason s, errors so far i);
-//! it never stops the server.
+//! it never stops the server. The same messages come from the browser's live view
+//! ([`crate::web::live`]); both are carried out and answered by one [`Commander`].
 
-use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+pub mod commander;
+pub mod server;
+pub mod show;
 
-use crossbeam_channel::{Receiver, Sender};
 use rosc::{OscMessage, OscPacket, OscType};
 
-use super::cues::{CueHandle, CueList, CueSink, FiredCue, FiredLog, Timeline};
-use super::Sink;
-use crate::score::reference::Reference;
-use crate::Error;
+use crate::output::cues::Timeline;
+use crate::output::osc::address;
+pub use commander::Commander;
+pub use server::{bind_control, ControlServer, ControlStats};
+pub use show::{Show, ShowReport, ShowSetup};
 
 /// A command for the follow loop.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,6 +54,8 @@ pub enum Request {
     Engine(ControlCommand),
     /// Fire the cue with this id.
     Fire(String),
+    /// End the run (as Ctrl-C would).
+    Quit,
 }
 
 /// Interpret one control message against the followed reference.
@@ -74,20 +77,22 @@ pub fn parse_request(msg: &OscMessage, timeline: Timeline<'_>) -> Result<Request
         }
     };
     match msg.addr.as_str() {
-        "/scorefollow/start" => no_args(Request::Engine(ControlCommand::Start)),
-        "/scorefollow/stop" => no_args(Request::Engine(ControlCommand::Stop)),
-        "/scorefollow/reset" => no_args(Request::Engine(ControlCommand::Reset)),
-        "/scorefollow/seek" => match (msg.args.len(), number(msg.args.first())) {
+        address::START => no_args(Request::Engine(ControlCommand::Start)),
+        address::STOP => no_args(Request::Engine(ControlCommand::Stop)),
+        address::RESET => no_args(Request::Engine(ControlCommand::Reset)),
+        address::QUIT => no_args(Request::Quit),
+        address::SEEK => match (msg.args.len(), number(msg.args.first())) {
             (1, Some(s)) if s.is_finite() && (0.0..=timeline.duration_s).contains(&s) => {
                 Ok(Request::Engine(ControlCommand::Seek { score_s: s }))
             }
             (1, Some(s)) => Err(format!(
-                "/scorefollow/seek: {s} s is outside the score (0 to {:.3} s)",
+                "{}: {s} s is outside the score (0 to {:.3} s)",
+                address::SEEK,
                 timeline.duration_s
             )),
-            _ => Err("/scorefollow/seek takes one number: score_s".into()),
+            _ => Err(format!("{} takes one number: score_s", address::SEEK)),
         },
-        "/scorefollow/seek_bar" => match msg.args.as_slice() {
+        address::SEEK_BAR => match msg.args.as_slice() {
             // Pd and Max send numbers as floats; a whole float is a bar number too.
             [a @ (OscType::Int(_) | OscType::Float(_))]
                 if number(Some(a)).is_some_and(|b| b.fract() == 0.0 && b.abs() < 1e9) =>
@@ -96,249 +101,15 @@ pub fn parse_request(msg: &OscMessage, timeline: Timeline<'_>) -> Result<Request
                 timeline
                     .s_at_bar_beat(bar, 1.0)
                     .map(|score_s| Request::Engine(ControlCommand::Seek { score_s }))
-                    .map_err(|r| format!("/scorefollow/seek_bar: {r}"))
+                    .map_err(|r| format!("{}: {r}", address::SEEK_BAR))
             }
-            _ => Err("/scorefollow/seek_bar takes one int: bar".into()),
+            _ => Err(format!("{} takes one int: bar", address::SEEK_BAR)),
         },
-        "/scorefollow/fire" => match msg.args.as_slice() {
+        address::FIRE => match msg.args.as_slice() {
             [OscType::String(id)] => Ok(Request::Fire(id.clone())),
-            _ => Err("/scorefollow/fire takes one string: the cue id".into()),
+            _ => Err(format!("{} takes one string: the cue id", address::FIRE)),
         },
         other => Err(format!("unknown address {other}")),
-    }
-}
-
-/// Counters of a running [`ControlServer`].
-#[derive(Debug, Default)]
-pub struct ControlStats {
-    /// Messages accepted and acknowledged.
-    pub accepted: AtomicU64,
-    /// Malformed or unknown datagrams and messages.
-    pub errors: AtomicU64,
-}
-
-/// The control server thread; stops when dropped or on [`ControlServer::stop`].
-pub struct ControlServer {
-    /// Counters.
-    pub stats: Arc<ControlStats>,
-    /// The address it listens on (useful with port 0).
-    pub local_addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ControlServer {
-    /// Listen on `bind`; engine commands go to `commands`, `/fire` to `cues` (tried in turn).
-    pub fn spawn(
-        bind: SocketAddr,
-        reference: Arc<Reference>,
-        commands: Sender<ControlCommand>,
-        cues: Vec<CueHandle>,
-    ) -> crate::Result<Self> {
-        Self::spawn_on(bind_control(bind)?, reference, commands, cues)
-    }
-
-    /// As [`ControlServer::spawn`], on a socket already bound with [`bind_control`].
-    pub fn spawn_on(
-        socket: UdpSocket,
-        reference: Arc<Reference>,
-        commands: Sender<ControlCommand>,
-        cues: Vec<CueHandle>,
-    ) -> crate::Result<Self> {
-        // The timeout bounds how long stop() waits for the thread.
-        socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .map_err(|e| Error::Other(format!("control socket: {e}")))?;
-        let local_addr = socket
-            .local_addr()
-            .map_err(|e| Error::Other(format!("control socket: {e}")))?;
-        let stats = Arc::new(ControlStats::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (stats, stop) = (Arc::clone(&stats), Arc::clone(&stop));
-            std::thread::Builder::new()
-                .name("scorefollow-control".into())
-                .spawn(move || serve(&socket, &reference, &commands, &cues, &stats, &stop))
-                .map_err(|e| Error::Other(format!("cannot start control thread: {e}")))?
-        };
-        Ok(Self {
-            stats,
-            local_addr,
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// Stop the thread and wait for it.
-    pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for ControlServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Bind the control socket (fails early, before any audio, when the port is taken).
-pub fn bind_control(addr: SocketAddr) -> crate::Result<UdpSocket> {
-    UdpSocket::bind(addr)
-        .map_err(|e| Error::invalid("control address", addr.to_string(), e.to_string()))
-}
-
-/// Cues, page turns and remote control for one `follow` run, validated before the audio
-/// starts ([`ShowSetup::load`]) and started with the capture ([`ShowSetup::start`]).
-pub struct ShowSetup {
-    cues: Vec<CueList>,
-    control: Option<UdpSocket>,
-}
-
-/// A running show: the fired-cue logs and the control server.
-pub struct Show {
-    logs: Vec<FiredLog>,
-    server: Option<ControlServer>,
-    commands: Option<Receiver<ControlCommand>>,
-}
-
-/// What a show did, for the end-of-run report (one line per fired cue).
-#[derive(Clone, Debug, Default)]
-pub struct ShowReport {
-    /// Every fired cue, in firing order per cue file.
-    pub fired: Vec<FiredCue>,
-    /// Control messages accepted and refused.
-    pub control: Option<(u64, u64)>,
-}
-
-impl std::fmt::Display for ShowReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for c in &self.fired {
-            if c.manual {
-                writeln!(
-                    f,
-                    "cue {} fired by hand at {:.3} s",
-                    c.id,
-                    c.sent_wall_ns as f64 / 1e9
-                )?;
-            } else {
-                writeln!(
-                    f,
-                    "cue {} (score {:.3} s) fired{} at perf {:.3} s, score {:.3} s; captured {:.3} s, sent {:.3} s",
-                    c.id,
-                    c.cue_score_s,
-                    if c.skipped { " (skipped over)" } else { "" },
-                    c.perf_time_s,
-                    c.at_score_s,
-                    c.capture_wall_ns as f64 / 1e9,
-                    c.sent_wall_ns as f64 / 1e9
-                )?;
-            }
-        }
-        if let Some((ok, bad)) = self.control {
-            writeln!(f, "remote control: {ok} messages accepted, {bad} refused")?;
-        }
-        Ok(())
-    }
-}
-
-impl ShowSetup {
-    /// Load and check everything: the cue file, the page file (its turns go to
-    /// `osc_targets`, `page_lead_ms` early), and bind the control address.
-    pub fn load(
-        reference: &Reference,
-        cues: Option<&Path>,
-        pages: Option<&Path>,
-        page_lead_ms: f64,
-        osc_targets: &[SocketAddr],
-        control: Option<&str>,
-    ) -> crate::Result<Self> {
-        let mut lists = Vec::new();
-        if let Some(p) = cues {
-            lists.push(CueList::load(p, reference)?);
-        }
-        if let Some(p) = pages {
-            lists.push(CueList::load_pages(
-                p,
-                reference,
-                page_lead_ms / 1000.0,
-                osc_targets.to_vec(),
-            )?);
-        }
-        let control = match control {
-            Some(text) => {
-                let addr = super::osc::parse_target(text).map_err(|e| match e {
-                    Error::Invalid { value, reason, .. } => {
-                        Error::invalid("control address", value, reason)
-                    }
-                    other => other,
-                })?;
-                Some(bind_control(addr)?)
-            }
-            None => None,
-        };
-        Ok(Self {
-            cues: lists,
-            control,
-        })
-    }
-
-    /// Add a cue sink per list to `sinks` (times counted from the capture `epoch`) and start
-    /// the control server.
-    pub fn start(
-        self,
-        epoch: Instant,
-        sinks: &mut Vec<Box<dyn Sink>>,
-        reference: Arc<Reference>,
-    ) -> crate::Result<Show> {
-        let mut logs = Vec::new();
-        let mut handles = Vec::new();
-        for list in self.cues {
-            let sink = CueSink::new(list, epoch)?;
-            logs.push(sink.log());
-            handles.push(sink.cue_handle());
-            sinks.push(Box::new(sink));
-        }
-        let (server, commands) = match self.control {
-            Some(socket) => {
-                let (tx, rx) = crossbeam_channel::unbounded();
-                let server = ControlServer::spawn_on(socket, reference, tx, handles)?;
-                tracing::info!("remote control on {}", server.local_addr);
-                (Some(server), Some(rx))
-            }
-            None => (None, None),
-        };
-        Ok(Show {
-            logs,
-            server,
-            commands,
-        })
-    }
-}
-
-impl Show {
-    /// The receiver of control commands for [`crate::engine::FollowOptions::control`] (once).
-    pub fn control_commands(&mut self) -> Option<Receiver<ControlCommand>> {
-        self.commands.take()
-    }
-
-    /// Stop the control server; what was fired.
-    pub fn finish(&mut self) -> ShowReport {
-        let control = self.server.as_mut().map(|s| {
-            s.stop();
-            (
-                s.stats.accepted.load(Ordering::Relaxed),
-                s.stats.errors.load(Ordering::Relaxed),
-            )
-        });
-        let fired = self
-            .logs
-            .iter()
-            .flat_map(|l| l.lock().map(|v| v.clone()).unwrap_or_default())
-            .collect();
-        ShowReport { fired, control }
     }
 }
 
@@ -375,90 +146,18 @@ fn flatten(packet: OscPacket, out: &mut Vec<OscMessage>) {
     }
 }
 
-fn serve(
-    socket: &UdpSocket,
-    reference: &Reference,
-    commands: &Sender<ControlCommand>,
-    cues: &[CueHandle],
-    stats: &ControlStats,
-    stop: &AtomicBool,
-) {
-    let timeline = Timeline::of(reference);
-    let mut buf = vec![0u8; rosc::decoder::MTU];
-    let mut out = Vec::with_capacity(256);
-    let mut reply = |to: SocketAddr, addr: &str, args: Vec<OscType>| {
-        out.clear();
-        let packet = OscPacket::Message(OscMessage {
-            addr: addr.into(),
-            args,
-        });
-        if rosc::encoder::encode_into(&packet, &mut out).is_ok() {
-            let _ = socket.send_to(&out, to);
-        }
-    };
-    while !stop.load(Ordering::Relaxed) {
-        let (n, from) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            // E.g. ICMP "port unreachable" from an earlier reply, reported on Linux.
-            Err(_) => continue,
-        };
-        for (req, msg) in decode_requests(&buf[..n], timeline) {
-            let done = req.and_then(|r| match r {
-                Request::Engine(cmd) => {
-                    if matches!(cmd, ControlCommand::Reset | ControlCommand::Seek { .. }) {
-                        // A deliberate discontinuity: cues passed by it count as skipped.
-                        cues.iter().for_each(CueHandle::forget_position);
-                    }
-                    commands
-                        .send(cmd)
-                        .map_err(|_| "following has ended".to_string())
-                }
-                Request::Fire(id) => {
-                    if cues.iter().any(|c| c.fire(&id)) {
-                        Ok(())
-                    } else {
-                        Err(format!("/scorefollow/fire: no cue '{id}'"))
-                    }
-                }
-            });
-            match done {
-                Ok(()) => {
-                    stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    let mut args = vec![OscType::String(msg.addr.clone())];
-                    args.extend(msg.args);
-                    reply(from, "/scorefollow/ack", args);
-                }
-                Err(reason) => {
-                    let count = stats.errors.fetch_add(1, Ordering::Relaxed) + 1;
-                    tracing::warn!("control message from {from}: {reason}");
-                    reply(
-                        from,
-                        "/scorefollow/error",
-                        vec![
-                            OscType::String(reason),
-                            OscType::Int(count.min(i32::MAX as u64) as i32),
-                        ],
-                    );
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::features::FeatureConfig;
-    use crate::output::cues::{test_score, CueList, CueSink};
+    use crate::output::cues::{CueList, CueSink};
+    use crate::score::reference::{Reference, ScoreRendering};
+    use crate::test_util::test_score;
+    use std::net::{SocketAddr, UdpSocket};
     use std::path::Path;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::Duration;
 
     fn msg(addr: &str, args: Vec<OscType>) -> OscMessage {
         OscMessage {
@@ -503,6 +202,7 @@ mod tests {
             ok(msg("/scorefollow/fire", vec![OscType::String("x".into())])),
             Request::Fire("x".into())
         );
+        assert_eq!(ok(msg("/scorefollow/quit", vec![])), Request::Quit);
         for (m, needle) in [
             (msg("/scorefollow/seek", vec![]), "one number"),
             (
@@ -541,6 +241,7 @@ mod tests {
             test_score(),
             Path::new("unit.mid"),
             &cfg,
+            &ScoreRendering::default(),
         ));
         let client = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
         client.set_read_timeout(Some(Duration::from_secs(2))).ok();
@@ -553,8 +254,10 @@ mod tests {
         let sink = CueSink::new(list, std::time::Instant::now()).unwrap_or_else(|e| panic!("{e}"));
         let (tx, rx) = crossbeam_channel::unbounded();
         let bind: SocketAddr = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
-        let mut server = ControlServer::spawn(bind, reference, tx, vec![sink.cue_handle()])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let quit = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let commander = Commander::new(tx, vec![sink.cue_handle()], Arc::clone(&quit));
+        let mut server =
+            ControlServer::spawn(bind, reference, commander).unwrap_or_else(|e| panic!("{e}"));
         let send = |m: OscMessage| {
             let bytes =
                 rosc::encoder::encode(&OscPacket::Message(m)).unwrap_or_else(|e| panic!("{e:?}"));
@@ -608,7 +311,11 @@ mod tests {
             rx.recv_timeout(Duration::from_secs(1)).ok(),
             Some(ControlCommand::Stop)
         );
-        assert_eq!(server.stats.accepted.load(Ordering::Relaxed), 3);
+        assert!(!quit.load(Ordering::Relaxed));
+        send(msg("/scorefollow/quit", vec![]));
+        assert_eq!(recv().addr, "/scorefollow/ack");
+        assert!(quit.load(Ordering::Relaxed));
+        assert_eq!(server.stats.accepted.load(Ordering::Relaxed), 4);
         assert_eq!(server.stats.errors.load(Ordering::Relaxed), 3);
         server.stop();
     }
@@ -617,8 +324,8 @@ mod tests {
 #[cfg(test)]
 mod fuzz_tests {
     use super::*;
-    use crate::output::cues::fuzz::{edits, mutate};
-    use crate::output::cues::test_score;
+    use crate::test_util::fuzz::{edits, mutate};
+    use crate::test_util::test_score;
     use proptest::prelude::*;
 
     fn timeline(s: &crate::score::Score) -> Timeline<'_> {
@@ -635,6 +342,7 @@ mod fuzz_tests {
         "/scorefollow/seek",
         "/scorefollow/seek_bar",
         "/scorefollow/fire",
+        "/scorefollow/quit",
         "/scorefollow/",
         "/other",
         "/",

@@ -11,18 +11,15 @@
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rosc::{OscMessage, OscPacket, OscType};
 use scorefollow::audio::replay::{ReplayOptions, Speed};
 use scorefollow::audio::Capture;
-use scorefollow::engine::{self, FollowOptions};
+use scorefollow::engine::{FollowConfig, Source};
 use scorefollow::eval;
-use scorefollow::features::FeatureConfig;
 use scorefollow::output::cues::{CueList, CueSink, Timeline};
 use scorefollow::output::Sink;
-use scorefollow::score::reference::Reference;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -90,8 +87,7 @@ fn bundled_cues_fire_once_in_order_near_the_truth() {
     rx.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
     let addr = rx.local_addr().expect("addr").to_string();
-    let cfg = FeatureConfig::default();
-    let reference = Arc::new(Reference::from_midi(&bach().join("score.mid"), &cfg).expect("score"));
+    let reference = crate::common::score_reference(&bach().join("score.mid"));
     let list = CueList::parse(
         &cues_to(&addr),
         &bach().join("cues.toml"),
@@ -135,7 +131,11 @@ fn bundled_cues_fire_once_in_order_near_the_truth() {
     let log = sink.log();
     let sinks: Vec<Box<dyn Sink>> = vec![Box::new(sink)];
     let follower = std::thread::spawn(move || {
-        engine::run(capture, reference, &FollowOptions::default(), sinks, None).map(|r| r.0)
+        scorefollow::follow(
+            &FollowConfig::default(),
+            Source::new(reference, capture),
+            sinks,
+        )
     });
     let mut received: Vec<(u64, OscMessage)> = Vec::new();
     let mut buf = [0u8; rosc::decoder::MTU];
