@@ -617,12 +617,16 @@ class Follower:
 
         Each event is a dict with ``kind`` and ``perf_time_s`` (s of performance):
 
+        - ``"relocated"``: the follower jumped after a skip or repeat, on the frame ending at
+          ``perf_time_s``: ``from_score_s``, ``to_score_s``, ``suspect_since_s``, ``cost``,
+          ``confidence``, ``from_key_shift``, ``key_shift``
         - ``"key"``: the transposition was detected: ``key_shift`` (semitones above the score)
-        - ``"relocated"``: the follower jumped after a skip or repeat: ``from_score_s``,
-          ``to_score_s``, ``suspect_since_s``, ``cost``, ``from_key_shift``, ``key_shift``
         - ``"theme"``: a theme occurrence (with ``themes=``): ``theme_id``, ``start_s``,
           ``end_s`` (s of performance), ``score``
         - ``"nonfinite"``: ``samples`` NaN or infinite input samples were replaced by silence
+
+        For ``"key"``, ``"theme"`` and ``"nonfinite"``, ``perf_time_s`` is the time of the last
+        frame of the :meth:`push` that found it (within one chunk of the moment).
         """
         return self._native.events()
 
