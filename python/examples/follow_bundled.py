@@ -75,11 +75,15 @@ def main():
                 t0 = time.perf_counter()
                 beats = np.array(list(mm.run(verbose=False)), dtype=float)
                 mm_s = time.perf_counter() - t0
-            # its positions are beats, one per frame of its own rate; the bundled scores have
-            # one tempo, so scorefollow's (beat, score time) pairs map them to seconds
+            # its positions are partitura beats (the time signature's unit), one per frame of
+            # its own rate: to quarter notes through the score part, then to seconds through
+            # scorefollow's (quarter-note beat, score time) pairs
+            part = mm.score_part
+            quarters = np.asarray(part.quarter_map(part.inv_beat_map(beats)), dtype=float)
+            order = np.argsort(pos["beat"], kind="stable")
             hop_s = mm.hop_length / mm.sample_rate
             mm_perf = (np.arange(len(beats)) + 1) * hop_s
-            mm_score = np.interp(beats, pos["beat"], pos["score_time_s"])
+            mm_score = np.interp(quarters, pos["beat"][order], pos["score_time_s"][order])
             summary("pymatchmaker (arzt)", causal_errors_ms(mm_perf, mm_score, truth), mm_s, audio_s)
             traces["pymatchmaker arzt"] = (mm_perf, mm_score)
 
