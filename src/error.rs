@@ -31,6 +31,16 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A MusicXML score could not be read; `line` is 0 when no line applies.
+    #[error("{}: {reason}", located(.path, *.line))]
+    MusicXml {
+        /// The file (inside an `.mxl` archive: the archive joined with the rootfile's name).
+        path: PathBuf,
+        /// Line (1-based) of the fault, 0 when none applies.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// A user-supplied value (address, option, file contents) is invalid.
     #[error("invalid {what} '{value}': {reason}")]
     Invalid {
@@ -57,6 +67,15 @@ pub enum Error {
     /// Anything else the library reports, with context.
     #[error("{0}")]
     Other(String),
+}
+
+/// `path:line`, or `path` alone for line 0.
+fn located(path: &std::path::Path, line: usize) -> String {
+    if line > 0 {
+        format!("{}:{line}", path.display())
+    } else {
+        path.display().to_string()
+    }
 }
 
 /// Result alias for the library.

@@ -77,14 +77,14 @@ ArrayLike = Any
 #: One row of :meth:`Follower.push`'s result: a position per analysis frame (20 ms).
 #:
 #: - ``perf_time_s``: performance time (s) at which the frame's last sample arrived
-#: - ``score_time_s``: position in the score (s of the MIDI file, or of the reference recording)
-#: - ``beat``: quarter-note beats from the start (MIDI scores; NaN against a recording)
-#: - ``bar``: bar number, 1-based (MIDI scores; 0 against a recording)
+#: - ``score_time_s``: position in the score (s of the score's own timeline, or of the reference recording)
+#: - ``beat``: quarter-note beats from the start (scores; NaN against a recording)
+#: - ``bar``: bar number, 1-based (scores; 0 against a recording)
 #: - ``tempo``: score seconds per performance second
 #: - ``confidence``: 0-1
 #: - ``spread_s``: standard deviation of the estimate (s of score time)
 #: - ``heard_score_s``: like ``score_time_s`` but never past a score onset not heard yet
-#: - ``beat_in_bar``: beat within the bar, 1-based (MIDI scores; NaN against a recording)
+#: - ``beat_in_bar``: beat within the bar, 1-based (scores; NaN against a recording)
 POSITION_DTYPE = np.dtype(
     [
         ("perf_time_s", np.float64),
@@ -308,10 +308,10 @@ def chroma(
 ) -> np.ndarray:
     """Chroma features, as ``scorefollow chroma`` writes them: a (frames, 12) float32 array.
 
-    ``source`` is an audio or MIDI file, or samples (mono, or (n, channels)) at
-    ``sample_rate`` Hz. Columns are the pitch classes C, C#, ..., B; frames are 20 ms apart
+    ``source`` is an audio file, a score (MIDI, MusicXML), or samples (mono, or
+    (n, channels)) at ``sample_rate`` Hz. Columns are the pitch classes C, C#, ..., B; frames are 20 ms apart
     (:data:`FRAME_RATE_HZ`), frame k centred at ``frame_times(n)[k]``. Audio is analysed at
-    its estimated tuning unless ``tuning`` (cents from A4 = 440 Hz) is given; a MIDI file is
+    its estimated tuning unless ``tuning`` (cents from A4 = 440 Hz) is given; a score is
     rendered as the follower's reference. ``onset=True`` adds the 12 onset-chroma columns.
     """
     path, samples, rate = _audio(source, sample_rate)
@@ -371,9 +371,9 @@ def align(
     The same computation as ``scorefollow align``: returns an (n, 2) float64 array of
     ``(perf_time_s, score_time_s)``, one row per performance frame (frame centres, 20 ms
     apart). ``performance`` is an audio file or samples at ``sample_rate`` Hz. Give the piece
-    as ``score=`` (a MIDI file) or ``reference=`` (a recording, or a MIDI file).
+    as ``score=`` (MIDI or MusicXML) or ``reference=`` (a recording, or a score file).
     ``full_end=True`` makes the performance reach the end of the reference. ``beats=True``
-    adds the columns beat and bar (MIDI scores; NaN otherwise): (n, 4).
+    adds the columns beat and bar (scores; NaN against a recording): (n, 4).
     """
     path, samples, rate = _audio(performance, sample_rate)
     return _native.align(
@@ -558,7 +558,7 @@ class Index:
 class Follower:
     """A score follower: push audio as it comes, get the positions it has reached.
 
-    Give the piece as ``score=`` (a MIDI file: beats and bars are reported) or
+    Give the piece as ``score=`` (MIDI or MusicXML: beats and bars are reported) or
     ``reference=`` (a recording of the piece). Options as ``scorefollow follow``:
 
     - ``aligner``: ``"soft"`` (online soft-DTW, default) or ``"oltw"``
@@ -651,7 +651,7 @@ class Follower:
 
     @property
     def is_score(self) -> bool:
-        """True against a MIDI score (beats and bars reported), False against a recording."""
+        """True against a score (beats and bars reported), False against a recording."""
         return self._native.is_score
 
 

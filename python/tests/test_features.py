@@ -99,3 +99,12 @@ def test_cens_of_a_file_and_of_its_samples():
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
     m = sf.cens(piece("mozart_k331")["score"])
     assert m.shape[1] == 12 and len(m) > 100
+
+
+def test_chroma_of_a_musicxml_score_same_as_the_cli(cli, tmp_path):
+    xml = piece("bach_bwv66_6")["dir"] / "score.musicxml"
+    if not xml.exists():
+        pytest.skip("no bundled MusicXML score")
+    cli("chroma", xml, "--out", tmp_path / "c.csv")
+    rows = read_csv(tmp_path / "c.csv")
+    assert [[fmt(v, 5) for v in c] for c in sf.chroma(xml)] == [[r[n] for n in NAMES] for r in rows]

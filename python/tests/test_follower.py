@@ -177,3 +177,15 @@ def test_follow_file_paced_waits_for_the_audio():
             break
     # 10 s of audio at 20x real time: 0.5 s at least
     assert time.perf_counter() - t0 >= 0.45 and n == 500
+
+
+def test_a_musicxml_score_same_positions_as_the_cli(cli, tmp_path):
+    p = piece("bach_bwv66_6")
+    xml = p["dir"] / "score.musicxml"
+    if not xml.exists():
+        pytest.skip("no bundled MusicXML score")
+    want, _ = follow_cli(cli, tmp_path, p["performance"], "--score", xml)
+    y, rate = sf.load_audio(p["performance"])
+    f = sf.Follower(score=xml)
+    assert as_csv_rows(push_all(f, y, rate, chunks_of(len(y), 4096))) == want
+    assert f.is_score

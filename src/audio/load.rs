@@ -9,9 +9,10 @@ use crate::align::dtw::{align_multiscale, path_to_ref_per_perf, DtwOptions};
 use crate::engine::config::ReferenceKind;
 use crate::engine::ThemeSpotting;
 use crate::features::{self, Chroma, FeatureConfig};
+use crate::score::reference::is_score_path;
 use crate::score::reference::{Reference, ScoreRendering};
 use crate::score::Score;
-use crate::spot::query::{is_midi, midi_chroma, read_themes_file, MidiMode};
+use crate::spot::query::{midi_chroma, read_themes_file, MidiMode};
 use crate::spot::streaming::StreamingSpotter;
 use crate::spot::SpotConfig;
 use crate::{Error, Result};
@@ -45,9 +46,9 @@ pub fn load_reference(
 }
 
 /// The chroma of a query or recording file (the [`crate::spot::query::ChromaReader`] of the
-/// command line): a MIDI file by `mode`, anything else decoded and analysed.
+/// command line): a score (MIDI or MusicXML) by `mode`, anything else decoded and analysed.
 pub fn read_chroma(path: &Path, feat: &FeatureConfig, mode: MidiMode) -> Result<Vec<Chroma>> {
-    if is_midi(path) {
+    if is_score_path(path) {
         midi_chroma(path, feat, mode)
     } else {
         let samples = load_mono(path, feat.sample_rate_hz)?;

@@ -72,7 +72,7 @@ use ringbuf::traits::{Consumer, Observer};
 
 use crate::Result;
 
-pub use decode::{load_mono, probe, AudioInfo, MonoDecoder};
+pub use decode::{load_mono, probe, AudioInfo, InputError, MonoDecoder};
 #[cfg(feature = "live")]
 pub use live::{list_input_devices, DeviceInfo, LiveOptions};
 pub use replay::{ReplayOptions, SourceReport, Speed};

@@ -12,7 +12,7 @@ use crate::score::reference::{is_score_path, Reference, ScoreRendering};
 /// Write the chroma features of an audio or MIDI file as CSV.
 #[derive(Debug, Args)]
 pub struct ChromaArgs {
-    /// Audio (WAV, FLAC, MP3, OGG) or MIDI file.
+    /// Audio (WAV, FLAC, MP3, OGG) or score (MIDI, MusicXML) file.
     #[arg(value_name = "FILE")]
     pub input: PathBuf,
     /// Output CSV (default: standard output).

@@ -15,8 +15,9 @@ use crate::score::reference::{Reference, ScoreRendering};
 /// The reference to follow or align against: a score or a recording.
 #[derive(Debug, Clone, Args)]
 pub struct ReferenceArgs {
-    /// The score as a MIDI file (tempo map, bars and beats are used).
-    #[arg(long, value_name = "SCORE.mid", conflicts_with = "reference")]
+    /// The score: MIDI, or MusicXML (.musicxml, .xml, .mxl; repeats unfolded as performed,
+    /// bars are printed measure numbers). Tempo map, bars and beats are used.
+    #[arg(long, value_name = "SCORE", conflicts_with = "reference")]
     pub score: Option<PathBuf>,
     /// A reference recording of the piece (WAV, FLAC, MP3, OGG) instead of a score.
     #[arg(long, value_name = "AUDIO")]

@@ -11,12 +11,12 @@ use super::common::{parse_speed, FollowerArgs, ReferenceArgs};
 use crate::audio::load::load_themes;
 use crate::audio::replay::{ReplayOptions, Speed};
 use crate::audio::Capture;
-use crate::control::ShowSetup;
+use crate::control::{AllowList, ShowSetup};
 use crate::engine::run::percentile_ns;
 use crate::engine::{FollowConfig, Source};
 use crate::output::console::ConsoleSink;
-use crate::output::csv::{FileFormat, FileSink};
-use crate::output::osc::{parse_target, OscSink};
+use crate::output::csv::{CueLogFile, FileFormat, FileSink};
+use crate::output::osc::{parse_target, OscSink, SendOptions};
 use crate::output::Sink;
 
 /// Follow a performance in a score and say where the performer is, frame by frame.
@@ -46,9 +46,19 @@ pub struct FollowArgs {
     /// counted in /scorefollow/status and the end-of-run summary.
     #[arg(long, value_name = "PROB[:SEED]", value_parser = parse_drop, requires = "replay")]
     pub drop: Option<DropArg>,
-    /// Send OSC to HOST:PORT (repeat for several receivers).
+    /// Send OSC to HOST:PORT (repeat for several receivers). A broadcast address
+    /// (192.168.1.255, 255.255.255.255) reaches every receiver of the subnet, a multicast
+    /// group (239.1.2.3) every member.
     #[arg(long, value_name = "HOST:PORT")]
     pub osc: Vec<String>,
+    /// Hops a multicast datagram may make (IPv4 TTL, IPv6 hop limit); 1 keeps it on the
+    /// local network.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub osc_ttl: u32,
+    /// Send IPv4 multicast through the interface with this local address (default: the one
+    /// the routing table picks).
+    #[arg(long, value_name = "ADDR")]
+    pub osc_interface: Option<std::net::Ipv4Addr>,
     /// Position messages per second over OSC (default: every frame, 50 per second).
     #[arg(long, value_name = "HZ")]
     pub osc_rate: Option<f64>,
@@ -56,9 +66,14 @@ pub struct FollowArgs {
     /// (perf_time_s,score_time_s,beat,bar,tempo,confidence).
     #[arg(long, value_name = "FILE.csv")]
     pub out: Option<PathBuf>,
-    /// Write every reported position as JSON lines to this file.
+    /// Write the event log as JSON lines to this file: every position, status, relocation,
+    /// ambiguity, cue, page turn and theme, one object per line with a "type".
     #[arg(long, value_name = "FILE.jsonl")]
     pub jsonl: Option<PathBuf>,
+    /// Write one row per cue fired by the follower to this CSV file
+    /// (cue_id,perf_time_s,score_time_s,cue_score_s).
+    #[arg(long, value_name = "FILE.csv", requires = "cues")]
+    pub cue_log: Option<PathBuf>,
     /// How to follow.
     #[command(flatten)]
     pub follower: FollowerArgs,
@@ -89,9 +104,19 @@ pub struct FollowArgs {
     #[arg(long, default_value_t = 1000.0, value_name = "MS")]
     pub page_lead_ms: f64,
     /// Accept remote control over OSC on HOST:PORT (/scorefollow/start, stop, reset, seek,
-    /// seek_bar, fire).
+    /// seek_bar, fire, quit).
     #[arg(long, value_name = "HOST:PORT")]
     pub control: Option<String>,
+    /// Obey remote control only from these senders, ADDR or ADDR/PREFIX (repeat, or separate
+    /// by commas) [default: 127.0.0.1, ::1 and the /24 of each IPv4 --osc target]. Datagrams
+    /// from others are ignored without an answer and counted.
+    #[arg(
+        long,
+        value_name = "ADDR[/PREFIX]",
+        value_delimiter = ',',
+        requires = "control"
+    )]
+    pub control_allow: Vec<crate::control::AllowNet>,
     /// Serve a live view for a browser on HOST:PORT (e.g. 127.0.0.1:8080; port 0 picks a free
     /// one); an address reachable from other machines needs --view-token.
     #[arg(long, value_name = "HOST:PORT")]
@@ -145,14 +170,22 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
             .with_context(|| format!("reading the structure file {}", path.display()))?;
         reference = Arc::new(reference.unfold(&sections)?);
     }
-    let show = ShowSetup::load(
+    let send_options = SendOptions {
+        multicast_ttl: args.osc_ttl,
+        multicast_interface: args.osc_interface,
+    };
+    let mut show = ShowSetup::load(
         &reference,
         args.cues.as_deref(),
         args.pages.as_deref(),
         args.page_lead_ms,
         &targets,
         args.control.as_deref(),
-    )?;
+    )?
+    .with_send_options(send_options);
+    if !args.control_allow.is_empty() {
+        show = show.with_control_allow(AllowList::new(args.control_allow.clone()));
+    }
     let themes = match &args.themes {
         Some(p) => Some(
             load_themes(p, config.theme_tau)
@@ -183,8 +216,20 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
         sinks.push(Box::new(FileSink::create(p, FileFormat::Csv)?));
     }
     if let Some(p) = &args.jsonl {
-        sinks.push(Box::new(FileSink::create(p, FileFormat::JsonLines)?));
+        let sink = FileSink::create(p, FileFormat::JsonLines)?;
+        if let Some(log) = sink.event_log() {
+            // Cue sinks come after this one, so a firing's line follows its position's.
+            show = show.observe_all(Arc::new(log));
+        }
+        sinks.push(Box::new(sink));
     }
+    if let Some(p) = &args.cue_log {
+        let log = CueLogFile::create(p)?;
+        show = show.observe_cues(Arc::new(log));
+    }
+    // From here on SIGINT and SIGTERM stop following cleanly instead of killing the process.
+    let stop = Arc::new(AtomicBool::new(false));
+    super::signal::stop_on_signals(Arc::clone(&stop))?;
 
     let capture = if let Some(path) = &args.replay {
         Capture::replay(
@@ -204,13 +249,12 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
 
     let mut latency_log = None;
     if !targets.is_empty() {
-        let mut osc = OscSink::new(targets, args.osc_rate)?;
+        let mut osc = OscSink::with_options(targets, args.osc_rate, &send_options)?;
         if args.latency {
             latency_log = Some(osc.log_latency(capture.epoch));
         }
         sinks.push(Box::new(osc));
     }
-    let stop = Arc::new(AtomicBool::new(false));
     let mut show = show.start(
         capture.epoch,
         &mut sinks,
@@ -239,6 +283,13 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
         .with_control(show.control_commands())
         .with_stop(stop);
     let summary = crate::engine::follow(&config, source, sinks)?;
+    if summary.stopped {
+        let by = super::signal::received().unwrap_or("/scorefollow/quit");
+        eprintln!(
+            "stopped by {by} at {:.2} s of audio; everything captured until then was followed",
+            summary.audio_s
+        );
+    }
     eprintln!(
         "followed {:.1} s of audio in {:.2} s ({:.0}x real time), {} frames, {} samples dropped, per-frame p50 {:.1} us p99 {:.1} us",
         summary.audio_s,
@@ -270,10 +321,16 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
         );
     }
     eprint!("{}", show.finish());
+    for t in summary.osc_delivery.iter().filter(|t| t.failed > 0) {
+        eprintln!("warning: {t}");
+    }
     for e in &summary.sink_errors {
         eprintln!("warning: output error: {e}");
     }
-    Ok(())
+    match summary.input_error {
+        Some(e) => Err(super::InputEndedEarly(e).into()),
+        None => Ok(()),
+    }
 }
 
 /// The settings the live view shows: those the follower runs with.

@@ -1,5 +1,7 @@
 //! Command-line interface: parse, validate, run, map errors to a one-line message and a
-//! non-zero exit code.
+//! non-zero exit code: 1 a failure (before following, or instead of it), 2 a usage error
+//! (clap's), 3 an input that ended early ([`InputEndedEarly`]: followed as far as it decoded,
+//! every output written).
 
 use std::process::ExitCode;
 
@@ -13,6 +15,8 @@ pub mod eval;
 pub mod follow;
 pub mod index;
 pub mod plot;
+pub mod score;
+pub mod signal;
 pub mod softdtw;
 pub mod spot;
 pub mod switch;
@@ -50,6 +54,8 @@ pub enum Command {
     Spot(spot::SpotArgs),
     /// List the audio input devices (needs a build with the `live` feature).
     Devices(devices::DevicesArgs),
+    /// Inspect a score (MIDI or MusicXML: measures, repeats, pages) or write it as MIDI.
+    Score(score::ScoreArgs),
     /// Align recordings of one work and switch between them in a browser at the same bar.
     Switch(switch::SwitchArgs),
 }
@@ -68,16 +74,42 @@ pub fn main() -> ExitCode {
         Command::Devices(args) => devices::run(args),
         Command::Spot(args) => spot::run(args),
         Command::Index(args) => index::run(args),
+        Command::Score(args) => score::run(args),
         Command::Switch(args) => switch::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("scorefollow: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<InputEndedEarly>().is_some() {
+                ExitCode::from(EXIT_INPUT_ENDED_EARLY)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
+
+/// Exit code of a run whose input could not be decoded to its end: it was followed as far as
+/// it decoded and every output was written (1 is a failure before or instead of following,
+/// 2 a usage error).
+pub const EXIT_INPUT_ENDED_EARLY: u8 = 3;
+
+/// The error of a `follow` run whose replayed file ended early (exit code 3).
+#[derive(Debug)]
+pub struct InputEndedEarly(pub crate::audio::InputError);
+
+impl std::fmt::Display for InputEndedEarly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}; followed as far as it decoded, every output written",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for InputEndedEarly {}
 
 fn init_logging(verbose: u8) {
     let level = match verbose {

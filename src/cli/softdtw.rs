@@ -52,7 +52,7 @@ fn is_csv(path: &Path) -> bool {
 }
 
 fn is_midi(path: &Path) -> bool {
-    crate::score::reference::is_midi_path(path)
+    crate::score::reference::is_score_path(path)
 }
 
 /// A feature sequence from a CSV file, or the chroma (12 values a frame, at the default

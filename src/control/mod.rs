@@ -13,12 +13,17 @@
 //! | `/scorefollow/fire` | cue id s | fire this cue now |
 //! | `/scorefollow/quit` | | stop following and end the run |
 //!
+//! Only senders on the server's [`AllowList`] are heard (by default this host's 127.0.0.1
+//! and ::1 and the /24 of each IPv4 OSC target); datagrams from anyone else are counted and
+//! dropped without an answer.
+//!
 //! Every accepted message is answered, to the address it came from, with
 //! `/scorefollow/ack` (the address received, then its arguments). A malformed or unknown
 //! message is counted and answered with `/scorefollow/error` (reason s, errors so far i);
 //! it never stops the server. The same messages come from the browser's live view
 //! ([`crate::web::live`]); both are carried out and answered by one [`Commander`].
 
+pub mod allow;
 pub mod commander;
 pub mod server;
 pub mod show;
@@ -27,6 +32,7 @@ use rosc::{OscMessage, OscPacket, OscType};
 
 use crate::output::cues::Timeline;
 use crate::output::osc::address;
+pub use allow::{AllowList, AllowNet};
 pub use commander::Commander;
 pub use server::{bind_control, ControlServer, ControlStats};
 pub use show::{Show, ShowReport, ShowSetup};
@@ -257,7 +263,8 @@ mod tests {
         let quit = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let commander = Commander::new(tx, vec![sink.cue_handle()], Arc::clone(&quit));
         let mut server =
-            ControlServer::spawn(bind, reference, commander).unwrap_or_else(|e| panic!("{e}"));
+            ControlServer::spawn(bind, reference, commander, AllowList::default_for(&[]))
+                .unwrap_or_else(|e| panic!("{e}"));
         let send = |m: OscMessage| {
             let bytes =
                 rosc::encoder::encode(&OscPacket::Message(m)).unwrap_or_else(|e| panic!("{e:?}"));
@@ -317,6 +324,72 @@ mod tests {
         assert!(quit.load(Ordering::Relaxed));
         assert_eq!(server.stats.accepted.load(Ordering::Relaxed), 4);
         assert_eq!(server.stats.errors.load(Ordering::Relaxed), 3);
+        server.stop();
+    }
+}
+
+#[cfg(test)]
+mod allow_tests {
+    use super::*;
+    use crate::features::FeatureConfig;
+    use crate::score::reference::{Reference, ScoreRendering};
+    use crate::test_util::test_score;
+    use std::net::{SocketAddr, UdpSocket};
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// With `--control-allow 127.0.0.2`, that sender is obeyed and answered; 127.0.0.1, not
+    /// on the list, is ignored without an answer and counted.
+    #[test]
+    fn only_allowed_senders_are_obeyed_and_answered() {
+        let reference = Arc::new(Reference::from_score(
+            test_score(),
+            Path::new("unit.mid"),
+            &FeatureConfig::default(),
+            &ScoreRendering::default(),
+        ));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let quit = Arc::new(AtomicBool::new(false));
+        let commander = Commander::new(tx, vec![], Arc::clone(&quit));
+        let bind: SocketAddr = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
+        let allow = AllowList::new(vec!["127.0.0.2".parse().unwrap_or_else(|e| panic!("{e}"))]);
+        let mut server = ControlServer::spawn(bind, reference, commander, allow)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stop = rosc::encoder::encode(&OscPacket::Message(OscMessage {
+            addr: "/scorefollow/stop".into(),
+            args: vec![],
+        }))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut buf = [0u8; 512];
+        let stranger = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        stranger
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .ok();
+        for _ in 0..2 {
+            stranger.send_to(&stop, server.local_addr).ok();
+        }
+        assert!(
+            stranger.recv_from(&mut buf).is_err(),
+            "a stranger was answered"
+        );
+        assert!(rx.try_recv().is_err(), "a stranger was obeyed");
+        let desk = UdpSocket::bind("127.0.0.2:0").unwrap_or_else(|e| panic!("{e}"));
+        desk.set_read_timeout(Some(Duration::from_secs(2))).ok();
+        desk.send_to(&stop, server.local_addr).ok();
+        let (n, _) = desk.recv_from(&mut buf).unwrap_or_else(|e| panic!("{e}"));
+        match rosc::decoder::decode_udp(&buf[..n]) {
+            Ok((_, OscPacket::Message(m))) => assert_eq!(m.addr, "/scorefollow/ack"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(1)).ok(),
+            Some(ControlCommand::Stop)
+        );
+        assert_eq!(server.stats.refused.load(Ordering::Relaxed), 2);
+        assert_eq!(server.stats.accepted.load(Ordering::Relaxed), 1);
+        assert_eq!(server.stats.errors.load(Ordering::Relaxed), 0);
         server.stop();
     }
 }

@@ -1,5 +1,6 @@
-//! The remote-control server: a UDP thread that decodes control messages, applies them and
-//! answers each to its sender.
+//! The remote-control server: a UDP thread that decodes control messages from allowed
+//! senders ([`AllowList`]), applies them and answers each to its sender; datagrams from
+//! anyone else are counted and dropped unanswered.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use rosc::OscPacket;
 
-use super::{decode_requests, Commander};
+use super::{decode_requests, AllowList, Commander};
 use crate::output::cues::Timeline;
 use crate::score::reference::Reference;
 use crate::Error;
@@ -20,6 +21,9 @@ pub struct ControlStats {
     pub accepted: AtomicU64,
     /// Malformed or unknown datagrams and messages.
     pub errors: AtomicU64,
+    /// Datagrams from senders not allowed (`--control-allow`), dropped without an answer
+    /// (added in this version).
+    pub refused: AtomicU64,
 }
 
 /// The control server thread; stops when dropped or on [`ControlServer::stop`].
@@ -33,13 +37,15 @@ pub struct ControlServer {
 }
 
 impl ControlServer {
-    /// Listen on `bind`; requests are carried out and answered by `commander`.
+    /// Listen on `bind`; requests from senders `allow` lets in are carried out and answered
+    /// by `commander`.
     pub fn spawn(
         bind: SocketAddr,
         reference: Arc<Reference>,
         commander: Commander,
+        allow: AllowList,
     ) -> crate::Result<Self> {
-        Self::spawn_on(bind_control(bind)?, reference, commander)
+        Self::spawn_on(bind_control(bind)?, reference, commander, allow)
     }
 
     /// As [`ControlServer::spawn`], on a socket already bound with [`bind_control`].
@@ -47,6 +53,7 @@ impl ControlServer {
         socket: UdpSocket,
         reference: Arc<Reference>,
         commander: Commander,
+        allow: AllowList,
     ) -> crate::Result<Self> {
         // The timeout bounds how long stop() waits for the thread.
         socket
@@ -61,7 +68,7 @@ impl ControlServer {
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("scorefollow-control".into())
-                .spawn(move || serve(&socket, &reference, &commander, &stop))
+                .spawn(move || serve(&socket, &reference, &commander, &allow, &stop))
                 .map_err(|e| Error::Other(format!("cannot start control thread: {e}")))?
         };
         Ok(Self {
@@ -93,7 +100,13 @@ pub fn bind_control(addr: SocketAddr) -> crate::Result<UdpSocket> {
         .map_err(|e| Error::invalid("control address", addr.to_string(), e.to_string()))
 }
 
-fn serve(socket: &UdpSocket, reference: &Reference, commander: &Commander, stop: &AtomicBool) {
+fn serve(
+    socket: &UdpSocket,
+    reference: &Reference,
+    commander: &Commander,
+    allow: &AllowList,
+    stop: &AtomicBool,
+) {
     let timeline = Timeline::of(reference);
     let mut buf = vec![0u8; rosc::decoder::MTU];
     let mut out = Vec::with_capacity(256);
@@ -111,6 +124,16 @@ fn serve(socket: &UdpSocket, reference: &Reference, commander: &Commander, stop:
             // E.g. ICMP "port unreachable" from an earlier reply, reported on Linux.
             Err(_) => continue,
         };
+        if !allow.allows(from.ip()) {
+            // Not even an error reply: a stranger learns nothing, not even that we listen.
+            let n = commander.stats().refused.fetch_add(1, Ordering::Relaxed);
+            if n == 0 {
+                tracing::warn!(
+                    "remote control: ignored a datagram from {from}, which --control-allow does not let in ({allow}); further ones are only counted"
+                );
+            }
+            continue;
+        }
         for (req, msg) in decode_requests(&buf[..n], timeline) {
             let reply = commander.answer(req, msg, &from.to_string());
             out.clear();

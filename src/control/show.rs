@@ -10,8 +10,9 @@ use std::time::Instant;
 use crossbeam_channel::Receiver;
 
 use super::server::{bind_control, ControlServer};
-use super::{Commander, ControlCommand};
-use crate::output::cues::{CueList, CueSink, FiredCue, FiredLog};
+use super::{AllowList, Commander, ControlCommand};
+use crate::output::cues::{CueList, CueSink, FiredCue, FiredLog, FiringObserver};
+use crate::output::osc::SendOptions;
 use crate::output::Sink;
 use crate::score::reference::Reference;
 use crate::Error;
@@ -19,8 +20,17 @@ use crate::Error;
 /// Cues, page turns and remote control for one `follow` run, validated before the audio
 /// starts ([`ShowSetup::load`]) and started with the capture ([`ShowSetup::start`]).
 pub struct ShowSetup {
+    /// The cue file's list (if any) first, then the page file's.
     cues: Vec<CueList>,
+    /// Whether `cues[0]` is the cue file's (not the page file's).
+    has_cue_file: bool,
     control: Option<UdpSocket>,
+    allow: AllowList,
+    send: SendOptions,
+    /// Told of every firing of every list (the JSON-lines log).
+    observers: Vec<Arc<dyn FiringObserver>>,
+    /// Told of every firing of the cue file's list only (the cue log).
+    cue_file_observers: Vec<Arc<dyn FiringObserver>>,
 }
 
 /// A running show: the fired-cue logs and the control server.
@@ -36,8 +46,11 @@ pub struct Show {
 pub struct ShowReport {
     /// Every fired cue, in firing order per cue file.
     pub fired: Vec<FiredCue>,
-    /// Control messages accepted and refused.
+    /// Control messages accepted and refused (malformed or unknown).
     pub control: Option<(u64, u64)>,
+    /// Control datagrams ignored because their sender was not allowed (added in this
+    /// version).
+    pub control_ignored: u64,
 }
 
 impl std::fmt::Display for ShowReport {
@@ -65,7 +78,13 @@ impl std::fmt::Display for ShowReport {
             }
         }
         if let Some((ok, bad)) = self.control {
-            writeln!(f, "remote control: {ok} messages accepted, {bad} refused")?;
+            write!(f, "remote control: {ok} messages accepted, {bad} refused")?;
+            if self.control_ignored > 0 {
+                let n = self.control_ignored;
+                let s = if n == 1 { "" } else { "s" };
+                write!(f, ", {n} datagram{s} from senders not allowed ignored")?;
+            }
+            writeln!(f)?;
         }
         Ok(())
     }
@@ -73,7 +92,9 @@ impl std::fmt::Display for ShowReport {
 
 impl ShowSetup {
     /// Load and check everything: the cue file, the page file (its turns go to
-    /// `osc_targets`, `page_lead_ms` early), and bind the control address.
+    /// `osc_targets`, `page_lead_ms` early), and bind the control address. The control
+    /// server obeys [`AllowList::default_for`] the OSC targets unless
+    /// [`with_control_allow`](Self::with_control_allow) says otherwise.
     pub fn load(
         reference: &Reference,
         cues: Option<&Path>,
@@ -86,6 +107,7 @@ impl ShowSetup {
         if let Some(p) = cues {
             lists.push(CueList::load(p, reference)?);
         }
+        let has_cue_file = !lists.is_empty();
         if let Some(p) = pages {
             lists.push(CueList::load_pages(
                 p,
@@ -108,8 +130,42 @@ impl ShowSetup {
         };
         Ok(Self {
             cues: lists,
+            has_cue_file,
             control,
+            allow: AllowList::default_for(osc_targets),
+            send: SendOptions::default(),
+            observers: Vec::new(),
+            cue_file_observers: Vec::new(),
         })
+    }
+
+    /// Obey only these senders (`--control-allow`).
+    pub fn with_control_allow(mut self, allow: AllowList) -> Self {
+        self.allow = allow;
+        self
+    }
+
+    /// Set up the cue sinks' sockets with these options (multicast TTL and interface).
+    pub fn with_send_options(mut self, send: SendOptions) -> Self {
+        self.send = send;
+        self
+    }
+
+    /// Tell `observer` of every firing, cues and page turns (the JSON-lines log).
+    pub fn observe_all(mut self, observer: Arc<dyn FiringObserver>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// Tell `observer` of every firing of the cue file's cues (the cue log).
+    pub fn observe_cues(mut self, observer: Arc<dyn FiringObserver>) -> Self {
+        self.cue_file_observers.push(observer);
+        self
+    }
+
+    /// Whether a cue file was given (a cue log needs one).
+    pub fn has_cue_file(&self) -> bool {
+        self.has_cue_file
     }
 
     /// The cue lists (cue files, then the page file), for display.
@@ -128,8 +184,16 @@ impl ShowSetup {
     ) -> crate::Result<Show> {
         let mut logs = Vec::new();
         let mut handles = Vec::new();
-        for list in self.cues {
-            let sink = CueSink::new(list, epoch)?;
+        for (k, list) in self.cues.into_iter().enumerate() {
+            let mut sink = CueSink::with_options(list, epoch, &self.send)?;
+            for o in &self.observers {
+                sink.observe(Arc::clone(o));
+            }
+            if k == 0 && self.has_cue_file {
+                for o in &self.cue_file_observers {
+                    sink.observe(Arc::clone(o));
+                }
+            }
             logs.push(sink.log());
             handles.push(sink.cue_handle());
             sinks.push(Box::new(sink));
@@ -138,8 +202,17 @@ impl ShowSetup {
         let commander = Commander::new(tx, handles, quit);
         let server = match self.control {
             Some(socket) => {
-                let server = ControlServer::spawn_on(socket, reference, commander.clone())?;
-                tracing::info!("remote control on {}", server.local_addr);
+                let server = ControlServer::spawn_on(
+                    socket,
+                    reference,
+                    commander.clone(),
+                    self.allow.clone(),
+                )?;
+                tracing::info!(
+                    "remote control on {}, from {}",
+                    server.local_addr,
+                    self.allow
+                );
                 Some(server)
             }
             None => None,
@@ -181,11 +254,16 @@ impl Show {
             stats.errors.load(Ordering::Relaxed),
         );
         let control = (self.server.is_some() || ok + bad > 0).then_some((ok, bad));
+        let control_ignored = stats.refused.load(Ordering::Relaxed);
         let fired = self
             .logs
             .iter()
             .flat_map(|l| l.lock().map(|v| v.clone()).unwrap_or_default())
             .collect();
-        ShowReport { fired, control }
+        ShowReport {
+            fired,
+            control,
+            control_ignored,
+        }
     }
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 use crate::align::cost::CostWeights;
 use crate::align::dtw::DtwOptions;
 use crate::align::oltw::{OltwConfig, StepPattern};
+use crate::align::onset_gate::OnsetGateConfig;
 use crate::align::relocate::RelocateConfig;
 use crate::align::soft_online::SoftOnlineConfig;
 use crate::align::tempo::{TempoAdaptive, TempoAdaptiveConfig, TempoScales};
@@ -173,6 +174,8 @@ pub struct FollowSettings {
     pub fft_window_samples: Option<usize>,
     /// Decision threshold τ of the theme spotter run alongside following (`follow --themes`).
     pub theme_tau: f32,
+    /// Gate the heard position (cues, pages) on played attacks ([`FollowConfig::onset_gate`]).
+    pub onset_gate: bool,
 }
 
 impl Default for FollowSettings {
@@ -200,6 +203,7 @@ impl Default for FollowSettings {
             // ranking). Measured on the development corpus with the streaming spotter: onset
             // P@1 / MAP 0.837 / 0.814 for MIDI queries.
             theme_tau: 0.4,
+            onset_gate: true,
         }
     }
 }
@@ -297,6 +301,10 @@ pub struct FollowConfig {
     pub tracker: TrackerConfig,
     /// Let the position flow inside held notes.
     pub flow_in_notes: bool,
+    /// The gate on the heard position (the one that fires cues and pages): it passes a
+    /// reference onset only once the performance has played a matching attack there. None lets
+    /// the heard position pass any onset the aligner has matched (earlier versions).
+    pub onset_gate: Option<OnsetGateConfig>,
     /// Frames that hold the position; None never holds (OLTW: its argmin does not drift).
     pub pause: Option<PauseGate>,
     /// How the key is found.
@@ -525,6 +533,7 @@ impl TryFrom<FollowSettings> for FollowConfig {
             aligner,
             tracker,
             flow_in_notes: s.flow_in_notes,
+            onset_gate: s.onset_gate.then(OnsetGateConfig::default),
             pause,
             transposition,
             tuning: s.tuning,

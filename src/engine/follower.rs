@@ -19,6 +19,7 @@ use std::sync::Arc;
 use super::config::{AlignerConfig, FollowConfig, PauseGate, Transposition, TuningSetting};
 use crate::align::cost::{cosine_distance, TransposedReference};
 use crate::align::oltw::{Oltw, OltwConfig};
+use crate::align::onset_gate::{onset_sides, OnsetGate};
 use crate::align::relocate::{RelocateConfig, Relocator};
 use crate::align::soft_online::{SoftOnline, SoftOnlineConfig};
 use crate::align::tempo::{TempoAdaptive, TempoAdaptiveConfig, TempoScales};
@@ -260,6 +261,8 @@ pub struct Follower {
     /// a confirmed relocation into another key switches it).
     aligner: KeyTrial,
     tracker: Tracker,
+    /// What the performer has certainly played: the heard position stays below its limit.
+    onset_gate: Option<OnsetGate>,
     pause: Option<PauseGate>,
     start_score_s: f64,
     last: Option<Tracked>,
@@ -305,10 +308,19 @@ impl Follower {
         if config.start_score_s > 0.0 {
             aligner.reset_to(reference.frame_at_score_s(config.start_score_s));
         }
+        let onset_frames: Arc<[u32]> = reference.onset_frames().into();
         let mut tracker = Tracker::new(config.tracker);
         if config.flow_in_notes {
-            tracker = tracker.with_onsets(reference.onset_frames().into());
+            tracker = tracker.with_onsets(onset_frames.clone());
         }
+        let onset_gate = config.onset_gate.map(|cfg| {
+            let sides = onset_sides(&reference.frames, &onset_frames, &cfg);
+            let mut gate = OnsetGate::new(sides, cfg);
+            if config.start_score_s > 0.0 {
+                gate.reset_to(reference.frame_at_score_s(config.start_score_s) as f64);
+            }
+            gate
+        });
         let relocation = config
             .relocate
             .clone()
@@ -317,6 +329,7 @@ impl Follower {
             extractor,
             aligner,
             tracker,
+            onset_gate,
             pause: config.pause,
             start_score_s: config.start_score_s,
             last: None,
@@ -377,6 +390,9 @@ impl Follower {
         if let Some(r) = self.relocation.as_mut() {
             r.reset();
         }
+        if let Some(g) = self.onset_gate.as_mut() {
+            g.reset_to(self.reference.frame_at_score_s(score_s) as f64);
+        }
     }
 
     /// Restart following at the configured start (a reset).
@@ -395,7 +411,7 @@ impl Follower {
             (Some(last), Some(gate)) if gate.holds(frame) => Some(last),
             _ => None,
         };
-        let (tracked, jump) = match held {
+        let (mut tracked, jump) = match held {
             // Nothing to hear: hold the position (and the aligner's state).
             Some(last) => {
                 if let Some(r) = self.relocation.as_mut() {
@@ -405,6 +421,22 @@ impl Follower {
             }
             None => self.step_aligner(k, frame),
         };
+        if let Some(gate) = self.onset_gate.as_mut() {
+            // In the reference's key (the key trial's best so far while it runs).
+            let shift = self.aligner.shift();
+            let in_key = if shift == 0 {
+                *frame
+            } else {
+                transpose_frame(frame, shift)
+            };
+            let limit = if jump.is_some() {
+                gate.reset_to(tracked.heard_ref_frame);
+                gate.limit()
+            } else {
+                gate.update(&in_key, tracked.raw_ref_frame, held.is_some())
+            };
+            tracked.heard_ref_frame = tracked.heard_ref_frame.min(limit - 1.0);
+        }
         self.last = Some(tracked);
         (self.position(k, &tracked, capture_wall_ns), jump)
     }

@@ -29,7 +29,9 @@ pub struct Source {
     pub themes: Option<ThemeSpotting>,
     /// Remote-control commands, applied between audio blocks.
     pub control: Option<Receiver<ControlCommand>>,
-    /// Set to stop following (the input is closed and what is buffered is still followed).
+    /// Set to stop following: the input is closed, what it had already captured is still
+    /// followed, every event reaches the sinks and the run ends normally (an `end` status,
+    /// the summary). A signal handler or `/scorefollow/quit` sets it.
     pub stop: Option<Arc<AtomicBool>>,
 }
 
@@ -87,6 +89,16 @@ pub struct FollowSummary {
     /// The key followed at the end (semitones the performance is above the score), None if
     /// the key trial had not ended.
     pub key_shift: Option<usize>,
+    /// The replayed file could not be decoded to its end (truncated, damaged): it was followed
+    /// as far as it decoded and every output was written; this says where and why it
+    /// stopped (added in this version).
+    pub input_error: Option<crate::audio::InputError>,
+    /// Per OSC target (of every sink that sends: positions, cues, page turns): datagrams
+    /// sent and failed, the first error (added in this version).
+    pub osc_delivery: Vec<crate::output::osc::TargetReport>,
+    /// The run ended because its stop flag was set (a signal, `/scorefollow/quit`), not
+    /// because the input ended (added in this version).
+    pub stopped: bool,
 }
 
 impl FollowSummary {
@@ -178,11 +190,21 @@ pub fn percentile_ns(sorted: &[u32], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)] as f64
 }
 
+/// How long a stopped source may take to push what it holds and say it has finished.
+const STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// What the output thread reports when its sinks have finished.
+struct OutputReport {
+    /// The first error of each sink that had one.
+    errors: Vec<String>,
+    /// Datagrams per OSC target, over every sink.
+    delivery: Vec<crate::output::osc::TargetReport>,
+}
+
 /// The sinks on their own thread behind a bounded channel.
 struct Output {
     tx: Sender<Event>,
-    /// Returns the first error of each sink that had one.
-    thread: std::thread::JoinHandle<Vec<String>>,
+    thread: std::thread::JoinHandle<OutputReport>,
     dropped: u64,
 }
 
@@ -212,7 +234,12 @@ impl Output {
                         err.get_or_insert(e.to_string());
                     }
                 }
-                errors.into_iter().flatten().collect::<Vec<_>>()
+                OutputReport {
+                    errors: errors.into_iter().flatten().collect(),
+                    delivery: crate::output::osc::merge_reports(
+                        sinks.iter().flat_map(|s| s.delivery()),
+                    ),
+                }
             })
             .map_err(|e| Error::Other(format!("cannot start output thread: {e}")))?;
         Ok(Self {
@@ -238,14 +265,14 @@ impl Output {
         }));
     }
 
-    /// Close the channel, wait for the sinks to finish; (events dropped, sink errors).
-    fn finish(self) -> Result<(u64, Vec<String>)> {
+    /// Close the channel, wait for the sinks to finish; (events dropped, their report).
+    fn finish(self) -> Result<(u64, OutputReport)> {
         drop(self.tx);
-        let errors = self
+        let report = self
             .thread
             .join()
             .map_err(|_| Error::Other("output thread panicked".into()))?;
-        Ok((self.dropped, errors))
+        Ok((self.dropped, report))
     }
 }
 
@@ -407,20 +434,26 @@ pub fn follow(
     };
     run.output.status(StatusKind::Start, 0.0, 0, 0);
     let start = Instant::now();
+    let mut stop_asked: Option<Instant> = None;
     loop {
         while let Some(cmd) = control.as_ref().and_then(|c| c.try_recv().ok()) {
             run.obey(cmd);
         }
-        let stopped = stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
-        if stopped {
+        if stop_asked.is_none() && stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
             capture.stop();
+            stop_asked = Some(Instant::now());
         }
+        // After a stop the source still pushes what it holds (a replay up to its next period,
+        // a sound card its last callback): keep following until it says it has finished, so
+        // the outputs end at the last frame captured. A source that never says so is given
+        // up on after STOP_GRACE.
+        let given_up = stop_asked.is_some_and(|t| t.elapsed() > STOP_GRACE);
         // One block stamp at a time: process the samples up to its end, so every frame knows
         // when its newest sample was captured. The audio thread pushes a block's samples
         // before its stamp, so they are already in the ring.
         let (target_end, wall_ns, draining) = match capture.pop_stamp() {
             Some(st) => (st.end_sample, st.wall_ns, false),
-            None if capture.is_finished() || stopped => {
+            None if capture.is_finished() || given_up => {
                 (u64::MAX, capture.epoch.elapsed().as_nanos() as u64, true)
             }
             None => {
@@ -444,6 +477,7 @@ pub fn follow(
     let report = capture.join();
     summary.dropped_samples = capture.stats.snapshot().samples_dropped;
     summary.key_shift = follower.key_shift();
+    summary.stopped = stop_asked.is_some();
     let mut output = output;
     output.status(
         StatusKind::End,
@@ -451,10 +485,11 @@ pub fn follow(
         summary.dropped_samples,
         summary.frames,
     );
-    let (dropped_events, sink_errors) = output.finish()?;
+    let (dropped_events, out) = output.finish()?;
     summary.dropped_events = dropped_events;
-    summary.sink_errors = sink_errors;
-    report?;
+    summary.sink_errors = out.errors;
+    summary.osc_delivery = out.delivery;
+    summary.input_error = report?.input_error;
     Ok(summary)
 }
 

@@ -83,6 +83,12 @@ pub struct FrameAnalyzer {
     prev_log_pitch: Vec<f32>,
     onset_decay: Chroma,
     onset_level: f32,
+    /// The last [`ATTACK_MEMORY_FRAMES`] frames' log semitone energies, each already the
+    /// maximum over the semitone and its two neighbours (a ring, one row per frame).
+    recent_log_max: Vec<f32>,
+    /// Next row of `recent_log_max` to write.
+    recent_row: usize,
+    attack_level: f32,
     /// Set by [`Self::retune`]: the next frame's semitone energies are not comparable with
     /// the previous frame's, so it contributes no onset.
     retuned: bool,
@@ -92,6 +98,10 @@ pub struct FrameAnalyzer {
 const ONSET_DECAY: f32 = 0.8;
 /// Per-frame decay of the running onset level used for local normalisation (about 2 s).
 const ONSET_LEVEL_DECAY: f32 = 0.99;
+
+/// Frames of past log energy an attack must rise above (120 ms at 50 frames/s): longer than a
+/// half period of an organ's tremolo or a singer's vibrato (5-7 Hz), shorter than most notes.
+pub const ATTACK_MEMORY_FRAMES: usize = 6;
 
 impl FrameAnalyzer {
     /// A fresh analyzer (no history).
@@ -109,6 +119,9 @@ impl FrameAnalyzer {
             prev_log_pitch: vec![0.0; n],
             onset_decay: [0.0; N_CHROMA],
             onset_level: 0.0,
+            recent_log_max: vec![0.0; n * ATTACK_MEMORY_FRAMES],
+            recent_row: 0,
+            attack_level: 0.0,
             retuned: false,
         }
     }
@@ -143,6 +156,14 @@ impl FrameAnalyzer {
                 onset[pc] += (l - self.prev_log_pitch[p]).max(0.0);
             }
         }
+        out.attack = if retuned {
+            // Energies under another tuning are not comparable with the remembered ones.
+            self.recent_log_max.iter_mut().for_each(|v| *v = f32::INFINITY);
+            [0.0; N_CHROMA]
+        } else {
+            self.attack()
+        };
+        self.remember_log_max();
         std::mem::swap(&mut self.log_pitch, &mut self.prev_log_pitch);
 
         out.energy = energy;
@@ -176,6 +197,46 @@ impl FrameAnalyzer {
             *d = (*d * ONSET_DECAY).max(o * scale);
         }
         out.onset = self.onset_decay;
+    }
+}
+
+impl FrameAnalyzer {
+    /// This frame's attacks (`self.log_pitch`) against the remembered maxima, per class,
+    /// relative to the running level of attacks.
+    fn attack(&mut self) -> Chroma {
+        let n = self.log_pitch.len();
+        let mut attack = [0.0f32; N_CHROMA];
+        for (p, &l) in self.log_pitch.iter().enumerate() {
+            let past = (0..ATTACK_MEMORY_FRAMES)
+                .map(|r| self.recent_log_max[r * n + p])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let rise = l - past;
+            if rise > 0.0 {
+                attack[self.filterbank.pitch_class(p)] += rise;
+            }
+        }
+        let strength: f32 = attack.iter().sum();
+        self.attack_level = (self.attack_level * ONSET_LEVEL_DECAY).max(strength);
+        if self.attack_level > 1e-3 {
+            attack.iter_mut().for_each(|a| *a /= self.attack_level);
+        }
+        attack
+    }
+
+    /// Remember this frame's log energies, each the maximum over its semitone and the two
+    /// next to it (a vibrato moves energy between neighbours).
+    fn remember_log_max(&mut self) {
+        let n = self.log_pitch.len();
+        let row = &mut self.recent_log_max[self.recent_row * n..(self.recent_row + 1) * n];
+        for p in 0..n {
+            let lo = p.saturating_sub(1);
+            let hi = (p + 1).min(n - 1);
+            row[p] = self.log_pitch[lo..=hi]
+                .iter()
+                .copied()
+                .fold(f32::NEG_INFINITY, f32::max);
+        }
+        self.recent_row = (self.recent_row + 1) % ATTACK_MEMORY_FRAMES;
     }
 }
 

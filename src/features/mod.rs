@@ -101,6 +101,13 @@ pub struct FeatureFrame {
     /// Spectral flatness of the semitone energies (geometric over arithmetic mean, 0..1):
     /// near 0 for tones, high for noise. 1 for silence.
     pub flatness: f32,
+    /// Attacks, robust to tremolo and vibrato: per pitch class, how far its semitones' log
+    /// energies rose above the largest value they or their neighbouring semitones had over the
+    /// last [`chroma::ATTACK_MEMORY_FRAMES`] frames (SuperFlux's maximum filter, Böck and
+    /// Widmer 2013, over time as well), relative to the running level of attacks. A note that
+    /// starts or is struck again rises above its recent past; an organ's tremolo or a voice's
+    /// vibrato only returns to it. Zero when nothing starts.
+    pub attack: Chroma,
 }
 
 /// A sequence of frames with its configuration and the tuning used.

@@ -56,7 +56,7 @@ use rosc::{OscMessage, OscPacket, OscType};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::osc::{parse_target, UdpSender};
+use super::osc::{parse_target, SendOptions, TargetReport, UdpSender};
 use super::{Event, PositionEvent, Sink};
 use crate::score::reference::Reference;
 use crate::score::Score;
@@ -122,6 +122,8 @@ pub struct Cue {
     pub messages: Vec<OscMessage>,
     /// Line of the cue in its file (1-based).
     pub line: usize,
+    /// The page it turns to, for a page turn of a page file (added in this version).
+    pub page: Option<i32>,
 }
 
 /// A validated list of cues, sorted by score time (ties keep file order).
@@ -160,7 +162,7 @@ impl<'a> Timeline<'a> {
             "bar positions need a MIDI score; this reference is audio (use score_s)".to_string()
         })?;
         let bars = score.bar_count();
-        let first = score.meter_map.first_bar();
+        let first = score.first_bar();
         let in_range = i32::try_from(bar)
             .ok()
             .filter(|b| (first..=bars).contains(b));
@@ -463,6 +465,7 @@ impl CueList {
                 targets,
                 messages,
                 line: line_of(text, at),
+                page: None,
             });
         }
         cues.sort_by(|a, b| a.point.score_s.total_cmp(&b.point.score_s));
@@ -566,6 +569,7 @@ impl CueList {
                     args: vec![OscType::Int(page as i32)],
                 }],
                 line,
+                page: Some(page as i32),
             });
         }
         if cues.is_empty() {
@@ -691,10 +695,26 @@ pub struct FiredCue {
     pub skipped: bool,
     /// Fired by hand (`/scorefollow/fire`).
     pub manual: bool,
+    /// The page turned to, for a page turn (added in this version).
+    pub page: Option<i32>,
 }
 
 /// Shared log of fired cues.
 pub type FiredLog = Arc<Mutex<Vec<FiredCue>>>;
+
+/// Told of every firing of a cue list as it happens, in firing order: the JSON-lines event
+/// log, the `--cue-log` file. Firings by the follower arrive on the output thread, right
+/// after the position that fired them has been handed to the sinks before the cue sink;
+/// firings by hand arrive on the control thread.
+pub trait FiringObserver: Send + Sync {
+    /// One cue fired. An error is reported by the engine like a sink's (once; following goes
+    /// on).
+    fn fired(&self, cue: &FiredCue) -> crate::Result<()>;
+    /// Make everything written so far durable (called when the cue sink finishes).
+    fn flush(&self) -> crate::Result<()> {
+        Ok(())
+    }
+}
 
 struct CueCore {
     list: CueList,
@@ -703,10 +723,17 @@ struct CueCore {
     fired: Vec<Firing>,
     epoch: Instant,
     log: FiredLog,
+    observers: Vec<Arc<dyn FiringObserver>>,
 }
 
 impl CueCore {
-    fn fire(&mut self, index: usize, p: Option<&PositionEvent>, skipped: bool) {
+    /// Send cue `index`'s messages and log the firing; the first error of an observer.
+    fn fire(
+        &mut self,
+        index: usize,
+        p: Option<&PositionEvent>,
+        skipped: bool,
+    ) -> crate::Result<()> {
         let cue = &self.list.cues[index];
         for m in &cue.messages {
             self.sender.send(
@@ -725,6 +752,7 @@ impl CueCore {
             sent_wall_ns,
             skipped,
             manual: p.is_none(),
+            page: cue.page,
         };
         tracing::info!(
             "cue '{}' fired{} at perf {:.3} s, score {:.3} s (cue at {:.3} s), captured at {} ns, sent at {} ns",
@@ -736,9 +764,16 @@ impl CueCore {
             entry.capture_wall_ns,
             entry.sent_wall_ns
         );
+        let mut result = Ok(());
+        for o in &self.observers {
+            if let Err(e) = o.fired(&entry) {
+                result = result.and(Err(e));
+            }
+        }
         if let Ok(mut log) = self.log.lock() {
             log.push(entry);
         }
+        result
     }
 }
 
@@ -756,7 +791,15 @@ pub struct CueHandle {
 impl CueSink {
     /// A sink for `list`; `epoch` is the capture's epoch (times in the log count from it).
     pub fn new(list: CueList, epoch: Instant) -> crate::Result<Self> {
-        let sender = UdpSender::new(list.cues.iter().flat_map(|c| c.targets.iter().copied()))?;
+        Self::with_options(list, epoch, &SendOptions::default())
+    }
+
+    /// As [`CueSink::new`], its sockets set up with `opts` (multicast TTL and interface).
+    pub fn with_options(list: CueList, epoch: Instant, opts: &SendOptions) -> crate::Result<Self> {
+        let sender = UdpSender::new(
+            list.cues.iter().flat_map(|c| c.targets.iter().copied()),
+            opts,
+        )?;
         let state = CueState::new(list.cues.iter().map(|c| c.point).collect(), list.settings);
         let fired = Vec::with_capacity(list.cues.len());
         Ok(Self {
@@ -767,8 +810,17 @@ impl CueSink {
                 fired,
                 epoch,
                 log: FiredLog::default(),
+                observers: Vec::new(),
             })),
         })
+    }
+
+    /// Tell `observer` of every firing from now on (by the follower and by hand).
+    pub fn observe(&mut self, observer: Arc<dyn FiringObserver>) {
+        match self.core.lock() {
+            Ok(mut c) => c.observers.push(observer),
+            Err(p) => p.into_inner().observers.push(observer),
+        }
     }
 
     /// The log of fired cues (shared; it fills while following).
@@ -797,7 +849,9 @@ impl CueHandle {
         match core.list.index_of(id) {
             Some(i) => {
                 core.state.disarm(i);
-                core.fire(i, None, false);
+                if let Err(e) = core.fire(i, None, false) {
+                    tracing::error!("output: {e}");
+                }
                 true
             }
             None => false,
@@ -827,21 +881,28 @@ impl Sink for CueSink {
         // would fire the cue on that onset while the note before it is still held.
         core.state
             .update(p.heard_score_s, p.tempo, p.confidence, &mut core.fired);
+        let mut result = Ok(());
         for k in 0..core.fired.len() {
             let f = core.fired[k];
-            core.fire(f.index, Some(p), f.skipped);
+            result = result.and(core.fire(f.index, Some(p), f.skipped));
         }
-        Ok(())
+        result
     }
 
     fn finish(&mut self) -> crate::Result<()> {
-        let errors = self.core.lock().map(|c| c.sender.errors).unwrap_or(0);
-        if errors > 0 {
-            return Err(Error::Other(format!(
-                "{errors} cue datagrams could not be sent"
-            )));
-        }
-        Ok(())
+        // Datagrams that could not be sent are in `delivery`, per target.
+        let observers = match self.core.lock() {
+            Ok(c) => c.observers.clone(),
+            Err(_) => return Err(Error::Other("cue state poisoned".into())),
+        };
+        observers.iter().try_for_each(|o| o.flush())
+    }
+
+    fn delivery(&self) -> Vec<TargetReport> {
+        self.core
+            .lock()
+            .map(|c| c.sender.reports().to_vec())
+            .unwrap_or_default()
     }
 }
 

@@ -1,10 +1,11 @@
 //! Output stage: events from the follower and the sinks that receive them (OSC over UDP, CSV,
-//! JSON lines, the console). The core never knows its outputs: it produces [`Event`]s, plain
+//! the JSON-lines event log, the console, cues and page turns). The core never knows its outputs: it produces [`Event`]s, plain
 //! data with the capture timestamp, and the engine hands them to every [`Sink`].
 
 pub mod console;
 pub mod csv;
 pub mod cues;
+pub mod jsonl;
 pub mod memory;
 pub mod osc;
 
@@ -151,5 +152,11 @@ pub trait Sink: Send {
     /// Flush buffered output (called at the end).
     fn finish(&mut self) -> crate::Result<()> {
         Ok(())
+    }
+    /// What became of the datagrams this sink sent, per target (called after
+    /// [`finish`](Sink::finish); sinks that send nothing report nothing). Added in this
+    /// version.
+    fn delivery(&self) -> Vec<osc::TargetReport> {
+        Vec::new()
     }
 }

@@ -58,12 +58,6 @@ pub struct Reference {
     pub unfolding: Option<Arc<Unfolding>>,
 }
 
-/// True when `path` names a score file (by its extension): the follower renders it rather
-/// than decoding it.
-pub fn is_score_path(path: &Path) -> bool {
-    is_midi_path(path)
-}
-
 /// True when `path` has a MIDI extension.
 pub fn is_midi_path(path: &Path) -> bool {
     matches!(
@@ -74,6 +68,8 @@ pub fn is_midi_path(path: &Path) -> bool {
         Some("mid" | "midi" | "smf" | "kar")
     )
 }
+
+pub use crate::score::load::{is_musicxml_path, is_score_path};
 
 impl Reference {
     /// Build from a score file (see [`is_score_path`]), rendered with `rendering`.

@@ -700,7 +700,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Audio and MIDI files under `dirs` (recursively; a file argument is taken as is), sorted.
+/// Audio, MIDI and MusicXML (`.musicxml`, `.mxl`; not any `.xml`) files under `dirs`
+/// (recursively; a file argument is taken as is), sorted.
 pub fn collect_files(dirs: &[PathBuf]) -> crate::Result<Vec<PathBuf>> {
     fn walk(d: &Path, out: &mut Vec<PathBuf>) -> crate::Result<()> {
         let rd = std::fs::read_dir(d).map_err(|e| crate::Error::io(d, e))?;
@@ -716,7 +717,7 @@ pub fn collect_files(dirs: &[PathBuf]) -> crate::Result<Vec<PathBuf>> {
                     .to_ascii_lowercase();
                 if matches!(
                     ext.as_str(),
-                    "flac" | "wav" | "mp3" | "ogg" | "mid" | "midi"
+                    "flac" | "wav" | "mp3" | "ogg" | "mid" | "midi" | "musicxml" | "mxl"
                 ) {
                     out.push(p);
                 }

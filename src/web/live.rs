@@ -619,7 +619,7 @@ impl Sink for WebSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::{StatusEvent, ThemeEvent};
+    use crate::output::{RelocationEvent, StatusEvent, StatusKind, ThemeEvent};
 
     fn pos(frame: u64, score: f64) -> PositionEvent {
         PositionEvent {
@@ -660,6 +660,15 @@ mod tests {
             dropped_samples: 3,
             frames: 2,
         })));
+        // The engine sends the jump itself right after its status.
+        ok(sink.handle(&Event::Relocation(RelocationEvent {
+            perf_time_s: 0.04,
+            from_score_s: 0.5,
+            to_score_s: 9.0,
+            confidence: 0.8,
+            key_shift: 0,
+            capture_wall_ns: 1,
+        })));
         if let Ok(mut l) = log.lock() {
             l.push(FiredCue {
                 id: "go".into(),
@@ -670,6 +679,7 @@ mod tests {
                 sent_wall_ns: 2,
                 skipped: false,
                 manual: false,
+                page: None,
             });
         }
         ok(sink.handle(&Event::Position(pos(2, 9.0))));

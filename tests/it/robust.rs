@@ -358,7 +358,8 @@ fn absurd_sample_rates_are_refused_naming_the_file() {
 }
 
 /// Zero-length and truncated files through the replay path: an empty file is refused naming
-/// it; a WAV cut mid-sample replays what it holds and the run ends normally.
+/// it; a WAV cut mid-sample replays what it holds, and `follow` follows it to there and ends
+/// with exit code 3 naming the file (`tests/it/stage.rs` checks the outputs).
 #[test]
 fn zero_length_and_truncated_files_through_replay() {
     let empty = write("zero.wav", b"");
@@ -379,7 +380,11 @@ fn zero_length_and_truncated_files_through_replay() {
     assert_eq!(stats.samples_pushed, got.len() as u64);
     assert_eq!(stats.samples_dropped, 0);
     let (ok, stderr) = follow_cli(&cut, &[]);
-    assert!(ok, "{stderr}");
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("scorefollow: input {} is damaged", cut.display())),
+        "{stderr}"
+    );
 }
 
 /// NaN and infinite samples in a float WAV are replaced by 0 and counted in the replay
