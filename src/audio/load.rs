@@ -86,9 +86,21 @@ pub fn align_file(
     opts: DtwOptions,
     progress: impl FnMut(usize, usize),
 ) -> Result<Alignment> {
+    let audio = load_mono(performance, reference.config.sample_rate_hz)?;
+    Ok(align_samples(&audio, reference, opts, progress))
+}
+
+/// Align a performance given as mono samples at the reference's analysis rate
+/// (`reference.config.sample_rate_hz`), as [`align_file`] aligns a file (the Python package
+/// hands samples in).
+pub fn align_samples(
+    audio: &[f32],
+    reference: &Reference,
+    opts: DtwOptions,
+    progress: impl FnMut(usize, usize),
+) -> Alignment {
     let cfg = &reference.config;
-    let audio = load_mono(performance, cfg.sample_rate_hz)?;
-    let perf = features::extract(&audio, cfg);
+    let perf = features::extract(audio, cfg);
     let path = align_multiscale(&perf.frames, &reference.frames, opts, progress);
     let ref_of = path_to_ref_per_perf(&path, perf.len());
     let rows = ref_of
@@ -96,5 +108,5 @@ pub fn align_file(
         .enumerate()
         .map(|(i, &j)| (cfg.frame_centre_s(i).max(0.0), reference.score_time_s(j)))
         .collect();
-    Ok(Alignment { rows })
+    Alignment { rows }
 }

@@ -1,0 +1,45 @@
+"""Offline alignment: the numbers of `scorefollow align --out`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import scorefollow as sf
+from conftest import PIECES, fmt, piece, read_csv
+
+
+def assert_same_as_csv(A, rows):
+    assert A.shape == (len(rows), 4)
+    for k, r in enumerate(rows):
+        got = [fmt(A[k, 0]), fmt(A[k, 1]), fmt(A[k, 2]), "" if np.isnan(A[k, 3]) else str(int(A[k, 3]))]
+        assert got == [r["perf_time_s"], r["score_time_s"], r["beat"], r["bar"]], f"row {k}"
+
+
+@pytest.mark.parametrize("name", PIECES)
+def test_align_against_the_score_same_as_the_cli(cli, tmp_path, name):
+    p = piece(name)
+    cli("align", p["performance"], "--score", p["score"], "--out", tmp_path / "a.csv", "--quiet")
+    rows = read_csv(tmp_path / "a.csv")
+    A = sf.align(p["performance"], score=p["score"], beats=True)
+    assert_same_as_csv(A, rows)
+    two = sf.align(p["performance"], score=p["score"])
+    assert two.shape == (len(rows), 2) and np.array_equal(two, A[:, :2])
+    # the samples instead of the file
+    y, rate = sf.load_audio(p["performance"])
+    assert np.array_equal(sf.align(y, score=p["score"], sample_rate=rate), two)
+
+
+def test_align_against_a_recording_and_full_end_same_as_the_cli(cli, tmp_path):
+    # The Bach performance against the rendering of its own score as the reference recording
+    # would need a WAV writer in the CLI; the Mozart performance against itself exercises the
+    # recording settings (log compression 10000, the audio cost weights) all the same.
+    p = piece("mozart_k331")
+    cli("align", p["performance"], "--reference", p["performance"], "--full-end", "--quiet",
+        "--out", tmp_path / "a.csv")
+    rows = read_csv(tmp_path / "a.csv")
+    A = sf.align(p["performance"], reference=p["performance"], full_end=True, beats=True)
+    assert_same_as_csv(A, rows)
+    assert np.all(np.isnan(A[:, 2]))
+    # against itself the path is the diagonal, within a frame
+    assert np.abs(A[:, 1] - A[:, 0]).max() < 0.05
