@@ -286,16 +286,21 @@ impl Follower {
                     },
                 )),
                 Some(scales) => {
-                    let soft = TempoAdaptive::soft_config(SoftOnlineConfig {
-                        window_frames: opts.oltw.window_frames,
-                        back_fraction: opts.oltw.back_fraction,
-                        weights: opts.oltw.weights,
-                        ..SoftOnlineConfig::default()
-                    });
+                    // Against a recording: a step penalty and a closer tempo scale (realrec).
+                    let recording = reference.score().is_none();
+                    let soft = TempoAdaptive::soft_config_for(
+                        SoftOnlineConfig {
+                            window_frames: opts.oltw.window_frames,
+                            back_fraction: opts.oltw.back_fraction,
+                            weights: opts.oltw.weights,
+                            ..SoftOnlineConfig::default()
+                        },
+                        recording,
+                    );
                     Box::new(TempoAdaptive::new(
                         scales.clone(),
                         soft,
-                        TempoAdaptiveConfig::default(),
+                        TempoAdaptiveConfig::for_reference(recording),
                     ))
                 }
             }

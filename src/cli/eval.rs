@@ -155,6 +155,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         };
         let weights = CostWeights {
             onset: args.onset_weight.unwrap_or(base_weights.onset),
+            ..base_weights
         };
         (cfg, weights)
     };
@@ -284,6 +285,7 @@ fn follow_case(
             memory: args.memory,
             weights: CostWeights {
                 onset: args.onset_weight.unwrap_or(CostWeights::default().onset),
+                ..CostWeights::default()
             },
             ..OltwConfig::default()
         },

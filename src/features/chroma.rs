@@ -83,6 +83,12 @@ pub struct FrameAnalyzer {
     prev_log_pitch: Vec<f32>,
     onset_decay: Chroma,
     onset_level: f32,
+    /// Running peak of the frame energy, decaying per frame by `peak_decay`
+    /// ([`FeatureConfig::silence_below_peak_db`]).
+    peak_energy: f32,
+    peak_decay: f32,
+    /// `10^(-silence_below_peak_db / 10)`.
+    below_peak: f32,
     /// Set by [`Self::retune`]: the next frame's semitone energies are not comparable with
     /// the previous frame's, so it contributes no onset.
     retuned: bool,
@@ -109,6 +115,9 @@ impl FrameAnalyzer {
             prev_log_pitch: vec![0.0; n],
             onset_decay: [0.0; N_CHROMA],
             onset_level: 0.0,
+            peak_energy: 0.0,
+            peak_decay: 0.5f64.powf(cfg.hop_s() / super::SILENCE_PEAK_HALF_LIFE_S) as f32,
+            below_peak: 10f32.powf(-cfg.silence_below_peak_db / 10.0),
             retuned: false,
         }
     }
@@ -117,6 +126,15 @@ impl FrameAnalyzer {
     pub fn retune(&mut self, tuning_cents: f32) {
         self.filterbank.retune(&self.cfg, tuning_cents);
         self.retuned = true;
+    }
+
+    /// Total semitone energy below which the frame just analysed counted as silence: the
+    /// absolute floor or the level [`FeatureConfig::silence_below_peak_db`] below the running
+    /// peak, whichever is higher.
+    pub fn silence_level(&self) -> f32 {
+        self.cfg
+            .silence_energy
+            .max(self.below_peak * self.peak_energy)
     }
 
     /// Analyse one window given as the two halves of a circular buffer (oldest first).
@@ -147,12 +165,14 @@ impl FrameAnalyzer {
 
         out.energy = energy;
         let n = self.pitch_energy.len().max(1) as f32;
-        out.flatness = if energy < self.cfg.silence_energy {
+        self.peak_energy = (self.peak_energy * self.peak_decay).max(energy);
+        let silence = self.silence_level();
+        out.flatness = if energy < silence {
             1.0
         } else {
             ((log_sum / n).exp() / (energy / n + 1e-12)).clamp(0.0, 1.0)
         };
-        if energy < self.cfg.silence_energy {
+        if energy < silence {
             out.chroma = [1.0 / (N_CHROMA as f32).sqrt(); N_CHROMA];
         } else {
             let mut c = [0.0f32; N_CHROMA];

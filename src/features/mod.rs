@@ -23,6 +23,11 @@ pub type Chroma = [f32; N_CHROMA];
 /// The analysis sample rate every source is resampled to before feature extraction (Hz).
 pub const ANALYSIS_RATE_HZ: u32 = 22_050;
 
+/// Half-life (s) of the running peak energy that [`FeatureConfig::silence_below_peak_db`] is
+/// measured from: long enough that the rests of a soft passage stay music, short enough that a
+/// loud start does not silence a quiet movement half an hour later.
+pub const SILENCE_PEAK_HALF_LIFE_S: f64 = 30.0;
+
 /// Parameters of the feature extractor. The defaults were chosen by measured alignment accuracy
 /// on the development corpus (see README).
 #[derive(Clone, Debug, PartialEq)]
@@ -40,8 +45,12 @@ pub struct FeatureConfig {
     /// Log compression factor: chroma = log(1 + compression * energy).
     pub log_compression: f32,
     /// Frames whose total semitone energy is below this are treated as silence (flat chroma
-    /// of small norm).
+    /// of small norm): the absolute floor (power, 1 = a full-scale sine), below any music.
     pub silence_energy: f32,
+    /// Frames more than this many dB below the loudest frame so far (that peak decaying with
+    /// a half-life of [`SILENCE_PEAK_HALF_LIFE_S`]) are silence too: what counts as nothing
+    /// playing depends on the recording's level and noise floor, not on a fixed level.
+    pub silence_below_peak_db: f32,
     /// Amplitude (x) of the top voice when a keyboard-like MIDI score is rendered as the
     /// reference ([`crate::score::voicing`]); 1 renders every note as written. Unused for
     /// audio.
@@ -57,7 +66,8 @@ impl Default for FeatureConfig {
             min_pitch: 24,
             max_pitch: 108,
             log_compression: 100.0,
-            silence_energy: 1e-4,
+            silence_energy: 1e-7,
+            silence_below_peak_db: 50.0,
             melody_gain: crate::score::voicing::MELODY_GAIN,
         }
     }
