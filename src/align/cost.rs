@@ -51,12 +51,13 @@ impl CostWeights {
     /// Offset 0.15: two recordings of one piece (two singers, two pianos, their rubato) leave
     /// long stretches where a path a beat early or late matches about as well as the right one;
     /// the offset prefers the path that does not wander. Measured on the dev corpus against
-    /// `reference.flac` (the 15 rendered cases and the two real-recording ones, with the
-    /// level-relative silence of [`crate::features::FeatureConfig::silence_below_peak_db`]),
-    /// within 50 / 100 / 300 ms pooled over the 25 target cases: offset 0 85.3 / 91.6 / 97.2 %,
-    /// 0.15 86.8 / 93.4 / 98.0 %, 0.25 86.0 / 92.9 / 97.9 %; the real-recording pair 92.9 and
-    /// 92.9 % within 300 ms at 0, 98.2 and 98.2 % at 0.15, 100 and 100 % at 0.25 (which costs
-    /// a rendered Chopin case 10 points within 50 ms).
+    /// `reference.flac` (`eval --mode align --against audio`, with the level-relative silence
+    /// of [`crate::features::FeatureConfig::silence_below_peak_db`]; 25 target cases pooled,
+    /// within 50 / 100 / 300 ms; in brackets the real-recording pair within 300 ms): offset 0
+    /// 85.3 / 91.6 / 97.2 % (92.9, 92.9), 0.1 87.1 / 93.6 / 98.0 % (98.2, 98.2), 0.15 86.8 /
+    /// 93.4 / 98.0 % (98.2, 98.2), 0.2 86.6 / 93.4 / 98.1 % (100, 100), 0.25 86.0 / 92.9 /
+    /// 97.9 % (100, 100). Every offset costs the rendered chorale with fermatas (`bwv66_6`) 2
+    /// of its 46 events within 300 ms: a held note is a run of steps the prior charges.
     pub const OFFLINE_AUDIO: CostWeights = CostWeights {
         onset: 5.0,
         offset: 0.15,

@@ -520,8 +520,9 @@ impl SoftOnline {
             // The path starts at (0, j) for j in start_j..=start_hi with that cell's cost
             // (weight 1, not w).
             b.fill(0.0);
-            for j in self.start_j.max(lo)..=self.start_hi.min(lo + len - 1) {
-                b[j - lo] = u[j - lo];
+            let (a, z) = (self.start_j.max(lo), self.start_hi.min(lo + len - 1));
+            if a <= z {
+                b[a - lo..=z - lo].copy_from_slice(&u[a - lo..=z - lo]);
             }
             0.0
         } else {
@@ -1716,5 +1717,151 @@ mod tests {
         let empty: Arc<[FeatureFrame]> = Vec::new().into();
         let mut al = SoftOnline::new(empty, SoftOnlineConfig::default());
         assert_eq!(al.step(&refr[0]), AlignStep::default());
+    }
+
+    /// The recursion with a step penalty and a set of start cells, over the full matrix (std
+    /// exp/ln): `R(i,j) = softmin(R(i-1,j-1) + w·d, R(i-1,j) + d + p, R(i,j-1) + d + p)`,
+    /// and `R(0,j) = d` for the start cells `j` in `starts` (then the horizontal moves).
+    fn penalised_forward(
+        c: &Matrix,
+        gamma: f64,
+        w: f64,
+        pen: f64,
+        starts: std::ops::RangeInclusive<usize>,
+    ) -> Vec<Vec<f64>> {
+        let (n, m) = (c.rows(), c.cols());
+        let mut r = vec![vec![f64::INFINITY; m]; n];
+        for i in 0..n {
+            for j in 0..m {
+                let d = c.get(i, j);
+                let mut cands = vec![];
+                if i == 0 && starts.contains(&j) {
+                    cands.push(d);
+                }
+                if i > 0 && j > 0 {
+                    cands.push(r[i - 1][j - 1] + w * d);
+                }
+                if i > 0 {
+                    cands.push(r[i - 1][j] + d + pen);
+                }
+                if j > 0 {
+                    cands.push(r[i][j - 1] + d + pen);
+                }
+                r[i][j] = reference::softmin(&cands, gamma);
+            }
+        }
+        r
+    }
+
+    /// Both domains (γ below and above [`PROBABILITY_DOMAIN_MIN_GAMMA`]) and both diagonal
+    /// weights against the penalised oracle.
+    #[test]
+    fn step_penalty_matches_the_penalised_oracle() {
+        let refr = random_frames(70, 31);
+        let perf = random_frames(30, 32);
+        let c = cost_matrix(&perf, &refr);
+        for w in [1.0, 2.0] {
+            for gamma in [0.002, 0.01, 0.05, 0.3] {
+                for pen in [0.1, 0.7] {
+                    let mut al = SoftOnline::new(
+                        refr.clone().into(),
+                        SoftOnlineConfig {
+                            gamma,
+                            window_frames: 1000,
+                            diagonal_weight: w,
+                            step_penalty: pen,
+                            ..SoftOnlineConfig::default()
+                        },
+                    );
+                    let r = penalised_forward(&c, gamma, w, pen, 0..=0);
+                    for (i, f) in perf.iter().enumerate() {
+                        al.step(f);
+                        let (_, col) = al.column();
+                        let what = format!("w={w} γ={gamma} p={pen} {i}");
+                        assert_column_matches(&col, &r[i], gamma, &what);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A performance that follows a reference whose cells all cost alike (every frame the same
+    /// harmony) drifts ahead under the plain recursion, which sums ever more paths into the
+    /// later cells of a column; a step penalty keeps it much nearer the diagonal.
+    #[test]
+    fn step_penalty_keeps_a_flat_passage_on_the_diagonal() {
+        let mut f = FeatureFrame::default();
+        f.chroma[0] = 1.0;
+        let refr: Vec<FeatureFrame> = vec![f; 300];
+        // The performance plays the same harmony with another voicing: every cell costs alike.
+        let mut p = f;
+        p.chroma[7] = 0.5;
+        crate::features::chroma::normalize(&mut p.chroma);
+        let drift = |pen: f64| {
+            let mut al = SoftOnline::new(
+                refr.clone().into(),
+                SoftOnlineConfig {
+                    diagonal_weight: 1.0,
+                    step_penalty: pen,
+                    length_correction: 0.0,
+                    tempo_tilt: 0.0,
+                    ..SoftOnlineConfig::default()
+                },
+            );
+            let mut last = AlignStep::default();
+            for _ in 0..100 {
+                last = al.step(&p);
+            }
+            last.ref_frame - 99.0
+        };
+        // Measured: 172 frames ahead after 100 without the penalty, 23 with 0.2.
+        let (plain, penalised) = (drift(0.0), drift(0.2));
+        assert!(plain > 100.0, "plain {plain}");
+        assert!(
+            penalised.abs() < plain / 4.0,
+            "plain {plain} penalised {penalised}"
+        );
+    }
+
+    /// A reference that begins with 20 silent frames (no onset) may be entered anywhere in
+    /// them: the columns equal the oracle with those start cells, and a performance that
+    /// starts with the music is placed on it at once, not 20 frames behind.
+    #[test]
+    fn a_fresh_aligner_may_start_anywhere_before_the_first_note() {
+        let silent = FeatureFrame {
+            chroma: [1.0 / (N_CHROMA as f32).sqrt(); N_CHROMA],
+            ..FeatureFrame::default()
+        };
+        let mut refr = vec![silent; 20];
+        refr.extend(random_frames(80, 41));
+        let perf: Vec<FeatureFrame> = refr[20..50].to_vec();
+        let c = cost_matrix(&perf, &refr);
+        for gamma in [0.01, 0.3] {
+            let cfg = SoftOnlineConfig {
+                gamma,
+                window_frames: 1000,
+                diagonal_weight: 1.0,
+                ..SoftOnlineConfig::default()
+            };
+            let mut al = SoftOnline::new(refr.clone().into(), cfg);
+            let r = penalised_forward(&c, gamma, 1.0, 0.0, 0..=20);
+            let mut last = AlignStep::default();
+            for (i, f) in perf.iter().enumerate() {
+                last = al.step(f);
+                let (_, col) = al.column();
+                assert_column_matches(&col, &r[i], gamma, &format!("γ={gamma} {i}"));
+            }
+            assert!(
+                (last.ref_frame - 49.0).abs() < 2.0,
+                "γ={gamma}: {}",
+                last.ref_frame
+            );
+            // A reset aligner starts where it is told, and only there.
+            al.reset_to(20);
+            al.step(&perf[0]);
+            let (lo, col) = al.column();
+            let start = 20 - lo;
+            assert!(col[..start].iter().all(|&v| v >= BIG * 0.5), "γ={gamma}");
+        }
     }
 }

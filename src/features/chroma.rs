@@ -399,6 +399,60 @@ mod tests {
         }
     }
 
+    /// Silence is relative to the recording's own level (the running peak) above an absolute
+    /// floor: after a loud chord, a tone 60 dB down is silence and one 40 dB down is music;
+    /// a whole recording 60 dB below full scale is music.
+    #[test]
+    fn silence_is_relative_to_the_running_peak() {
+        let cfg = FeatureConfig::default();
+        let flat = 1.0 / (N_CHROMA as f32).sqrt();
+        let is_flat = |c: &Chroma| c.iter().all(|&v| (v - flat).abs() < 1e-6);
+        let e_pitch = midi_hz(64.0);
+        let loud = tone(&[midi_hz(60.0), midi_hz(64.0), midi_hz(67.0)], 1.0, 22050);
+        for (db, silent) in [(60.0, true), (40.0, false)] {
+            let gain = 10f64.powf(-db / 20.0) as f32;
+            let mut x = loud.clone();
+            x.extend(tone(&[e_pitch], 1.0, 22050).iter().map(|v| v * gain));
+            let f = extract_with_tuning(&x, &cfg, 0.0);
+            let last = f.frames[f.len() - 5];
+            assert_eq!(
+                is_flat(&last.chroma),
+                silent,
+                "{db} dB down: {:?}",
+                last.chroma
+            );
+            if !silent {
+                let best = (0..12)
+                    .max_by(|&a, &b| last.chroma[a].total_cmp(&last.chroma[b]))
+                    .unwrap_or(0);
+                assert_eq!(best, 4, "{:?}", last.chroma);
+            }
+        }
+        // The same tone alone at -60 dBFS (power 1e-6, above the floor): music.
+        let quiet: Vec<f32> = tone(&[e_pitch], 1.0, 22050)
+            .iter()
+            .map(|v| v * 1e-3 / 0.3)
+            .collect();
+        let f = extract_with_tuning(&quiet, &cfg, 0.0);
+        assert!(!is_flat(&f.frames[f.len() - 5].chroma));
+        // Below the absolute floor (-80 dBFS): silence.
+        let tiny: Vec<f32> = quiet.iter().map(|v| v * 0.1).collect();
+        let f = extract_with_tuning(&tiny, &cfg, 0.0);
+        assert!(is_flat(&f.frames[f.len() - 5].chroma));
+    }
+
+    /// The running peak halves every [`super::super::SILENCE_PEAK_HALF_LIFE_S`]: by definition
+    /// of the decay per frame.
+    #[test]
+    fn running_peak_halves_in_the_half_life() {
+        let cfg = FeatureConfig::default();
+        let a = FrameAnalyzer::new(&cfg, 0.0);
+        let frames = super::super::SILENCE_PEAK_HALF_LIFE_S * cfg.frame_rate_hz();
+        let left = (a.peak_decay as f64).powf(frames);
+        assert!((left - 0.5).abs() < 1e-3, "{left}");
+        assert!((a.below_peak - 1e-5).abs() < 1e-9, "{}", a.below_peak);
+    }
+
     #[test]
     fn onset_fires_when_a_note_starts() {
         let cfg = FeatureConfig::default();
