@@ -24,7 +24,12 @@ fn load(piece: &str) -> (Vec<f32>, Reference) {
     let audio =
         scorefollow::audio::decode::load_mono(&dir.join("performance.flac"), cfg.sample_rate_hz)
             .expect("decode");
-    let reference = Reference::from_midi(&dir.join("score.mid"), &cfg).expect("score");
+    let reference = Reference::from_score_file(
+        &dir.join("score.mid"),
+        &cfg,
+        &scorefollow::score::reference::ScoreRendering::default(),
+    )
+    .expect("score");
     (audio, reference)
 }
 

@@ -36,7 +36,7 @@ fn sequence(n: usize, dim: usize, seed: u64) -> Matrix {
 }
 
 fn value_and_grad(c: &mut Criterion) {
-    let sd = SoftDtw::new(1.0).unwrap();
+    let sd = SoftDtw::new(1.0).expect("valid benchmark input");
     let mut g = c.benchmark_group("sdtw_sqeuclid_d12");
     g.sample_size(10);
     for &n in &[128usize, 512, 1024, 2048] {
@@ -44,33 +44,51 @@ fn value_and_grad(c: &mut Criterion) {
         let y = sequence(n, 12, 2);
         // Same work as the peers' fwd+grad: cost matrix, forward, backward (E), Jacobian.
         g.bench_with_input(BenchmarkId::new("fwd_grad", n), &n, |b, _| {
-            b.iter(|| black_box(sd.grad_features(&x, &y, FeatureCost::SqEuclidean).unwrap()))
+            b.iter(|| {
+                black_box(
+                    sd.grad_features(&x, &y, FeatureCost::SqEuclidean)
+                        .expect("valid benchmark input"),
+                )
+            })
         });
         g.bench_with_input(BenchmarkId::new("value_and_E", n), &n, |b, _| {
             b.iter(|| {
                 black_box(
                     sd.alignment_features(&x, &y, FeatureCost::SqEuclidean)
-                        .unwrap()
+                        .expect("valid benchmark input")
                         .value,
                 )
             })
         });
         g.bench_with_input(BenchmarkId::new("fwd", n), &n, |b, _| {
-            b.iter(|| black_box(sd.value_features(&x, &y, FeatureCost::SqEuclidean).unwrap()))
+            b.iter(|| {
+                black_box(
+                    sd.value_features(&x, &y, FeatureCost::SqEuclidean)
+                        .expect("valid benchmark input"),
+                )
+            })
         });
-        let cm = FeatureCost::SqEuclidean.matrix(&x, &y).unwrap();
+        let cm = FeatureCost::SqEuclidean
+            .matrix(&x, &y)
+            .expect("valid benchmark input");
         g.bench_with_input(BenchmarkId::new("value_and_E_from_C", n), &n, |b, _| {
-            b.iter(|| black_box(sd.value_and_alignment(&cm).unwrap().value))
+            b.iter(|| {
+                black_box(
+                    sd.value_and_alignment(&cm)
+                        .expect("valid benchmark input")
+                        .value,
+                )
+            })
         });
         g.bench_with_input(BenchmarkId::new("value_from_C", n), &n, |b, _| {
-            b.iter(|| black_box(sd.value(&cm).unwrap()))
+            b.iter(|| black_box(sd.value(&cm).expect("valid benchmark input")))
         });
     }
     g.finish();
 }
 
 fn batch(c: &mut Criterion) {
-    let sd = SoftDtw::new(1.0).unwrap();
+    let sd = SoftDtw::new(1.0).expect("valid benchmark input");
     let pairs: Vec<(Matrix, Matrix)> = (0..64)
         .map(|k| (sequence(256, 12, 2 * k + 1), sequence(256, 12, 2 * k + 2)))
         .collect();
@@ -80,7 +98,7 @@ fn batch(c: &mut Criterion) {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
-            .unwrap();
+            .expect("valid benchmark input");
         g.bench_with_input(BenchmarkId::new("threads", threads), &threads, |b, _| {
             b.iter(|| pool.install(|| black_box(sd.batch_values(&pairs, FeatureCost::SqEuclidean))))
         });
@@ -178,7 +196,7 @@ fn load_average() -> String {
 
 /// CPU time per call, single thread, random N x 12 sequences, γ = 1.
 fn cpu_table(sizes: &[usize]) {
-    let sd = SoftDtw::new(1.0).unwrap();
+    let sd = SoftDtw::new(1.0).expect("valid benchmark input");
     println!("load average {}", load_average());
     println!("     N  value+E_ms  value+E+grad_ms  value_ms   (CPU ms per call, one thread)");
     for &n in sizes {
@@ -186,13 +204,25 @@ fn cpu_table(sizes: &[usize]) {
         let y = sequence(n, 12, 2);
         let c = FeatureCost::SqEuclidean;
         let e = cpu_ms(
-            || drop(black_box(sd.alignment_features(&x, &y, c).unwrap())),
+            || {
+                drop(black_box(
+                    sd.alignment_features(&x, &y, c)
+                        .expect("valid benchmark input"),
+                ))
+            },
             3,
         );
-        let g = cpu_ms(|| drop(black_box(sd.grad_features(&x, &y, c).unwrap())), 3);
+        let g = cpu_ms(
+            || {
+                drop(black_box(
+                    sd.grad_features(&x, &y, c).expect("valid benchmark input"),
+                ))
+            },
+            3,
+        );
         let v = cpu_ms(
             || {
-                black_box(sd.value_features(&x, &y, c).unwrap());
+                black_box(sd.value_features(&x, &y, c).expect("valid benchmark input"));
             },
             3,
         );
@@ -203,7 +233,7 @@ fn cpu_table(sizes: &[usize]) {
 
 /// 64 pairs of 256 x 256 (d = 12) on a rayon pool of 1 and of 2 threads.
 fn batch_table() {
-    let sd = SoftDtw::new(1.0).unwrap();
+    let sd = SoftDtw::new(1.0).expect("valid benchmark input");
     let pairs: Vec<(Matrix, Matrix)> = (0..64)
         .map(|k| (sequence(256, 12, 2 * k + 1), sequence(256, 12, 2 * k + 2)))
         .collect();
@@ -213,7 +243,7 @@ fn batch_table() {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
-                .unwrap();
+                .expect("valid benchmark input");
             let run =
                 || pool.install(|| black_box(sd.batch_values(&pairs, FeatureCost::SqEuclidean)));
             run();
@@ -238,14 +268,14 @@ fn peak_rss_kb() -> Option<u64> {
 
 /// One N = M = 4096 value + gradient with respect to X (cost matrix, forward, backward).
 fn big() {
-    let sd = SoftDtw::new(1.0).unwrap();
+    let sd = SoftDtw::new(1.0).expect("valid benchmark input");
     let x = sequence(4096, 12, 1);
     let y = sequence(4096, 12, 2);
     let before = peak_rss_kb();
     let t = Instant::now();
     let al = sd
         .alignment_features(&x, &y, FeatureCost::SqEuclidean)
-        .unwrap();
+        .expect("valid benchmark input");
     let el = t.elapsed().as_secs_f64();
     println!(
         "N = M = 4096 value + E (E stored, 4096 x 4096): {:.2} s, value {:.3}, peak RSS {} MB (before: {} MB)",
@@ -256,7 +286,9 @@ fn big() {
     );
     drop(al);
     let t = Instant::now();
-    let (v, g) = sd.grad_features(&x, &y, FeatureCost::SqEuclidean).unwrap();
+    let (v, g) = sd
+        .grad_features(&x, &y, FeatureCost::SqEuclidean)
+        .expect("valid benchmark input");
     black_box(&g);
     println!(
         "N = M = 4096 value + gradient: {:.2} s, value {v:.3}, peak RSS so far {} MB",

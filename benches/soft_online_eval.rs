@@ -93,7 +93,12 @@ fn main() {
         let ref_path = case.score.clone().unwrap_or_else(|| case.reference.clone());
         let reference = match refs.get(&ref_path) {
             Some(r) => r.clone(),
-            None => match Reference::load(&ref_path, &cfg) {
+            None => match scorefollow::audio::load::load_reference(
+                &ref_path,
+                scorefollow::engine::ReferenceKind::of_path(&ref_path),
+                &cfg,
+                &Default::default(),
+            ) {
                 Ok(r) => {
                     let r = Arc::new(r);
                     refs.insert(ref_path.clone(), r.clone());

@@ -25,8 +25,7 @@ use std::time::Duration;
 
 use scorefollow::audio::replay::{ReplayOptions, Speed};
 use scorefollow::audio::Capture;
-use scorefollow::engine::{self, FollowOptions};
-use scorefollow::features::FeatureConfig;
+use scorefollow::engine::{FollowConfig, Source};
 use scorefollow::output::cues::{CueList, CueSink, Timeline};
 use scorefollow::output::osc::OscSink;
 use scorefollow::output::Sink;
@@ -63,8 +62,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(1.0);
     let busy = args.iter().any(|a| a == "--busy");
 
-    let cfg = FeatureConfig::default();
-    let reference = Arc::new(Reference::from_midi(&dir.join("score.mid"), &cfg)?);
+    let config = FollowConfig::default();
+    let cfg = config.features.clone();
+    let reference = Arc::new(Reference::from_score_file(
+        &dir.join("score.mid"),
+        &cfg,
+        &config.rendering,
+    )?);
     let rx = UdpSocket::bind("127.0.0.1:0")?;
     rx.set_read_timeout(Some(Duration::from_millis(200)))?;
     let addr = rx.local_addr()?.to_string();
@@ -113,7 +117,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cue_log = cues.log();
     let sinks: Vec<Box<dyn Sink>> = vec![Box::new(osc), Box::new(cues)];
     let follower = std::thread::spawn(move || {
-        engine::run(capture, reference, &FollowOptions::default(), sinks, None).map(|r| r.0)
+        scorefollow::follow(&config, Source::new(reference, capture), sinks)
     });
     let mut arrivals = Vec::new();
     let mut buf = [0u8; rosc::decoder::MTU];

@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use scorefollow::spot::eval::{eval_themes, ThemeEvalOptions};
+use scorefollow::eval::themes::{eval_themes, ThemeEvalOptions};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

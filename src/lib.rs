@@ -17,15 +17,23 @@
 //! converts samples, pushes them into a lock-free ring and counts what it had to drop. It never
 //! allocates, locks, logs or makes a syscall.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod align;
 pub mod audio;
 pub mod cli;
+pub mod control;
 pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod features;
 pub mod output;
+pub mod plot;
 pub mod score;
 pub mod spot;
+#[cfg(test)]
+pub(crate) mod test_util;
+pub mod web;
 
+pub use engine::{follow, FollowConfig, FollowSettings, Follower, Source};
 pub use error::{Error, Result};

@@ -13,27 +13,13 @@
 //! in the reference.
 
 use crate::align::cost::{frame_cost, CostWeights};
-use crate::features::{FeatureConfig, FeatureFrame, N_CHROMA};
-
-/// The feature configuration and cost weights for offline alignment against a reference
-/// recording (`recording`) or a score: see [`FeatureConfig::offline_audio_alignment`] and
-/// [`FeatureConfig::offline_alignment`].
-pub fn offline_settings(recording: bool) -> (FeatureConfig, CostWeights) {
-    if recording {
-        (
-            FeatureConfig::offline_audio_alignment(),
-            CostWeights::OFFLINE_AUDIO,
-        )
-    } else {
-        (FeatureConfig::offline_alignment(), CostWeights::OFFLINE)
-    }
-}
+use crate::features::{FeatureFrame, N_CHROMA};
 
 /// A warping path: (performance frame, reference frame) pairs, both non-decreasing.
 pub type Path = Vec<(usize, usize)>;
 
 /// Options for offline DTW.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DtwOptions {
     /// Let the path end at any reference frame (the performance covers only part of it).
     pub open_end: bool,
@@ -463,19 +449,12 @@ mod tests {
         go(cost, n, m, w_d, 0, 0, cost[0] as f64)
     }
 
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 33) as f32) / (1u64 << 31) as f32
-    }
-
     #[test]
     fn full_dtw_matches_brute_force() {
-        let mut seed = 7u64;
+        let mut rng = crate::test_util::Rng::new(7);
         for w_d in [1.0, 1.5, 2.0] {
             for (n, m) in [(1, 1), (1, 4), (3, 3), (4, 5), (5, 6), (6, 4)] {
-                let cost: Vec<f32> = (0..n * m).map(|_| lcg(&mut seed)).collect();
+                let cost: Vec<f32> = (0..n * m).map(|_| rng.next_f32()).collect();
                 let got = dtw_full_matrix(&cost, n, m, false, w_d);
                 let (path, total) = (&got.path, got.total_cost);
                 let want = brute_force(&cost, n, m, w_d);
@@ -498,13 +477,13 @@ mod tests {
     }
 
     fn synthetic(len: usize, seed: u64) -> Vec<FeatureFrame> {
-        let mut s = seed;
+        let mut rng = crate::test_util::Rng::new(seed);
         let mut frames = Vec::with_capacity(len);
         let mut cur = FeatureFrame::default();
         for k in 0..len {
             if k % 7 == 0 {
                 for c in 0..N_CHROMA {
-                    cur.chroma[c] = lcg(&mut s).powi(3);
+                    cur.chroma[c] = rng.next_f32().powi(3);
                 }
                 crate::features::chroma::normalize(&mut cur.chroma);
             }

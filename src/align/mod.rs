@@ -4,12 +4,14 @@
 pub mod cost;
 pub mod dtw;
 pub mod oltw;
+pub mod onset_gate;
 pub mod relocate;
 pub mod soft_dtw;
 pub mod soft_online;
 pub mod tempo;
 pub mod tracker;
 pub mod transpose;
+pub mod warp;
 
 use crate::features::FeatureFrame;
 
@@ -56,6 +58,7 @@ pub fn transpose_frame(frame: &FeatureFrame, shift: usize) -> FeatureFrame {
     for c in 0..n {
         out.chroma[c] = frame.chroma[(c + shift) % n];
         out.onset[c] = frame.onset[(c + shift) % n];
+        out.attack[c] = frame.attack[(c + shift) % n];
     }
     out
 }

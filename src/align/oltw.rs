@@ -485,27 +485,9 @@ mod tests {
     use super::*;
     use crate::align::cost::frame_cost;
     use crate::align::dtw::{dtw_full_matrix, path_to_ref_per_perf};
-    use crate::features::N_CHROMA;
-
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 33) as f32) / (1u64 << 31) as f32
-    }
 
     fn random_frames(n: usize, seed: u64) -> Vec<FeatureFrame> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                let mut f = FeatureFrame::default();
-                for c in 0..N_CHROMA {
-                    f.chroma[c] = lcg(&mut s).powi(4);
-                }
-                crate::features::chroma::normalize(&mut f.chroma);
-                f
-            })
-            .collect()
+        crate::test_util::random_frames(n, seed, false)
     }
 
     /// Every column of the hot path, with moving bounded windows and a start past frame 0,

@@ -162,7 +162,7 @@ const TINY: f64 = 1e-200;
 const MAX_STEP_EXPONENT: f64 = 240.0;
 
 /// Below this γ the aligner keeps its column as accumulated costs (the log domain) throughout.
-/// Weights below [`TINY`] are pruned in the probability domain: a beam 460·γ cost units wide
+/// Weights below `TINY` are pruned in the probability domain: a beam 460·γ cost units wide
 /// around the best cell, 23 units at γ = 0.05 and 138 at the default 0.3 (a frame's local
 /// cost is 0..~3). At γ much smaller than that, a cell that far behind can still win a few
 /// frames later, so small γ gets the exact log-domain recursion, as hard DTW would.
@@ -321,7 +321,7 @@ impl SoftOnline {
 
     /// How many columns so far were computed in the log domain from the probability-domain
     /// state (their costs spread beyond what the domain holds at this γ; see
-    /// [`MAX_STEP_EXPONENT`]). Not counted in the log state.
+    /// `MAX_STEP_EXPONENT`). Not counted in the log state.
     pub fn log_domain_columns(&self) -> usize {
         self.log_domain_columns
     }
@@ -1141,28 +1141,8 @@ mod tests {
     use crate::align::soft_dtw::{reference, Matrix};
     use crate::features::N_CHROMA;
 
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 33) as f32) / (1u64 << 31) as f32
-    }
-
     fn random_frames(n: usize, seed: u64) -> Vec<FeatureFrame> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                let mut f = FeatureFrame::default();
-                for c in 0..N_CHROMA {
-                    f.chroma[c] = lcg(&mut s).powi(4);
-                }
-                crate::features::chroma::normalize(&mut f.chroma);
-                for c in 0..N_CHROMA {
-                    f.onset[c] = 0.3 * lcg(&mut s);
-                }
-                f
-            })
-            .collect()
+        crate::test_util::random_frames(n, seed, true)
     }
 
     fn cost_matrix(perf: &[FeatureFrame], reference: &[FeatureFrame]) -> Matrix {
@@ -1668,13 +1648,13 @@ mod tests {
     /// included.
     #[test]
     fn first_minimum_equals_the_serial_scan() {
-        let mut seed = 5u64;
+        let mut rng = crate::test_util::Rng::new(5);
         for len in [0usize, 1, 3, 4, 5, 8, 13, 64, 501] {
             for round in 0..20 {
                 // Few distinct values, so ties are common; some infinities.
                 let v: Vec<f64> = (0..len)
                     .map(|_| {
-                        let x = (lcg(&mut seed) * 6.0).floor() as f64;
+                        let x = (rng.next_f32() * 6.0).floor() as f64;
                         if x >= 5.0 && round % 2 == 0 {
                             f64::INFINITY
                         } else {

@@ -45,6 +45,7 @@ pub fn rescale_frames(frames: &[FeatureFrame], score_frames_per_frame: f64) -> V
         let (a, b) = (k as f64 * s, ((k + 1) as f64 * s).min(n as f64));
         let mut chroma = [0.0f64; N_CHROMA];
         let mut onset = [0.0f64; N_CHROMA];
+        let mut attack = [0.0f64; N_CHROMA];
         let (mut energy, mut flatness, mut total) = (0.0f64, 0.0f64, 0.0f64);
         let first = (a.floor() as usize).min(n - 1);
         let mut j = first;
@@ -55,6 +56,7 @@ pub fn rescale_frames(frames: &[FeatureFrame], score_frames_per_frame: f64) -> V
                 for c in 0..N_CHROMA {
                     chroma[c] += overlap * f64::from(f.chroma[c]);
                     onset[c] = onset[c].max(f64::from(f.onset[c]));
+                    attack[c] = attack[c].max(f64::from(f.attack[c]));
                 }
                 energy += overlap * f64::from(f.energy);
                 flatness += overlap * f64::from(f.flatness);
@@ -71,6 +73,7 @@ pub fn rescale_frames(frames: &[FeatureFrame], score_frames_per_frame: f64) -> V
             onset: onset.map(|x| x as f32),
             energy: (energy / total) as f32,
             flatness: (flatness / total) as f32,
+            attack: attack.map(|x| x as f32),
         });
     }
     out
@@ -413,6 +416,7 @@ mod tests {
                     onset,
                     energy: 1.0,
                     flatness: 0.1,
+                    attack: onset,
                 });
             }
         }

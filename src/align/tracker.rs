@@ -48,6 +48,8 @@ impl Default for TrackerConfig {
 pub struct Tracked {
     /// Reference frame (fractional) at the arrival time of the frame's newest sample.
     pub ref_frame_now: f64,
+    /// The aligner's own match (reference frame, fractional), before lag compensation and flow.
+    pub raw_ref_frame: f64,
     /// The same, but never past the next reference onset not matched yet (no onset
     /// allowance): the position the performer has certainly reached, for firing cues.
     pub heard_ref_frame: f64,
@@ -161,6 +163,7 @@ impl Tracker {
         };
         Tracked {
             ref_frame_now: now,
+            raw_ref_frame: raw,
             heard_ref_frame: heard,
             tempo: self.tempo,
             confidence: step.confidence,

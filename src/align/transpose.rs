@@ -162,13 +162,8 @@ mod tests {
 
     #[test]
     fn finds_the_transposition_and_follows() {
-        let mut seed = 3u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as f32) / (1u64 << 31) as f32
-        };
+        let mut rng = crate::test_util::Rng::new(3);
+        let mut next = || rng.next_f32();
         let reference: Vec<FeatureFrame> = (0..1500)
             .map(|k| {
                 let mut f = FeatureFrame::default();
@@ -203,13 +198,8 @@ mod tests {
     /// kept aligner's shift makes it follow on, and the reported key follows.
     #[test]
     fn set_shift_follows_a_change_of_key() {
-        let mut seed = 5u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as f32) / (1u64 << 31) as f32
-        };
+        let mut rng = crate::test_util::Rng::new(5);
+        let mut next = || rng.next_f32();
         let reference: Vec<FeatureFrame> = (0..1200)
             .map(|_| {
                 let mut f = FeatureFrame::default();

@@ -5,9 +5,11 @@
 //! state, so a 10-hour file costs no more memory than a 10-second one. [`load_mono`] collects
 //! its output.
 //!
-//! Damage handling: a packet the codec rejects is skipped and counted (one warning at the
-//! end); a file that ends early (truncated) yields what was decoded, with a warning, and is an
-//! error only if no audio came out at all. Non-finite samples are replaced by 0 and counted.
+//! Damage handling: a packet the codec rejects is skipped and counted; a file that ends early
+//! (truncated, or a read error mid-file) yields what was decoded and is an error only if no
+//! audio came out at all. Either way the decoder says so in [`MonoDecoder::damage`] (an
+//! [`InputError`]) rather than printing it: the follower reports it at the end of the run,
+//! [`load_mono`] logs it. Non-finite samples are replaced by 0 and counted.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -38,6 +40,37 @@ pub struct AudioInfo {
     pub frames: Option<u64>,
     /// Duration (s), when the container states the length (`frames / sample_rate_hz`).
     pub duration_s: Option<f64>,
+}
+
+/// A file that could not be decoded to its end: what was decoded is still used (followed,
+/// aligned), and this says where and why it stopped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputError {
+    /// The file.
+    pub path: PathBuf,
+    /// Audio decoded (s of the file).
+    pub decoded_s: f64,
+    /// The length its header states (s), when it states one.
+    pub stated_s: Option<f64>,
+    /// What went wrong: a read error, a container error, packets the codec rejected, a file
+    /// shorter than its header says (several joined by "; ").
+    pub reason: String,
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "input {} is damaged ({}): decoded to {:.2} s",
+            self.path.display(),
+            self.reason,
+            self.decoded_s
+        )?;
+        match self.stated_s {
+            Some(s) => write!(f, " of the {s:.2} s its header states"),
+            None => Ok(()),
+        }
+    }
 }
 
 fn audio_err(path: &Path, reason: impl Into<String>) -> Error {
@@ -135,6 +168,16 @@ pub fn load_mono(path: &Path, target_rate_hz: u32) -> Result<Vec<f32>> {
     while dec.next_chunk(&mut chunk)? {
         all.extend_from_slice(&chunk);
     }
+    if let Some(d) = dec.damage() {
+        tracing::warn!("{d}; using what was decoded");
+    }
+    if dec.nonfinite_samples() > 0 {
+        tracing::warn!(
+            path = %path.display(),
+            "replaced {} NaN/infinite sample(s) by 0",
+            dec.nonfinite_samples()
+        );
+    }
     Ok(all)
 }
 
@@ -155,6 +198,8 @@ pub struct MonoDecoder {
     emitted: u64,
     bad_packets: u64,
     nonfinite: u64,
+    /// Why decoding stopped before the end of the stream (a read or container error).
+    stopped_by: Option<String>,
     eof: bool,
     done: bool,
 }
@@ -207,6 +252,7 @@ impl MonoDecoder {
             emitted: 0,
             bad_packets: 0,
             nonfinite: 0,
+            stopped_by: None,
             eof: false,
             done: false,
         })
@@ -237,6 +283,45 @@ impl MonoDecoder {
     /// Non-finite samples replaced by 0 so far.
     pub fn nonfinite_samples(&self) -> u64 {
         self.nonfinite
+    }
+
+    /// Audio decoded so far (s of the file).
+    pub fn decoded_s(&self) -> f64 {
+        self.source_frames as f64 / self.info.sample_rate_hz as f64
+    }
+
+    /// The damage met, once the stream has ended ([`next_chunk`](Self::next_chunk) returned
+    /// `Ok(false)`): a read or container error that stopped decoding, packets the codec
+    /// rejected, a stream shorter than its header states. `None` for an intact file (and
+    /// before the end).
+    pub fn damage(&self) -> Option<InputError> {
+        if !self.done {
+            return None;
+        }
+        let mut reasons: Vec<String> = self.stopped_by.iter().cloned().collect();
+        if self.bad_packets > 0 {
+            reasons.push(format!(
+                "{} undecodable packet(s) skipped",
+                self.bad_packets
+            ));
+        }
+        if self.info.frames.is_some_and(|f| self.source_frames < f) && self.stopped_by.is_none() {
+            reasons.push("it holds less audio than its header states".into());
+        }
+        if reasons.is_empty() {
+            return None;
+        }
+        Some(self.input_error(reasons.join("; ")))
+    }
+
+    /// An [`InputError`] for this file at the point decoded so far.
+    pub fn input_error(&self, reason: String) -> InputError {
+        InputError {
+            path: self.path.clone(),
+            decoded_s: self.decoded_s(),
+            stated_s: self.info.duration_s,
+            reason,
+        }
     }
 
     /// Clear `out` and fill it with the next mono samples. Returns `Ok(false)` (with `out`
@@ -292,30 +377,6 @@ impl MonoDecoder {
             out.truncate(room);
             self.emitted += out.len() as u64;
         }
-        if self.bad_packets > 0 {
-            tracing::warn!(
-                path = %self.path.display(),
-                "skipped {} undecodable packet(s)",
-                self.bad_packets
-            );
-        }
-        if self.nonfinite > 0 {
-            tracing::warn!(
-                path = %self.path.display(),
-                "replaced {} NaN/infinite sample(s) by 0",
-                self.nonfinite
-            );
-        }
-        if let Some(f) = self.info.frames {
-            if self.source_frames < f {
-                tracing::warn!(
-                    path = %self.path.display(),
-                    "file ended after {} of {} frames (truncated?)",
-                    self.source_frames,
-                    f
-                );
-            }
-        }
         Ok(())
     }
 
@@ -327,31 +388,22 @@ impl MonoDecoder {
                 Ok(Some(p)) => p,
                 Ok(None) => return Ok(false),
                 Err(SymError::IoError(e)) => {
-                    if self.source_frames > 0 {
-                        tracing::warn!(
-                            path = %self.path.display(),
-                            "read error after {} frames, keeping what was decoded: {e}",
-                            self.source_frames
-                        );
+                    // An end of file once the stated length is decoded is just the end.
+                    let complete = self.info.frames.is_some_and(|f| self.source_frames >= f);
+                    if !(complete && e.kind() == std::io::ErrorKind::UnexpectedEof) {
+                        self.stopped_by = Some(format!("read error: {e}"));
                     }
                     return Ok(false);
                 }
                 Err(SymError::ResetRequired) => {
-                    tracing::warn!(
-                        path = %self.path.display(),
-                        "stream layout changed mid-file; stopping there"
-                    );
+                    self.stopped_by = Some("the stream layout changes mid-file".into());
                     return Ok(false);
                 }
                 Err(e) => {
                     // A demuxer error may not advance the stream, so retrying could loop;
                     // treat it as the end of the usable audio.
                     if self.source_frames > 0 {
-                        tracing::warn!(
-                            path = %self.path.display(),
-                            "container error after {} frames, keeping what was decoded: {e}",
-                            self.source_frames
-                        );
+                        self.stopped_by = Some(format!("container error: {e}"));
                         return Ok(false);
                     }
                     return Err(audio_err(

@@ -2,7 +2,7 @@
 //!
 //! # For the engine: how to consume a [`Capture`]
 //!
-//! Live input ([`Capture::live`]) and a replayed recording ([`Capture::replay`]) produce the
+//! Live input (`Capture::live`, feature `live`) and a replayed recording ([`Capture::replay`]) produce the
 //! same [`Capture`]; the engine's loop is identical for both:
 //!
 //! ```no_run
@@ -58,6 +58,7 @@
 pub mod decode;
 #[cfg(feature = "live")]
 pub mod live;
+pub mod load;
 pub mod replay;
 pub mod resample;
 pub mod ring;
@@ -71,7 +72,7 @@ use ringbuf::traits::{Consumer, Observer};
 
 use crate::Result;
 
-pub use decode::{load_mono, probe, AudioInfo, MonoDecoder};
+pub use decode::{load_mono, probe, AudioInfo, InputError, MonoDecoder};
 #[cfg(feature = "live")]
 pub use live::{list_input_devices, DeviceInfo, LiveOptions};
 pub use replay::{ReplayOptions, SourceReport, Speed};

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::decode::MonoDecoder;
+use super::decode::{InputError, MonoDecoder};
 use super::ring::{push_block, CallbackState, SourceStats};
 use crate::{Error, Result};
 
@@ -107,7 +107,7 @@ impl ReplayOptions {
 }
 
 /// What a source thread reports when it ends (live sources report only `stopped_early`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SourceReport {
     /// Mono samples taken from the decoder.
     pub samples_decoded: u64,
@@ -115,6 +115,9 @@ pub struct SourceReport {
     pub samples_simulated_drops: u64,
     /// True when the thread was stopped before the end of the file.
     pub stopped_early: bool,
+    /// The file could not be decoded to its end (truncated, damaged, an error mid-stream):
+    /// everything before was replayed.
+    pub input_error: Option<InputError>,
 }
 
 /// The running replay thread.
@@ -281,11 +284,27 @@ impl Worker {
                 break;
             }
             while !at_end && pending.len() < period {
-                if self.decoder.next_chunk(&mut chunk)? {
-                    report.samples_decoded += chunk.len() as u64;
-                    pending.extend_from_slice(&chunk);
-                } else {
-                    at_end = true;
+                match self.decoder.next_chunk(&mut chunk) {
+                    Ok(true) => {
+                        report.samples_decoded += chunk.len() as u64;
+                        pending.extend_from_slice(&chunk);
+                    }
+                    Ok(false) => {
+                        at_end = true;
+                        report.input_error = self.decoder.damage();
+                    }
+                    // Nothing decoded at all: a failure, not an early end.
+                    Err(e) if report.samples_decoded == 0 => return Err(e),
+                    // Mid-stream (the codec failed, the rate changed): keep what was decoded
+                    // and say where it stopped.
+                    Err(e) => {
+                        at_end = true;
+                        let reason = match e {
+                            Error::Audio { reason, .. } => reason,
+                            other => other.to_string(),
+                        };
+                        report.input_error = Some(self.decoder.input_error(reason));
+                    }
                 }
                 // The decoder already replaced NaN/inf by 0, so push_block cannot see them:
                 // carry its count over, or a replay would report a damaged file as clean.

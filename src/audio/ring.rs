@@ -13,7 +13,7 @@
 //! `clock_gettime(CLOCK_MONOTONIC)` served by the vDSO without entering the kernel, which is why
 //! it is acceptable on the real-time path.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,6 +60,9 @@ pub struct SourceStats {
     pub stamps_dropped: AtomicU64,
     /// Longest time spent inside one [`push_block`] call (ns).
     pub worst_block_ns: AtomicU64,
+    /// Largest absolute mono sample pushed since the last [`SourceStats::take_peak`], as
+    /// `f32` bits (non-negative floats order like their bits).
+    pub peak_bits: AtomicU32,
 }
 
 /// A plain copy of [`SourceStats`] at one moment.
@@ -80,6 +83,12 @@ pub struct StatsSnapshot {
 }
 
 impl SourceStats {
+    /// The input's peak level (absolute sample value, 0-1 for full scale) since the last
+    /// call, and start measuring anew (for a level meter).
+    pub fn take_peak(&self) -> f32 {
+        f32::from_bits(self.peak_bits.swap(0, Ordering::Relaxed))
+    }
+
     /// Read all counters.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
@@ -192,6 +201,7 @@ pub fn push_block(interleaved: &[f32], channels: usize, state: &mut CallbackStat
     let mut nonfinite = 0u64;
     let mut pushed = 0u64;
     let mut dropped = 0u64;
+    let mut peak = 0.0f32;
     let piece_frames = state.scratch.len();
     let mut start = 0;
     while start < frames {
@@ -220,6 +230,7 @@ pub fn push_block(interleaved: &[f32], channels: usize, state: &mut CallbackStat
                 *d = sum * scale;
             }
         }
+        peak = dst.iter().fold(peak, |m, &x| m.max(x.abs()));
         let ok = state.samples.push_slice(dst);
         pushed += ok as u64;
         dropped += (n - ok) as u64;
@@ -249,6 +260,7 @@ pub fn push_block(interleaved: &[f32], channels: usize, state: &mut CallbackStat
             .fetch_add(nonfinite, Ordering::Relaxed);
     }
     stats.blocks.fetch_add(1, Ordering::Relaxed);
+    stats.peak_bits.fetch_max(peak.to_bits(), Ordering::Relaxed);
     let spent = now.saturating_duration_since(t0).as_nanos() as u64;
     stats.worst_block_ns.fetch_max(spent, Ordering::Relaxed);
 }
@@ -326,6 +338,10 @@ mod tests {
             for (g, w) in got.iter().zip(&want) {
                 prop_assert!((g - w).abs() <= 1e-6, "{} vs {}", g, w);
             }
+            // The peak is that of the downmix, then starts anew.
+            let peak = want.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
+            prop_assert!((ends.stats.take_peak() - peak).abs() <= 1e-6);
+            prop_assert_eq!(ends.stats.take_peak(), 0.0);
         }
 
         #[test]

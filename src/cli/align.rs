@@ -2,15 +2,14 @@
 //! reference recording (multiscale DTW, bounded memory).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
 
 use super::common::ReferenceArgs;
-use crate::align::dtw::{align_multiscale, offline_settings, path_to_ref_per_perf, DtwOptions};
-use crate::features;
-use crate::score::reference::Reference;
+use crate::audio::load::align_file;
+use crate::engine::{AlignConfig, AlignSettings};
 
 /// Align a whole recording to a score or another recording (offline, most accurate).
 #[derive(Debug, Args)]
@@ -18,6 +17,7 @@ pub struct AlignArgs {
     /// The performance to align (WAV, FLAC, MP3, OGG).
     #[arg(value_name = "PERFORMANCE")]
     pub performance: PathBuf,
+    /// The score or recording to align against.
     #[command(flatten)]
     pub reference: ReferenceArgs,
     /// Where to write the alignment: perf_time_s,score_time_s,beat,bar (one row per frame).
@@ -31,53 +31,29 @@ pub struct AlignArgs {
     pub quiet: bool,
 }
 
-/// The alignment of one performance: score time for each performance frame.
-pub struct Alignment {
-    /// (perf_time_s, score_time_s) per performance frame (frame centres).
-    pub rows: Vec<(f64, f64)>,
-}
-
-/// Align `performance` to `reference`; `progress(done, total)` on the finest level.
-pub fn align_files(
-    performance: &Path,
-    reference: &Reference,
-    opts: DtwOptions,
-    progress: impl FnMut(usize, usize),
-) -> anyhow::Result<Alignment> {
-    let cfg = &reference.config;
-    let audio = crate::audio::decode::load_mono(performance, cfg.sample_rate_hz)
-        .with_context(|| format!("reading the performance {}", performance.display()))?;
-    let perf = features::extract(&audio, cfg);
-    let path = align_multiscale(&perf.frames, &reference.frames, opts, progress);
-    let ref_of = path_to_ref_per_perf(&path, perf.len());
-    let rows = ref_of
-        .iter()
-        .enumerate()
-        .map(|(i, &j)| (cfg.frame_centre_s(i).max(0.0), reference.score_time_s(j)))
-        .collect();
-    Ok(Alignment { rows })
-}
-
 /// Run `align`.
 pub fn run(args: AlignArgs) -> anyhow::Result<()> {
     // Against a recording the offline settings differ from those against a score.
-    let (cfg, weights) = offline_settings(args.reference.is_recording()?);
-    let reference = args.reference.load(&cfg)?;
+    let config = AlignConfig::new(
+        args.reference.kind()?,
+        &AlignSettings {
+            full_end: args.full_end,
+            ..AlignSettings::default()
+        },
+    )?;
+    let reference = args.reference.load(&config.features, &config.rendering)?;
     let bar = if args.quiet {
         indicatif::ProgressBar::hidden()
     } else {
-        indicatif::ProgressBar::new(0)
+        super::progress_bar(0)
     };
+    bar.set_message("aligning");
     let started = std::time::Instant::now();
-    let opts = DtwOptions {
-        open_end: !args.full_end,
-        weights,
-        ..DtwOptions::default()
-    };
-    let alignment = align_files(&args.performance, &reference, opts, |done, total| {
+    let alignment = align_file(&args.performance, &reference, config.dtw, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
-    })?;
+    })
+    .with_context(|| format!("reading the performance {}", args.performance.display()))?;
     bar.finish_and_clear();
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;

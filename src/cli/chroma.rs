@@ -7,12 +7,12 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::features::{self, FeatureConfig};
-use crate::score::reference::{is_midi_path, Reference};
+use crate::score::reference::{is_score_path, Reference, ScoreRendering};
 
 /// Write the chroma features of an audio or MIDI file as CSV.
 #[derive(Debug, Args)]
 pub struct ChromaArgs {
-    /// Audio (WAV, FLAC, MP3, OGG) or MIDI file.
+    /// Audio (WAV, FLAC, MP3, OGG) or score (MIDI, MusicXML) file.
     #[arg(value_name = "FILE")]
     pub input: PathBuf,
     /// Output CSV (default: standard output).
@@ -33,8 +33,8 @@ const NAMES: [&str; 12] = [
 /// Run `chroma`.
 pub fn run(args: ChromaArgs) -> anyhow::Result<()> {
     let cfg = FeatureConfig::default();
-    let feats = if is_midi_path(&args.input) {
-        let r = Reference::from_midi(&args.input, &cfg)?;
+    let feats = if is_score_path(&args.input) {
+        let r = Reference::from_score_file(&args.input, &cfg, &ScoreRendering::default())?;
         features::Features {
             config: cfg.clone(),
             tuning_cents: 0.0,

@@ -1,4 +1,5 @@
-//! Pieces shared by the subcommands.
+//! Pieces shared by the subcommands: the reference to follow or align against, the follower's
+//! flags (shared by `follow` and `eval`), option parsers.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -6,14 +7,17 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::Args;
 
+use crate::align::oltw::{OltwConfig, StepPattern};
+use crate::engine::{AlignerKind, FollowSettings, ReferenceKind, RelocateMode, TuningSetting};
 use crate::features::FeatureConfig;
-use crate::score::reference::{is_midi_path, Reference};
+use crate::score::reference::{Reference, ScoreRendering};
 
-/// The reference to follow or align against: a MIDI score or a recording.
+/// The reference to follow or align against: a score or a recording.
 #[derive(Debug, Clone, Args)]
 pub struct ReferenceArgs {
-    /// The score as a MIDI file (tempo map, bars and beats are used).
-    #[arg(long, value_name = "SCORE.mid", conflicts_with = "reference")]
+    /// The score: MIDI, or MusicXML (.musicxml, .xml, .mxl; repeats unfolded as performed,
+    /// bars are printed measure numbers). Tempo map, bars and beats are used.
+    #[arg(long, value_name = "SCORE", conflicts_with = "reference")]
     pub score: Option<PathBuf>,
     /// A reference recording of the piece (WAV, FLAC, MP3, OGG) instead of a score.
     #[arg(long, value_name = "AUDIO")]
@@ -29,24 +33,113 @@ impl ReferenceArgs {
         }
     }
 
-    /// Whether the piece is a recording (`--reference` with an audio file), not a score.
-    pub fn is_recording(&self) -> anyhow::Result<bool> {
-        Ok(self.score.is_none() && !is_midi_path(self.path()?))
+    /// A score (`--score`, or `--reference` with a score file) or a recording.
+    pub fn kind(&self) -> anyhow::Result<ReferenceKind> {
+        Ok(if self.score.is_some() {
+            ReferenceKind::Score
+        } else {
+            ReferenceKind::of_path(self.path()?)
+        })
     }
 
-    /// Load it (MIDI by extension for --score; --reference may also be a MIDI file).
-    pub fn load(&self, cfg: &FeatureConfig) -> anyhow::Result<Arc<Reference>> {
+    /// Load it, analysed with `features` (a score rendered with `rendering`).
+    pub fn load(
+        &self,
+        features: &FeatureConfig,
+        rendering: &ScoreRendering,
+    ) -> anyhow::Result<Arc<Reference>> {
         let path = self.path()?;
-        let r = if self.score.is_some() {
-            Reference::from_midi(path, cfg)
-        } else {
-            Reference::load(path, cfg)
-        };
-        let r = r.with_context(|| format!("loading the reference {}", path.display()))?;
-        if r.is_empty() {
-            bail!("the reference {} has no audio frames", path.display());
-        }
+        let r = crate::audio::load::load_reference(path, self.kind()?, features, rendering)
+            .with_context(|| format!("loading the reference {}", path.display()))?;
         Ok(Arc::new(r))
+    }
+}
+
+/// The follower's flags, the same for `follow` and `eval`; [`FollowerArgs::settings`] maps them
+/// to [`FollowSettings`], which [`crate::engine::FollowConfig::try_from`] validates.
+#[derive(Debug, Clone, Args)]
+pub struct FollowerArgs {
+    /// Which follower: soft (online soft-DTW, the default) or oltw (online time warping).
+    #[arg(long, default_value = "soft")]
+    pub aligner: AlignerKind,
+    /// How far ahead and behind the follower looks (s of the score).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub window_s: f64,
+    /// Start following at this score time (s) instead of the beginning.
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    pub start_s: f64,
+    /// Tuning of the performer in cents from A4 = 440 Hz (e.g. 10 for A = 442.5 Hz), or
+    /// 'auto' to estimate it from the first seconds and keep checking it.
+    #[arg(long, value_name = "CENTS|auto", value_parser = parse_tuning, allow_negative_numbers = true)]
+    pub tuning: Option<TuningSetting>,
+    /// Transposition of the performer in semitones up from the score (0-11), or 'auto' to
+    /// detect it during the first seconds.
+    #[arg(long, default_value = "auto", value_parser = parse_transpose, allow_negative_numbers = true)]
+    pub transpose: TransposeArg,
+    /// Re-locate after the performer jumps (skips, repeats, restarts): 'auto' (the default:
+    /// against scores and recordings), 'on' or 'off'. Each jump is reported as
+    /// /scorefollow/status "relocated".
+    #[arg(long, default_value = "auto", value_name = "auto|on|off")]
+    pub relocate: RelocateMode,
+    /// Weight of the onset term in the frame cost (tuning knob) [default: 3 for follow, 1 for
+    /// align against a score, 5 against a recording].
+    #[arg(long, help_heading = "Tuning knobs")]
+    pub onset_weight: Option<f32>,
+    /// Log compression factor of the chroma (tuning knob) [default: 100 for follow against a
+    /// score, 1000 against a recording; 1000 and 10000 for align].
+    #[arg(long, help_heading = "Tuning knobs")]
+    pub log_compression: Option<f32>,
+    /// The soft follower's tempo model: on (the reference at several tempo scalings) or off
+    /// (the plain soft aligner, for comparison) (tuning knob).
+    #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set, help_heading = "Tuning knobs")]
+    pub tempo_model: bool,
+    /// Amplitude of the top voice when a piano-like score is rendered as the reference (tuning
+    /// knob; 1 = as written) [default: 1.4 for follow, 1 for align].
+    #[arg(long, help_heading = "Tuning knobs")]
+    pub melody_gain: Option<f32>,
+    /// FFT window (samples at 22 050 Hz) (tuning knob) [default: 2048].
+    #[arg(long, help_heading = "Tuning knobs")]
+    pub fft_window: Option<usize>,
+    /// OLTW forgetting factor per frame (tuning knob; 1 = plain accumulation).
+    #[arg(long, default_value_t = OltwConfig::default().memory, help_heading = "Tuning knobs")]
+    pub memory: f32,
+    /// Largest chroma entry below which a frame counts as a pause (tuning knob; 0 = off).
+    #[arg(long, default_value_t = FollowSettings::default().pause_chroma_max, help_heading = "Tuning knobs")]
+    pub pause_chroma_max: f32,
+    /// Spectral flatness above which a frame counts as noise (tuning knob; 1 = off).
+    #[arg(long, default_value_t = FollowSettings::default().pause_flatness, help_heading = "Tuning knobs")]
+    pub pause_flatness: f32,
+    /// Do not let the position flow inside held notes (tuning knob).
+    #[arg(long, help_heading = "Tuning knobs")]
+    pub no_flow: bool,
+    /// OLTW step pattern (symmetric: Dixon; constrained: tempo 0.5x-2x) (tuning knob).
+    #[arg(long, default_value = "symmetric", value_parser = parse_steps, help_heading = "Tuning knobs")]
+    pub steps: StepPattern,
+}
+
+impl FollowerArgs {
+    /// The settings these flags choose, against a reference of `kind`.
+    pub fn settings(&self, kind: ReferenceKind) -> FollowSettings {
+        FollowSettings {
+            reference_kind: kind,
+            aligner: self.aligner,
+            window_s: self.window_s,
+            oltw_steps: self.steps,
+            oltw_memory: self.memory,
+            tempo_model: self.tempo_model,
+            transpose: self.transpose.0,
+            tuning: self.tuning.unwrap_or_default(),
+            start_score_s: self.start_s,
+            relocate: self.relocate,
+            flow_in_notes: !self.no_flow,
+            pause_chroma_max: self.pause_chroma_max,
+            pause_flatness: self.pause_flatness,
+            onset_weight: self.onset_weight,
+            log_compression: self.log_compression,
+            melody_gain: self.melody_gain,
+            fft_window_samples: self.fft_window,
+            ..FollowSettings::default()
+        }
     }
 }
 
@@ -60,5 +153,70 @@ pub fn parse_speed(s: &str) -> Result<crate::audio::replay::Speed, String> {
         _ => Err(format!(
             "'{s}' is not a speed: give a positive factor (1.0 = real time) or 'max'"
         )),
+    }
+}
+
+/// A transposition option: None = detect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransposeArg(pub Option<usize>);
+
+/// Parse a transposition: "auto" or semitones (negative values wrap: -1 = 11).
+pub fn parse_transpose(s: &str) -> Result<TransposeArg, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(TransposeArg(None));
+    }
+    match s.parse::<i32>() {
+        Ok(k) if (-11..=11).contains(&k) => Ok(TransposeArg(Some(k.rem_euclid(12) as usize))),
+        _ => Err(format!("'{s}': give 'auto' or semitones from -11 to 11")),
+    }
+}
+
+/// Parse `--tuning`: 'auto' or a number of cents.
+pub fn parse_tuning(s: &str) -> Result<TuningSetting, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(TuningSetting::Track);
+    }
+    match s.parse::<f32>() {
+        Ok(c) if c.is_finite() => Ok(TuningSetting::Fixed(c)),
+        _ => Err(format!("'{s}': give 'auto' or a number of cents")),
+    }
+}
+
+/// `on` / `off`.
+pub fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected 'on' or 'off', got '{s}'")),
+    }
+}
+
+fn parse_steps(s: &str) -> Result<StepPattern, String> {
+    match s {
+        "symmetric" => Ok(StepPattern::Symmetric),
+        "constrained" => Ok(StepPattern::Constrained),
+        _ => Err(format!("'{s}': expected symmetric or constrained")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tuning_option_parses_cents_and_auto() {
+        assert_eq!(parse_tuning("auto"), Ok(TuningSetting::Track));
+        assert_eq!(parse_tuning("AUTO"), Ok(TuningSetting::Track));
+        assert_eq!(parse_tuning("-12.5"), Ok(TuningSetting::Fixed(-12.5)));
+        assert!(parse_tuning("sharp").is_err());
+        assert!(parse_tuning("NaN").is_err());
+    }
+
+    #[test]
+    fn transpose_option_wraps_negative_semitones() {
+        assert_eq!(parse_transpose("auto"), Ok(TransposeArg(None)));
+        assert_eq!(parse_transpose("-1"), Ok(TransposeArg(Some(11))));
+        assert_eq!(parse_transpose("2"), Ok(TransposeArg(Some(2))));
+        assert!(parse_transpose("12").is_err());
     }
 }

@@ -6,12 +6,14 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 
+use crate::audio::load::read_chroma;
 use crate::spot::index::{collect_files, Index, IndexConfig, IndexQuery};
 use crate::spot::MidiMode;
 
 /// Arguments of `index`.
 #[derive(Debug, Args)]
 pub struct IndexArgs {
+    /// Build or query.
     #[command(subcommand)]
     pub command: IndexCommand,
 }
@@ -96,7 +98,15 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         exact_below: a.exact_below,
         ..IndexConfig::default()
     };
-    let idx = Index::build_from_files(cfg, &files, a.midi_mode.parse::<MidiMode>()?)?;
+    let bar = super::progress_bar(files.len() as u64);
+    bar.set_message("indexing");
+    let read = |p: &std::path::Path, f: &crate::features::FeatureConfig, m: MidiMode| {
+        let c = read_chroma(p, f, m);
+        bar.inc(1);
+        c
+    };
+    let idx = Index::build_from_files(cfg, &files, a.midi_mode.parse::<MidiMode>()?, &read)?;
+    bar.finish_and_clear();
     idx.save(&a.out)?;
     println!(
         "indexed {} recordings, {} shingles ({} dims, {} lists) in {:.1} s -> {}",
@@ -121,7 +131,7 @@ fn query(a: QueryArgs) -> anyhow::Result<()> {
         n_scales: a.scales,
         ..IndexQuery::default()
     };
-    let hits = idx.query_file(&a.clip, &q, a.midi_mode.parse::<MidiMode>()?)?;
+    let hits = idx.query_file(&a.clip, &q, a.midi_mode.parse::<MidiMode>()?, &read_chroma)?;
     println!(
         "{:>4}  {:<50} {:>9} {:>9} {:>6} {:>6}",
         "rank", "recording", "start_s", "end_s", "score", "tempo"

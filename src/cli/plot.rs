@@ -17,11 +17,12 @@ use plotters::style::RGBColor;
 use super::softdtw::load_sequence;
 use crate::align::soft_dtw::{self, FeatureCost, Matrix, SoftDtw};
 use crate::features::FeatureConfig;
-use crate::output::plot::{self, Curve, Target};
+use crate::plot::{self, Curve, Target};
 
 /// Arguments of `scorefollow plot`.
 #[derive(Debug, Args)]
 pub struct PlotArgs {
+    /// Which picture.
     #[command(subcommand)]
     pub what: PlotKind,
 }
@@ -50,6 +51,7 @@ pub enum PlotKind {
     Chroma {
         /// Input file.
         file: PathBuf,
+        /// Output file and picture size.
         #[command(flatten)]
         common: Common,
     },
@@ -65,6 +67,7 @@ pub enum PlotKind {
         /// Frame cost: sqeuclidean or cosine.
         #[arg(long, default_value = "cosine")]
         cost: String,
+        /// Output file and picture size.
         #[command(flatten)]
         common: Common,
     },
@@ -83,6 +86,7 @@ pub enum PlotKind {
         /// Sakoe-Chiba band half-width (frames).
         #[arg(long)]
         band: Option<usize>,
+        /// Output file and picture size.
         #[command(flatten)]
         common: Common,
     },
@@ -93,6 +97,7 @@ pub enum PlotKind {
         /// Ground truth in the same format.
         #[arg(long)]
         gt: Option<PathBuf>,
+        /// Output file and picture size.
         #[command(flatten)]
         common: Common,
     },
@@ -177,64 +182,18 @@ fn load_pair(x: &Path, y: &Path) -> Result<(Matrix, Matrix)> {
     Ok((a, b))
 }
 
-/// Runs `scorefollow plot`.
+/// Runs `scorefollow plot`. Each picture is a few stages (reading, computing, drawing), shown
+/// on a progress bar: long pieces take seconds.
 pub fn run(args: PlotArgs) -> Result<()> {
     match args.what {
-        PlotKind::Chroma { file, common } => {
-            check_size(&common)?;
-            let m = load_sequence(&file).with_context(|| format!("reading {}", file.display()))?;
-            let title = format!("Chromagram of {}", name_of(&file));
-            plot::chromagram(
-                &m,
-                hop_of(&file, &common),
-                &title,
-                (common.width, common.height),
-                Target::Png(&common.out),
-            )?;
-        }
+        PlotKind::Chroma { file, common } => plot_chroma(&file, &common),
         PlotKind::Cost {
             x,
             y,
             gt,
             cost,
             common,
-        } => {
-            check_size(&common)?;
-            let cost: FeatureCost = cost.parse()?;
-            let (a, b) = load_pair(&x, &y)?;
-            let c = cost.matrix(&a, &b)?;
-            let (hx, hy) = (hop_of(&x, &common), hop_of(&y, &common));
-            let (_, path) = soft_dtw::dtw_path(&c, None)?;
-            let path_s: Vec<(f64, f64)> = path
-                .iter()
-                .map(|&(i, j)| ((i as f64 + 0.5) * hx, (j as f64 + 0.5) * hy))
-                .collect();
-            let truth = gt.as_deref().map(read_pairs).transpose()?;
-            let mut curves = vec![Curve {
-                points: &path_s,
-                label: "DTW path",
-                color: RGBColor(255, 255, 255),
-                dashed: false,
-            }];
-            if let Some(t) = &truth {
-                curves.push(Curve {
-                    points: t,
-                    label: "ground truth",
-                    color: RGBColor(255, 80, 60),
-                    dashed: true,
-                });
-            }
-            let (nx, ny) = (name_of(&x), name_of(&y));
-            plot::cost_matrix(
-                &c,
-                hx,
-                hy,
-                (&nx, &ny),
-                &curves,
-                (common.width, common.height),
-                Target::Png(&common.out),
-            )?;
-        }
+        } => plot_cost(&x, &y, gt.as_deref(), &cost, &common),
         PlotKind::Softdtw {
             x,
             y,
@@ -242,55 +201,144 @@ pub fn run(args: PlotArgs) -> Result<()> {
             cost,
             band,
             common,
-        } => {
-            check_size(&common)?;
-            let cost: FeatureCost = cost.parse()?;
-            let gs: Vec<f64> = gammas
-                .split(',')
-                .map(|g| {
-                    g.trim()
-                        .parse::<f64>()
-                        .map_err(|_| anyhow::anyhow!("--gammas: '{g}' is not a number"))
-                })
-                .collect::<Result<_>>()?;
-            if gs.is_empty() || gs.len() > 8 {
-                anyhow::bail!("--gammas: give 1 to 8 values");
-            }
-            let (a, b) = load_pair(&x, &y)?;
-            let c = cost.matrix(&a, &b)?;
-            let panels: Vec<(f64, Matrix)> = gs
-                .iter()
-                .map(|&g| -> Result<(f64, Matrix)> {
-                    let mut sd = SoftDtw::new(g)?;
-                    if let Some(w) = band {
-                        sd = sd.with_band(w);
-                    }
-                    Ok((g, sd.value_and_alignment(&c)?.expected))
-                })
-                .collect::<Result<_>>()?;
-            let (nx, ny) = (name_of(&x), name_of(&y));
-            plot::expected_alignments(
-                &panels,
-                hop_of(&x, &common),
-                hop_of(&y, &common),
-                (&nx, &ny),
-                (common.width, common.height),
-                Target::Png(&common.out),
-            )?;
-        }
-        PlotKind::Trace { pred, gt, common } => {
-            check_size(&common)?;
-            let p = read_pairs(&pred)?;
-            let truth = gt.as_deref().map(read_pairs).transpose()?;
-            let title = format!("Follower trace: {}", name_of(&pred));
-            plot::follower_trace(
-                &p,
-                truth.as_deref(),
-                &title,
-                (common.width, common.height),
-                Target::Png(&common.out),
-            )?;
-        }
+        } => plot_softdtw(&x, &y, &gammas, &cost, band, &common),
+        PlotKind::Trace { pred, gt, common } => plot_trace(&pred, gt.as_deref(), &common),
     }
+}
+
+/// A progress bar over `stages` steps, starting with `first`.
+fn stages(stages: u64, first: &str) -> indicatif::ProgressBar {
+    let bar = super::progress_bar(stages);
+    bar.set_message(first.to_string());
+    bar
+}
+
+/// The next stage.
+fn next(bar: &indicatif::ProgressBar, what: &str) {
+    bar.inc(1);
+    bar.set_message(what.to_string());
+}
+
+fn plot_chroma(file: &Path, common: &Common) -> Result<()> {
+    check_size(common)?;
+    let bar = stages(2, "reading");
+    let m = load_sequence(file).with_context(|| format!("reading {}", file.display()))?;
+    next(&bar, "drawing");
+    let title = format!("Chromagram of {}", name_of(file));
+    plot::chromagram(
+        &m,
+        hop_of(file, common),
+        &title,
+        (common.width, common.height),
+        Target::Png(&common.out),
+    )?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+fn plot_cost(x: &Path, y: &Path, gt: Option<&Path>, cost: &str, common: &Common) -> Result<()> {
+    check_size(common)?;
+    let cost: FeatureCost = cost.parse()?;
+    let bar = stages(3, "reading");
+    let (a, b) = load_pair(x, y)?;
+    next(&bar, "cost matrix and DTW path");
+    let c = cost.matrix(&a, &b)?;
+    let (hx, hy) = (hop_of(x, common), hop_of(y, common));
+    let (_, path) = soft_dtw::dtw_path(&c, None)?;
+    let path_s: Vec<(f64, f64)> = path
+        .iter()
+        .map(|&(i, j)| ((i as f64 + 0.5) * hx, (j as f64 + 0.5) * hy))
+        .collect();
+    let truth = gt.map(read_pairs).transpose()?;
+    let mut curves = vec![Curve {
+        points: &path_s,
+        label: "DTW path",
+        color: RGBColor(255, 255, 255),
+        dashed: false,
+    }];
+    if let Some(t) = &truth {
+        curves.push(Curve {
+            points: t,
+            label: "ground truth",
+            color: RGBColor(255, 80, 60),
+            dashed: true,
+        });
+    }
+    next(&bar, "drawing");
+    let (nx, ny) = (name_of(x), name_of(y));
+    plot::cost_matrix(
+        &c,
+        hx,
+        hy,
+        (&nx, &ny),
+        &curves,
+        (common.width, common.height),
+        Target::Png(&common.out),
+    )?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+fn plot_softdtw(
+    x: &Path,
+    y: &Path,
+    gammas: &str,
+    cost: &str,
+    band: Option<usize>,
+    common: &Common,
+) -> Result<()> {
+    check_size(common)?;
+    let cost: FeatureCost = cost.parse()?;
+    let gs: Vec<f64> = gammas
+        .split(',')
+        .map(|g| {
+            g.trim()
+                .parse::<f64>()
+                .map_err(|_| anyhow::anyhow!("--gammas: '{g}' is not a number"))
+        })
+        .collect::<Result<_>>()?;
+    if gs.is_empty() || gs.len() > 8 {
+        anyhow::bail!("--gammas: give 1 to 8 values");
+    }
+    let bar = stages(2 + gs.len() as u64, "reading");
+    let (a, b) = load_pair(x, y)?;
+    let c = cost.matrix(&a, &b)?;
+    let panels: Vec<(f64, Matrix)> = gs
+        .iter()
+        .map(|&g| -> Result<(f64, Matrix)> {
+            next(&bar, &format!("soft-DTW at gamma {g}"));
+            let mut sd = SoftDtw::new(g)?;
+            if let Some(w) = band {
+                sd = sd.with_band(w);
+            }
+            Ok((g, sd.value_and_alignment(&c)?.expected))
+        })
+        .collect::<Result<_>>()?;
+    next(&bar, "drawing");
+    let (nx, ny) = (name_of(x), name_of(y));
+    plot::expected_alignments(
+        &panels,
+        hop_of(x, common),
+        hop_of(y, common),
+        (&nx, &ny),
+        (common.width, common.height),
+        Target::Png(&common.out),
+    )?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+fn plot_trace(pred: &Path, gt: Option<&Path>, common: &Common) -> Result<()> {
+    check_size(common)?;
+    let p = read_pairs(pred)?;
+    let truth = gt.map(read_pairs).transpose()?;
+    let title = format!("Follower trace: {}", name_of(pred));
+    plot::follower_trace(
+        &p,
+        truth.as_deref(),
+        &title,
+        (common.width, common.height),
+        Target::Png(&common.out),
+    )?;
     Ok(())
 }

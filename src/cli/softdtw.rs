@@ -52,7 +52,7 @@ fn is_csv(path: &Path) -> bool {
 }
 
 fn is_midi(path: &Path) -> bool {
-    crate::score::reference::is_midi_path(path)
+    crate::score::reference::is_score_path(path)
 }
 
 /// A feature sequence from a CSV file, or the chroma (12 values a frame, at the default
@@ -68,7 +68,7 @@ pub(crate) fn load_sequence(path: &Path) -> Result<Matrix> {
         // The synthesiser is tuned to A4 = 440 Hz exactly.
         features::extract_with_tuning(&audio, &cfg, 0.0)
     } else {
-        let audio = crate::audio::decode::load_mono(path, cfg.sample_rate_hz)?;
+        let audio = crate::audio::load_mono(path, cfg.sample_rate_hz)?;
         features::extract(&audio, &cfg)
     };
     if feats.is_empty() {

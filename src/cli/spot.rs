@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use crate::audio::load::read_chroma;
 use crate::spot::query::{read_themes_file, ThemeFile};
 use crate::spot::{spot_files, MatchMethod, MidiMode, SpotConfig};
 
@@ -92,7 +93,15 @@ pub fn run(args: SpotArgs) -> anyhow::Result<()> {
     m.max_scale = args.max_scale;
     m.peaks.tau = args.tau;
     m.peaks.top_k = args.top;
-    let hits = spot_files(&themes, &args.recordings, &cfg)?;
+    let bar = super::progress_bar((themes.len() + args.recordings.len()) as u64);
+    bar.set_message("reading");
+    let read = |p: &std::path::Path, f: &crate::features::FeatureConfig, m: MidiMode| {
+        let c = read_chroma(p, f, m);
+        bar.inc(1);
+        c
+    };
+    let hits = spot_files(&themes, &args.recordings, &cfg, &read)?;
+    bar.finish_and_clear();
 
     if let Some(out) = &args.out {
         let mut s =

@@ -89,6 +89,12 @@ pub struct FrameAnalyzer {
     peak_decay: f32,
     /// `10^(-silence_below_peak_db / 10)`.
     below_peak: f32,
+    /// The last [`ATTACK_MEMORY_FRAMES`] frames' log semitone energies, each already the
+    /// maximum over the semitone and its two neighbours (a ring, one row per frame).
+    recent_log_max: Vec<f32>,
+    /// Next row of `recent_log_max` to write.
+    recent_row: usize,
+    attack_level: f32,
     /// Set by [`Self::retune`]: the next frame's semitone energies are not comparable with
     /// the previous frame's, so it contributes no onset.
     retuned: bool,
@@ -98,6 +104,10 @@ pub struct FrameAnalyzer {
 const ONSET_DECAY: f32 = 0.8;
 /// Per-frame decay of the running onset level used for local normalisation (about 2 s).
 const ONSET_LEVEL_DECAY: f32 = 0.99;
+
+/// Frames of past log energy an attack must rise above (120 ms at 50 frames/s): longer than a
+/// half period of an organ's tremolo or a singer's vibrato (5-7 Hz), shorter than most notes.
+pub const ATTACK_MEMORY_FRAMES: usize = 6;
 
 impl FrameAnalyzer {
     /// A fresh analyzer (no history).
@@ -118,6 +128,9 @@ impl FrameAnalyzer {
             peak_energy: 0.0,
             peak_decay: 0.5f64.powf(cfg.hop_s() / super::SILENCE_PEAK_HALF_LIFE_S) as f32,
             below_peak: 10f32.powf(-cfg.silence_below_peak_db / 10.0),
+            recent_log_max: vec![0.0; n * ATTACK_MEMORY_FRAMES],
+            recent_row: 0,
+            attack_level: 0.0,
             retuned: false,
         }
     }
@@ -161,6 +174,16 @@ impl FrameAnalyzer {
                 onset[pc] += (l - self.prev_log_pitch[p]).max(0.0);
             }
         }
+        out.attack = if retuned {
+            // Energies under another tuning are not comparable with the remembered ones.
+            self.recent_log_max
+                .iter_mut()
+                .for_each(|v| *v = f32::INFINITY);
+            [0.0; N_CHROMA]
+        } else {
+            self.attack()
+        };
+        self.remember_log_max();
         std::mem::swap(&mut self.log_pitch, &mut self.prev_log_pitch);
 
         out.energy = energy;
@@ -196,6 +219,46 @@ impl FrameAnalyzer {
             *d = (*d * ONSET_DECAY).max(o * scale);
         }
         out.onset = self.onset_decay;
+    }
+}
+
+impl FrameAnalyzer {
+    /// This frame's attacks (`self.log_pitch`) against the remembered maxima, per class,
+    /// relative to the running level of attacks.
+    fn attack(&mut self) -> Chroma {
+        let n = self.log_pitch.len();
+        let mut attack = [0.0f32; N_CHROMA];
+        for (p, &l) in self.log_pitch.iter().enumerate() {
+            let past = (0..ATTACK_MEMORY_FRAMES)
+                .map(|r| self.recent_log_max[r * n + p])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let rise = l - past;
+            if rise > 0.0 {
+                attack[self.filterbank.pitch_class(p)] += rise;
+            }
+        }
+        let strength: f32 = attack.iter().sum();
+        self.attack_level = (self.attack_level * ONSET_LEVEL_DECAY).max(strength);
+        if self.attack_level > 1e-3 {
+            attack.iter_mut().for_each(|a| *a /= self.attack_level);
+        }
+        attack
+    }
+
+    /// Remember this frame's log energies, each the maximum over its semitone and the two
+    /// next to it (a vibrato moves energy between neighbours).
+    fn remember_log_max(&mut self) {
+        let n = self.log_pitch.len();
+        let row = &mut self.recent_log_max[self.recent_row * n..(self.recent_row + 1) * n];
+        for p in 0..n {
+            let lo = p.saturating_sub(1);
+            let hi = (p + 1).min(n - 1);
+            row[p] = self.log_pitch[lo..=hi]
+                .iter()
+                .copied()
+                .fold(f32::NEG_INFINITY, f32::max);
+        }
+        self.recent_row = (self.recent_row + 1) % ATTACK_MEMORY_FRAMES;
     }
 }
 
@@ -267,14 +330,17 @@ impl StreamingExtractor {
         0.5 * self.cfg.window_samples as f64 / self.cfg.sample_rate_hz as f64
     }
 
-    /// Feed samples; `on_frame(index, frame)` is called for each completed frame.
-    pub fn push(&mut self, samples: &[f32], mut on_frame: impl FnMut(usize, &FeatureFrame)) {
+    /// Take samples from the front of `input` until a frame is complete, and return it with
+    /// its index; `None` once `input` is used up without completing one (the samples taken are
+    /// kept for the next frame). Pull frames with
+    /// `while let Some((k, frame)) = extractor.next_frame(&mut rest) { ... }`.
+    pub fn next_frame(&mut self, input: &mut &[f32]) -> Option<(usize, FeatureFrame)> {
         let hop = self.cfg.hop_samples;
         let n = self.ring.len();
-        let mut rest = samples;
-        while !rest.is_empty() {
-            let take = (hop - self.since_last_frame).min(rest.len());
-            for &x in &rest[..take] {
+        while !input.is_empty() {
+            let take = (hop - self.since_last_frame).min(input.len());
+            let (now, rest) = input.split_at(take);
+            for &x in now {
                 self.ring[self.write_pos] = x;
                 self.write_pos += 1;
                 if self.write_pos == n {
@@ -282,16 +348,16 @@ impl StreamingExtractor {
                 }
             }
             if let Some(t) = self.tracker.as_mut() {
-                t.push_samples(&rest[..take]);
+                t.push_samples(now);
             }
-            rest = &rest[take..];
+            *input = rest;
             self.since_last_frame += take;
             if self.since_last_frame == hop {
                 self.since_last_frame = 0;
                 let (newer, older) = self.ring.split_at(self.write_pos);
                 let mut frame = FeatureFrame::default();
                 self.analyzer.analyze_split(older, newer, &mut frame);
-                on_frame(self.frames_out, &frame);
+                let k = self.frames_out;
                 self.frames_out += 1;
                 if let Some(t) = self.tracker.as_mut() {
                     if let Some(cents) = t.frame_done(self.frames_out) {
@@ -299,7 +365,18 @@ impl StreamingExtractor {
                         self.tuning_cents = cents;
                     }
                 }
+                return Some((k, frame));
             }
+        }
+        None
+    }
+
+    /// Feed samples; `on_frame(index, frame)` is called for each completed frame (the offline
+    /// form of [`Self::next_frame`]).
+    pub fn push(&mut self, samples: &[f32], mut on_frame: impl FnMut(usize, &FeatureFrame)) {
+        let mut rest = samples;
+        while let Some((k, frame)) = self.next_frame(&mut rest) {
+            on_frame(k, &frame);
         }
     }
 }
@@ -518,11 +595,10 @@ mod streaming_props {
         fn streaming_equals_offline(chunks in proptest::collection::vec(1usize..3000, 1..40), seed in 0u64..1000) {
             let cfg = FeatureConfig::default();
             let total: usize = chunks.iter().sum();
-            let mut s = seed.wrapping_add(1);
+            let mut rng = crate::test_util::Rng::new(seed.wrapping_add(1));
             let signal: Vec<f32> = (0..total)
                 .map(|i| {
-                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    let noise = ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5;
+                    let noise = rng.next_f32() - 0.5;
                     0.3 * ((i as f32) * 0.0627).sin() + 0.05 * noise
                 })
                 .collect();

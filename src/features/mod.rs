@@ -62,10 +62,6 @@ pub struct FeatureConfig {
     /// within 50 / 100 / 300 ms): 70.5 / 82.4 / 94.4 % with the fixed level, 70.6 / 82.6 /
     /// 94.7 % with 50 dB below the peak.
     pub silence_below_peak_db: f32,
-    /// Amplitude (x) of the top voice when a keyboard-like MIDI score is rendered as the
-    /// reference ([`crate::score::voicing`]); 1 renders every note as written. Unused for
-    /// audio.
-    pub melody_gain: f32,
 }
 
 impl Default for FeatureConfig {
@@ -79,61 +75,11 @@ impl Default for FeatureConfig {
             log_compression: 100.0,
             silence_energy: 1e-7,
             silence_below_peak_db: 50.0,
-            melody_gain: crate::score::voicing::MELODY_GAIN,
         }
     }
 }
 
 impl FeatureConfig {
-    /// The configuration for offline alignment (`scorefollow align`): stronger log compression,
-    /// which lifts quiet inner voices so the global path has more to hold on to. Measured on
-    /// the dev corpus (with the offline step weights) it gave 97.5 % of events within 300 ms
-    /// against 96.2 % with the online default 100. The online follower keeps 100, with which
-    /// its re-localisation thresholds were tuned. The score is rendered as written (melody gain
-    /// 1): the follower's louder melody ([`crate::score::voicing::MELODY_GAIN`]) measured
-    /// 84.9 / 91.9 / 97.7 % within 50 / 100 / 300 ms offline against 84.7 / 92.5 / 97.8 %.
-    pub fn offline_alignment() -> Self {
-        Self {
-            log_compression: 1000.0,
-            melody_gain: 1.0,
-            ..Self::default()
-        }
-    }
-
-    /// The follower's configuration against a reference recording (`recording`) or a score.
-    pub fn for_following(recording: bool) -> Self {
-        if recording {
-            Self::following_a_recording()
-        } else {
-            Self::default()
-        }
-    }
-
-    /// The follower's configuration against a reference *recording*: log compression 1000.
-    /// Measured on the dev corpus (`eval --mode follow --against audio`, 15 cases, causal):
-    /// within 50 / 100 / 300 / 1000 ms 51.4 / 63.1 / 84.6 / 97.6 % against 44.4 / 55.0 / 75.7 /
-    /// 89.6 % with the default 100 (300: 83.9 % ≤300 ms, 3000: 82.8 %). Against a score the
-    /// default stays: the re-localisation thresholds were tuned with it.
-    pub fn following_a_recording() -> Self {
-        Self {
-            log_compression: 1000.0,
-            ..Self::default()
-        }
-    }
-
-    /// The configuration for offline alignment against a reference *recording* (audio to
-    /// audio): stronger log compression still, since both sides now carry real recording
-    /// dynamics and room sound. Measured on the dev corpus against `reference.flac` (15 cases,
-    /// with [`crate::align::cost::CostWeights::OFFLINE_AUDIO`]): within 50 / 100 / 300 ms
-    /// 86.7 / 92.9 / 97.8 % at 10000, against 80.7 / 89.2 / 96.3 % at 10000 with the score's
-    /// onset weight 1 and 78.2 / 87.2 / 96.3 % with the score's settings (1000, onset 1).
-    pub fn offline_audio_alignment() -> Self {
-        Self {
-            log_compression: 10_000.0,
-            ..Self::default()
-        }
-    }
-
     /// Frames per second.
     pub fn frame_rate_hz(&self) -> f64 {
         self.sample_rate_hz as f64 / self.hop_samples as f64
@@ -176,6 +122,13 @@ pub struct FeatureFrame {
     /// Spectral flatness of the semitone energies (geometric over arithmetic mean, 0..1):
     /// near 0 for tones, high for noise. 1 for silence.
     pub flatness: f32,
+    /// Attacks, robust to tremolo and vibrato: per pitch class, how far its semitones' log
+    /// energies rose above the largest value they or their neighbouring semitones had over the
+    /// last [`chroma::ATTACK_MEMORY_FRAMES`] frames (SuperFlux's maximum filter, Böck and
+    /// Widmer 2013, over time as well), relative to the running level of attacks. A note that
+    /// starts or is struck again rises above its recent past; an organ's tremolo or a voice's
+    /// vibrato only returns to it. Zero when nothing starts.
+    pub attack: Chroma,
 }
 
 /// A sequence of frames with its configuration and the tuning used.

@@ -56,7 +56,7 @@ use rosc::{OscMessage, OscPacket, OscType};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::osc::{parse_target, UdpSender};
+use super::osc::{parse_target, SendOptions, TargetReport, UdpSender};
 use super::{Event, PositionEvent, Sink};
 use crate::score::reference::Reference;
 use crate::score::Score;
@@ -122,6 +122,8 @@ pub struct Cue {
     pub messages: Vec<OscMessage>,
     /// Line of the cue in its file (1-based).
     pub line: usize,
+    /// The page it turns to, for a page turn of a page file (added in this version).
+    pub page: Option<i32>,
 }
 
 /// A validated list of cues, sorted by score time (ties keep file order).
@@ -160,7 +162,7 @@ impl<'a> Timeline<'a> {
             "bar positions need a MIDI score; this reference is audio (use score_s)".to_string()
         })?;
         let bars = score.bar_count();
-        let first = score.meter_map.first_bar();
+        let first = score.first_bar();
         let in_range = i32::try_from(bar)
             .ok()
             .filter(|b| (first..=bars).contains(b));
@@ -463,6 +465,7 @@ impl CueList {
                 targets,
                 messages,
                 line: line_of(text, at),
+                page: None,
             });
         }
         cues.sort_by(|a, b| a.point.score_s.total_cmp(&b.point.score_s));
@@ -562,10 +565,11 @@ impl CueList {
                 },
                 targets: targets.clone(),
                 messages: vec![OscMessage {
-                    addr: "/scorefollow/page".into(),
+                    addr: super::osc::address::PAGE.into(),
                     args: vec![OscType::Int(page as i32)],
                 }],
                 line,
+                page: Some(page as i32),
             });
         }
         if cues.is_empty() {
@@ -691,10 +695,26 @@ pub struct FiredCue {
     pub skipped: bool,
     /// Fired by hand (`/scorefollow/fire`).
     pub manual: bool,
+    /// The page turned to, for a page turn (added in this version).
+    pub page: Option<i32>,
 }
 
 /// Shared log of fired cues.
 pub type FiredLog = Arc<Mutex<Vec<FiredCue>>>;
+
+/// Told of every firing of a cue list as it happens, in firing order: the JSON-lines event
+/// log, the `--cue-log` file. Firings by the follower arrive on the output thread, right
+/// after the position that fired them has been handed to the sinks before the cue sink;
+/// firings by hand arrive on the control thread.
+pub trait FiringObserver: Send + Sync {
+    /// One cue fired. An error is reported by the engine like a sink's (once; following goes
+    /// on).
+    fn fired(&self, cue: &FiredCue) -> crate::Result<()>;
+    /// Make everything written so far durable (called when the cue sink finishes).
+    fn flush(&self) -> crate::Result<()> {
+        Ok(())
+    }
+}
 
 struct CueCore {
     list: CueList,
@@ -703,10 +723,17 @@ struct CueCore {
     fired: Vec<Firing>,
     epoch: Instant,
     log: FiredLog,
+    observers: Vec<Arc<dyn FiringObserver>>,
 }
 
 impl CueCore {
-    fn fire(&mut self, index: usize, p: Option<&PositionEvent>, skipped: bool) {
+    /// Send cue `index`'s messages and log the firing; the first error of an observer.
+    fn fire(
+        &mut self,
+        index: usize,
+        p: Option<&PositionEvent>,
+        skipped: bool,
+    ) -> crate::Result<()> {
         let cue = &self.list.cues[index];
         for m in &cue.messages {
             self.sender.send(
@@ -725,6 +752,7 @@ impl CueCore {
             sent_wall_ns,
             skipped,
             manual: p.is_none(),
+            page: cue.page,
         };
         tracing::info!(
             "cue '{}' fired{} at perf {:.3} s, score {:.3} s (cue at {:.3} s), captured at {} ns, sent at {} ns",
@@ -736,9 +764,16 @@ impl CueCore {
             entry.capture_wall_ns,
             entry.sent_wall_ns
         );
+        let mut result = Ok(());
+        for o in &self.observers {
+            if let Err(e) = o.fired(&entry) {
+                result = result.and(Err(e));
+            }
+        }
         if let Ok(mut log) = self.log.lock() {
             log.push(entry);
         }
+        result
     }
 }
 
@@ -756,7 +791,15 @@ pub struct CueHandle {
 impl CueSink {
     /// A sink for `list`; `epoch` is the capture's epoch (times in the log count from it).
     pub fn new(list: CueList, epoch: Instant) -> crate::Result<Self> {
-        let sender = UdpSender::new(list.cues.iter().flat_map(|c| c.targets.iter().copied()))?;
+        Self::with_options(list, epoch, &SendOptions::default())
+    }
+
+    /// As [`CueSink::new`], its sockets set up with `opts` (multicast TTL and interface).
+    pub fn with_options(list: CueList, epoch: Instant, opts: &SendOptions) -> crate::Result<Self> {
+        let sender = UdpSender::new(
+            list.cues.iter().flat_map(|c| c.targets.iter().copied()),
+            opts,
+        )?;
         let state = CueState::new(list.cues.iter().map(|c| c.point).collect(), list.settings);
         let fired = Vec::with_capacity(list.cues.len());
         Ok(Self {
@@ -767,8 +810,17 @@ impl CueSink {
                 fired,
                 epoch,
                 log: FiredLog::default(),
+                observers: Vec::new(),
             })),
         })
+    }
+
+    /// Tell `observer` of every firing from now on (by the follower and by hand).
+    pub fn observe(&mut self, observer: Arc<dyn FiringObserver>) {
+        match self.core.lock() {
+            Ok(mut c) => c.observers.push(observer),
+            Err(p) => p.into_inner().observers.push(observer),
+        }
     }
 
     /// The log of fired cues (shared; it fills while following).
@@ -797,7 +849,9 @@ impl CueHandle {
         match core.list.index_of(id) {
             Some(i) => {
                 core.state.disarm(i);
-                core.fire(i, None, false);
+                if let Err(e) = core.fire(i, None, false) {
+                    tracing::error!("output: {e}");
+                }
                 true
             }
             None => false,
@@ -827,44 +881,29 @@ impl Sink for CueSink {
         // would fire the cue on that onset while the note before it is still held.
         core.state
             .update(p.heard_score_s, p.tempo, p.confidence, &mut core.fired);
+        let mut result = Ok(());
         for k in 0..core.fired.len() {
             let f = core.fired[k];
-            core.fire(f.index, Some(p), f.skipped);
+            result = result.and(core.fire(f.index, Some(p), f.skipped));
         }
-        Ok(())
+        result
     }
 
     fn finish(&mut self) -> crate::Result<()> {
-        let errors = self.core.lock().map(|c| c.sender.errors).unwrap_or(0);
-        if errors > 0 {
-            return Err(Error::Other(format!(
-                "{errors} cue datagrams could not be sent"
-            )));
-        }
-        Ok(())
+        // Datagrams that could not be sent are in `delivery`, per target.
+        let observers = match self.core.lock() {
+            Ok(c) => c.observers.clone(),
+            Err(_) => return Err(Error::Other("cue state poisoned".into())),
+        };
+        observers.iter().try_for_each(|o| o.flush())
     }
-}
 
-/// 120 qpm, 4/4, one note from 0 to 8 s (bars 1-4, 2 s each); marker "A" at 2 s and cue
-/// point "B" at 4 s.
-#[cfg(test)]
-pub(crate) fn test_score() -> Score {
-    let track: Vec<u8> = [
-        &[0x00, 0xFF, 0x51, 0x03, 0x07, 0xA1, 0x20][..],
-        &[0x00, 0xFF, 0x58, 0x04, 0x04, 0x02, 0x18, 0x08],
-        &[0x00, 0x90, 0x3C, 0x64],
-        &[0x8F, 0x00, 0xFF, 0x06, 0x01, b'A'],
-        &[0x8F, 0x00, 0xFF, 0x07, 0x01, b'B'],
-        &[0x9E, 0x00, 0x80, 0x3C, 0x00],
-        &[0x00, 0xFF, 0x2F, 0x00],
-    ]
-    .concat();
-    let mut bytes = b"MThd".to_vec();
-    bytes.extend_from_slice(&[0, 0, 0, 6, 0, 0, 0, 1, 0x01, 0xE0]);
-    bytes.extend_from_slice(b"MTrk");
-    bytes.extend_from_slice(&(track.len() as u32).to_be_bytes());
-    bytes.extend_from_slice(&track);
-    Score::from_bytes(&bytes, Path::new("unit.mid")).unwrap_or_else(|e| panic!("{e}"))
+    fn delivery(&self) -> Vec<TargetReport> {
+        self.core
+            .lock()
+            .map(|c| c.sender.reports().to_vec())
+            .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -873,7 +912,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn score() -> Score {
-        test_score()
+        crate::test_util::test_score()
     }
 
     fn parse(text: &str) -> crate::Result<CueList> {
@@ -1368,129 +1407,11 @@ address = "/y"
     }
 }
 
-/// Input mutation for the parser fuzz tests (shared with `control`, `spot::query`,
-/// `spot::index`): small edits of a valid input reach the deep checks that random bytes never
-/// get past the first line.
-#[cfg(test)]
-pub(crate) mod fuzz {
-    use proptest::prelude::*;
-
-    /// One edit: (kind, position, length or byte, snippet choice); positions wrap modulo the
-    /// input length, so every edit applies to every input.
-    pub(crate) type Edit = (u8, u32, u32, u8);
-
-    /// Bytes that matter to the parsers under test (separators, quotes, brackets, signs).
-    const BYTES: &[u8] = b"\n\r\t ,:=\"'[]{}#.-+0123456789eE/\\\0\xff\xc3";
-
-    /// Lines that exercise the parsers' branches when inserted.
-    const LINES: &[&str] = &[
-        "[[cue]]",
-        "[[cue.message]]",
-        "[settings]",
-        "[targets]",
-        "[defaults]",
-        "[[theme]]",
-        "id = \"dup\"",
-        "bar = -3",
-        "bar = 99999999999",
-        "beat = 1e308",
-        "score_s = -0.0",
-        "score_s = nan",
-        "lead_ms = inf",
-        "marker = \"\u{e9}\"",
-        "address = \"/a/b\"",
-        "args = [1, 2.5, \"s\", true, 1979-05-27, [1], {a = 1}]",
-        "targets = []",
-        "on_skip = \"fire\"",
-        "file = \"\"",
-        "file,id",
-        "1,1",
-        "2,999999999999999999999",
-        "-1,-1",
-        ",,,",
-        "# comment",
-        "\u{feff}page,first_bar",
-        "1e400,NaN",
-        "0.1,0.2,0.3",
-        "",
-    ];
-
-    /// A strategy for up to `max` edits.
-    pub(crate) fn edits(max: usize) -> impl Strategy<Value = Vec<Edit>> {
-        proptest::collection::vec((0u8..7, any::<u32>(), any::<u32>(), any::<u8>()), 0..=max)
-    }
-
-    /// Apply `edits` to `input`: truncate, flip a bit, set an interesting byte, insert a line,
-    /// delete a range, duplicate a range, swap two lines.
-    pub(crate) fn mutate(input: &[u8], edits: &[Edit]) -> Vec<u8> {
-        let mut b = input.to_vec();
-        for &(kind, pos, arg, pick) in edits {
-            let at = |n: usize| if n == 0 { 0 } else { pos as usize % (n + 1) };
-            match kind {
-                0 => b.truncate(at(b.len())),
-                1 if !b.is_empty() => {
-                    let i = pos as usize % b.len();
-                    b[i] ^= 1 << (arg % 8);
-                }
-                2 if !b.is_empty() => {
-                    let i = pos as usize % b.len();
-                    b[i] = BYTES[pick as usize % BYTES.len()];
-                }
-                3 => {
-                    // Insert a whole line at a line start, so it parses as a line.
-                    let i = at(b.len());
-                    let start = b[..i]
-                        .iter()
-                        .rposition(|&c| c == b'\n')
-                        .map_or(0, |p| p + 1);
-                    let mut line = LINES[pick as usize % LINES.len()].as_bytes().to_vec();
-                    line.push(b'\n');
-                    b.splice(start..start, line);
-                }
-                4 if !b.is_empty() => {
-                    let i = pos as usize % b.len();
-                    let n = (arg as usize % 16).min(b.len() - i);
-                    b.drain(i..i + n);
-                }
-                5 if !b.is_empty() => {
-                    let i = pos as usize % b.len();
-                    let n = (arg as usize % 64).min(b.len() - i);
-                    let piece = b[i..i + n].to_vec();
-                    b.splice(i..i, piece);
-                }
-                6 => {
-                    let text = String::from_utf8_lossy(&b).into_owned();
-                    let mut lines: Vec<&str> = text.split('\n').collect();
-                    if lines.len() > 1 {
-                        let i = pos as usize % lines.len();
-                        let j = arg as usize % lines.len();
-                        lines.swap(i, j);
-                    }
-                    b = lines.join("\n").into_bytes();
-                }
-                _ => {}
-            }
-        }
-        b
-    }
-
-    #[test]
-    fn mutate_applies_each_kind() {
-        let x = b"ab\ncd\n".as_slice();
-        assert_eq!(mutate(x, &[(0, 2, 0, 0)]), b"ab");
-        assert_eq!(mutate(x, &[(1, 0, 0, 0)]), b"`b\ncd\n");
-        assert_eq!(mutate(x, &[(3, 4, 0, 24)]), b"ab\n# comment\ncd\n");
-        assert_eq!(mutate(x, &[(4, 0, 3, 0)]), b"cd\n");
-        assert_eq!(mutate(x, &[(5, 0, 2, 0)]), b"abab\ncd\n");
-        assert_eq!(mutate(x, &[(6, 0, 1, 0)]), b"cd\nab\n");
-        assert_eq!(mutate(b"", &[(1, 5, 5, 5), (4, 1, 1, 1)]), b"");
-    }
-}
-
 #[cfg(test)]
 mod fuzz_tests {
-    use super::fuzz::{edits, mutate};
     use super::*;
+    use crate::test_util::fuzz::{edits, mutate, Edit};
+    use crate::test_util::test_score;
     use proptest::prelude::*;
 
     /// A valid cue file using every feature; numeric targets only, so mutations rarely make
@@ -1600,7 +1521,7 @@ address = "/y"
         let mut reasons = std::collections::BTreeSet::new();
         let mut ok = 0;
         for _ in 0..3000 {
-            let e: Vec<super::fuzz::Edit> = (0..1 + rng.next_u64() % 3)
+            let e: Vec<Edit> = (0..1 + rng.next_u64() % 3)
                 .map(|_| {
                     let r = rng.next_u64();
                     (

@@ -1,14 +1,13 @@
 //! Output stage: events from the follower and the sinks that receive them (OSC over UDP, CSV,
-//! JSON lines, the console). The core never knows its outputs: it produces [`Event`]s, plain
+//! the JSON-lines event log, the console, cues and page turns). The core never knows its outputs: it produces [`Event`]s, plain
 //! data with the capture timestamp, and the engine hands them to every [`Sink`].
 
 pub mod console;
-pub mod control;
 pub mod csv;
 pub mod cues;
+pub mod jsonl;
 pub mod memory;
 pub mod osc;
-pub mod plot;
 
 /// One reported position.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -92,6 +91,45 @@ pub struct ThemeEvent {
     pub score: f32,
 }
 
+/// A jump the follower made to follow the performer (a skip, a repeat, a change of key), sent
+/// just before the first position after it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RelocationEvent {
+    /// Performance time at which the jump was confirmed (s).
+    pub perf_time_s: f64,
+    /// Score position the follower left (s).
+    pub from_score_s: f64,
+    /// Score position it continued from (s).
+    pub to_score_s: f64,
+    /// Confidence of the position it continued from (0-1).
+    pub confidence: f32,
+    /// Key it continued in (semitones the performance is above the score, 0-11).
+    pub key_shift: usize,
+    /// Wall-clock time since the capture epoch (ns) when the frame's last sample was pushed.
+    pub capture_wall_ns: u64,
+}
+
+/// One place the performer may be at, among several that fit equally well.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Candidate {
+    /// Score position (s).
+    pub score_s: f64,
+    /// Bar (1-based), 0 without a score.
+    pub bar: i32,
+}
+
+/// The follower cannot yet tell several places apart (music the piece has more than once);
+/// it follows the most plausible and says which others fit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AmbiguousEvent {
+    /// Performance time (s).
+    pub perf_time_s: f64,
+    /// The places that fit, the one followed first.
+    pub candidates: Vec<Candidate>,
+    /// Wall-clock time since the capture epoch (ns) when the frame's last sample was pushed.
+    pub capture_wall_ns: u64,
+}
+
 /// Everything a sink may receive.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -101,6 +139,10 @@ pub enum Event {
     Status(StatusEvent),
     /// A theme occurrence.
     Theme(ThemeEvent),
+    /// A jump of the follower (also reported as a `relocated` status).
+    Relocation(RelocationEvent),
+    /// Several places fit equally well.
+    Ambiguous(AmbiguousEvent),
 }
 
 /// A receiver of events. Sinks run on the output thread, never on the audio thread.
@@ -110,5 +152,11 @@ pub trait Sink: Send {
     /// Flush buffered output (called at the end).
     fn finish(&mut self) -> crate::Result<()> {
         Ok(())
+    }
+    /// What became of the datagrams this sink sent, per target (called after
+    /// [`finish`](Sink::finish); sinks that send nothing report nothing). Added in this
+    /// version.
+    fn delivery(&self) -> Vec<osc::TargetReport> {
+        Vec::new()
     }
 }

@@ -3,13 +3,52 @@
 //! | address | arguments |
 //! |---|---|
 //! | `/scorefollow/position` | score_s f, beat f, bar i, tempo f, confidence f, spread_s f |
-//! | `/scorefollow/status` | state s ("start", "drops", "end"), perf_time_s f, dropped_samples i, frames i |
+//! | `/scorefollow/status` | state s ("start", "drops", "relocated", "end"), perf_time_s f, dropped_samples i, frames i |
 //! | `/scorefollow/theme` | theme_id s, start_s f, end_s f, score f |
 //!
 //! Sending never blocks the pipeline: the socket is non-blocking and send errors (unreachable
-//! host, full buffer) are counted, logged once, and otherwise ignored.
+//! host, full buffer) are counted per target, the first one logged with the system's error,
+//! and otherwise ignored; each sink reports them at the end ([`TargetReport`]).
+//!
+//! Broadcast and multicast targets work as any other: the IPv4 socket may broadcast
+//! (`SO_BROADCAST`, so `192.168.1.255:9000` or `255.255.255.255:9000` reach every receiver
+//! of the subnet), and multicast datagrams (`239.1.2.3:9000`) leave with the TTL and through
+//! the interface of [`SendOptions`].
 
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+
+/// Every OSC address scorefollow sends or answers, in one place (the contract receivers and
+/// remote controls are written against; the README's OSC reference lists them).
+pub mod address {
+    /// The position, every frame or at `--osc-rate`.
+    pub const POSITION: &str = "/scorefollow/position";
+    /// A change of state: start, drops, end, relocated.
+    pub const STATUS: &str = "/scorefollow/status";
+    /// A theme occurrence.
+    pub const THEME: &str = "/scorefollow/theme";
+    /// A page turn.
+    pub const PAGE: &str = "/scorefollow/page";
+    /// Several places fit equally well: score_s f and bar i for each candidate.
+    pub const AMBIGUOUS: &str = "/scorefollow/ambiguous";
+    /// Remote control: resume.
+    pub const START: &str = "/scorefollow/start";
+    /// Remote control: pause.
+    pub const STOP: &str = "/scorefollow/stop";
+    /// Remote control: follow from the start position again.
+    pub const RESET: &str = "/scorefollow/reset";
+    /// Remote control: follow from a score time.
+    pub const SEEK: &str = "/scorefollow/seek";
+    /// Remote control: follow from a bar.
+    pub const SEEK_BAR: &str = "/scorefollow/seek_bar";
+    /// Remote control: fire a cue by hand.
+    pub const FIRE: &str = "/scorefollow/fire";
+    /// Remote control: end the run.
+    pub const QUIT: &str = "/scorefollow/quit";
+    /// Reply to an accepted control message.
+    pub const ACK: &str = "/scorefollow/ack";
+    /// Reply to a refused control message.
+    pub const ERROR: &str = "/scorefollow/error";
+}
 
 use rosc::{OscMessage, OscPacket, OscType};
 
@@ -39,38 +78,155 @@ pub fn parse_target(text: &str) -> crate::Result<SocketAddr> {
         .ok_or_else(|| bad("the host resolves to no address"))
 }
 
+/// How datagrams leave the sending sockets (added in this version).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendOptions {
+    /// Hops a multicast datagram may make (IPv4 TTL, IPv6 hop limit): 1 (the default) keeps
+    /// it on the local network, as a show network wants.
+    pub multicast_ttl: u32,
+    /// Local address of the interface IPv4 multicast leaves by (`IP_MULTICAST_IF`); `None`
+    /// lets the routing table choose (usually the default route's interface).
+    pub multicast_interface: Option<Ipv4Addr>,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        Self {
+            multicast_ttl: 1,
+            multicast_interface: None,
+        }
+    }
+}
+
+/// What became of the datagrams sent to one target over a run (added in this version).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetReport {
+    /// The receiver.
+    pub target: SocketAddr,
+    /// Datagrams handed to the system.
+    pub sent: u64,
+    /// Datagrams the system refused (no route, no permission, buffer full, too large).
+    pub failed: u64,
+    /// The system's first refusal, as text.
+    pub first_error: Option<String>,
+}
+
+impl std::fmt::Display for TargetReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "OSC to {}: {} of {} datagrams failed",
+            self.target,
+            self.failed,
+            self.sent + self.failed
+        )?;
+        if let Some(e) = &self.first_error {
+            write!(f, ", first: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Merge the reports of several senders by target (sums; the first error seen is kept),
+/// in order of first appearance.
+pub fn merge_reports(reports: impl IntoIterator<Item = TargetReport>) -> Vec<TargetReport> {
+    let mut out: Vec<TargetReport> = Vec::new();
+    for r in reports {
+        match out.iter_mut().find(|o| o.target == r.target) {
+            Some(o) => {
+                o.sent += r.sent;
+                o.failed += r.failed;
+                if o.first_error.is_none() {
+                    o.first_error = r.first_error;
+                }
+            }
+            None => out.push(r),
+        }
+    }
+    out
+}
+
 /// Non-blocking UDP sending of OSC packets to IPv4 and IPv6 targets (one socket per family).
-/// Failures (unreachable host, full buffer) are counted and logged once, never raised: a
-/// receiver that is down must not stall the pipeline. Shared by the position and cue sinks.
+/// Failures (unreachable host, full buffer) are counted per target and the first of each
+/// target is logged with the system's error, never raised: a receiver that is down must not
+/// stall the pipeline. Shared by the position and cue sinks.
 pub(crate) struct UdpSender {
     v4: Option<UdpSocket>,
     v6: Option<UdpSocket>,
     buf: Vec<u8>,
+    /// One per target, registered when the sender is made (no allocation when sending).
+    reports: Vec<TargetReport>,
     /// Packets that could not be encoded or datagrams that could not be sent.
     pub errors: u64,
 }
 
+fn socket_err(what: &str, e: std::io::Error) -> Error {
+    Error::Other(format!("OSC socket: {what}: {e}"))
+}
+
 impl UdpSender {
-    /// Bind the sockets `targets` need.
-    pub fn new(targets: impl Iterator<Item = SocketAddr> + Clone) -> crate::Result<Self> {
+    /// Bind the sockets `targets` need, with `opts` (a multicast interface that is not an
+    /// address of this host is an error here, before anything is sent).
+    pub fn new(
+        targets: impl Iterator<Item = SocketAddr> + Clone,
+        opts: &SendOptions,
+    ) -> crate::Result<Self> {
         let bind = |addr: &str| -> crate::Result<UdpSocket> {
-            let s = UdpSocket::bind(addr).map_err(|e| Error::Other(format!("OSC socket: {e}")))?;
+            let s = UdpSocket::bind(addr).map_err(|e| socket_err("bind", e))?;
             s.set_nonblocking(true)
-                .map_err(|e| Error::Other(format!("OSC socket: {e}")))?;
+                .map_err(|e| socket_err("non-blocking", e))?;
             Ok(s)
         };
+        let v4 = if targets.clone().any(|t| t.is_ipv4()) {
+            let s = bind("0.0.0.0:0")?;
+            // Whether an address is a subnet's broadcast address depends on the netmask, which
+            // a sender does not know; without the flag such a send fails with EACCES.
+            s.set_broadcast(true)
+                .map_err(|e| socket_err("SO_BROADCAST", e))?;
+            s.set_multicast_ttl_v4(opts.multicast_ttl)
+                .map_err(|e| socket_err("multicast TTL", e))?;
+            if let Some(ifaddr) = opts.multicast_interface {
+                sys::set_multicast_if_v4(&s, ifaddr).map_err(|e| {
+                    Error::invalid(
+                        "OSC multicast interface",
+                        ifaddr.to_string(),
+                        format!("not an address of this host's interfaces ({e})"),
+                    )
+                })?;
+            }
+            Some(s)
+        } else {
+            None
+        };
+        let v6 = if targets.clone().any(|t| t.is_ipv6()) {
+            let s = bind("[::]:0")?;
+            if targets
+                .clone()
+                .any(|t| t.ip().is_multicast() && t.is_ipv6())
+            {
+                sys::set_multicast_hops_v6(&s, opts.multicast_ttl)
+                    .map_err(|e| socket_err("multicast hop limit", e))?;
+            }
+            Some(s)
+        } else {
+            None
+        };
+        let mut reports: Vec<TargetReport> = Vec::new();
+        for t in targets {
+            if !reports.iter().any(|r| r.target == t) {
+                reports.push(TargetReport {
+                    target: t,
+                    sent: 0,
+                    failed: 0,
+                    first_error: None,
+                });
+            }
+        }
         Ok(Self {
-            v4: if targets.clone().any(|t| t.is_ipv4()) {
-                Some(bind("0.0.0.0:0")?)
-            } else {
-                None
-            },
-            v6: if targets.clone().any(|t| t.is_ipv6()) {
-                Some(bind("[::]:0")?)
-            } else {
-                None
-            },
+            v4,
+            v6,
             buf: Vec::with_capacity(512),
+            reports,
             errors: 0,
         })
     }
@@ -88,18 +244,91 @@ impl UdpSender {
             } else {
                 self.v6.as_ref()
             };
-            match sock.map(|s| s.send_to(&self.buf, t)) {
-                Some(Ok(_)) => {}
-                _ => {
-                    if self.errors == 0 {
+            let result = match sock {
+                Some(s) => s.send_to(&self.buf, t).map(|_| ()),
+                None => Err(std::io::Error::other("no socket for this address family")),
+            };
+            let Some(r) = self.reports.iter_mut().find(|r| r.target == *t) else {
+                continue;
+            };
+            match result {
+                Ok(()) => r.sent += 1,
+                Err(e) => {
+                    if r.failed == 0 {
                         tracing::warn!(
-                            "{what}: OSC send to {t} failed; further failures are only counted"
+                            "{what}: OSC send to {t} failed: {e}; further failures to {t} are only counted"
                         );
+                        r.first_error = Some(e.to_string());
                     }
+                    r.failed += 1;
                     self.errors += 1;
                 }
             }
         }
+    }
+
+    /// Per target: datagrams sent and failed, the first error.
+    pub fn reports(&self) -> &[TargetReport] {
+        &self.reports
+    }
+}
+
+/// The socket options std does not offer.
+#[cfg(unix)]
+mod sys {
+    use std::net::{Ipv4Addr, UdpSocket};
+    use std::os::fd::AsRawFd;
+
+    fn setsockopt<T>(
+        s: &UdpSocket,
+        level: libc::c_int,
+        name: libc::c_int,
+        value: &T,
+    ) -> std::io::Result<()> {
+        // SAFETY: `value` points to a live `T` of the size given, as the option expects.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                level,
+                name,
+                (value as *const T).cast::<libc::c_void>(),
+                std::mem::size_of::<T>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// `IP_MULTICAST_IF`: IPv4 multicast leaves through the interface with this address.
+    pub fn set_multicast_if_v4(s: &UdpSocket, ifaddr: Ipv4Addr) -> std::io::Result<()> {
+        let addr = libc::in_addr {
+            s_addr: u32::from(ifaddr).to_be(),
+        };
+        setsockopt(s, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &addr)
+    }
+
+    /// `IPV6_MULTICAST_HOPS`: the hop limit of IPv6 multicast.
+    pub fn set_multicast_hops_v6(s: &UdpSocket, hops: u32) -> std::io::Result<()> {
+        let hops = hops.min(255) as libc::c_int;
+        setsockopt(s, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &hops)
+    }
+}
+
+#[cfg(not(unix))]
+mod sys {
+    use std::net::{Ipv4Addr, UdpSocket};
+
+    pub fn set_multicast_if_v4(_s: &UdpSocket, _ifaddr: Ipv4Addr) -> std::io::Result<()> {
+        Err(std::io::Error::other(
+            "choosing the multicast interface is supported on Unix only",
+        ))
+    }
+
+    pub fn set_multicast_hops_v6(_s: &UdpSocket, _hops: u32) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -120,7 +349,16 @@ pub type LatencyLog = std::sync::Arc<std::sync::Mutex<Vec<(u64, u64)>>>;
 impl OscSink {
     /// Bind sockets for `targets`; `rate_hz` limits position messages (None = every frame).
     pub fn new(targets: Vec<SocketAddr>, rate_hz: Option<f64>) -> crate::Result<Self> {
-        let sender = UdpSender::new(targets.iter().copied())?;
+        Self::with_options(targets, rate_hz, &SendOptions::default())
+    }
+
+    /// As [`OscSink::new`], the sockets set up with `opts` (multicast TTL and interface).
+    pub fn with_options(
+        targets: Vec<SocketAddr>,
+        rate_hz: Option<f64>,
+        opts: &SendOptions,
+    ) -> crate::Result<Self> {
+        let sender = UdpSender::new(targets.iter().copied(), opts)?;
         let position_interval_s = match rate_hz {
             Some(r) if r > 0.0 => 1.0 / r,
             _ => 0.0,
@@ -173,7 +411,7 @@ impl Sink for OscSink {
                     -1.0
                 };
                 self.send(
-                    "/scorefollow/position",
+                    address::POSITION,
                     vec![
                         OscType::Float(p.score_time_s as f32),
                         OscType::Float(beat),
@@ -191,7 +429,7 @@ impl Sink for OscSink {
                 }
             }
             Event::Status(s) => self.send(
-                "/scorefollow/status",
+                address::STATUS,
                 vec![
                     OscType::String(s.kind.as_str().to_string()),
                     OscType::Float(s.perf_time_s as f32),
@@ -199,8 +437,17 @@ impl Sink for OscSink {
                     OscType::Int(s.frames.min(i32::MAX as u64) as i32),
                 ],
             ),
+            Event::Ambiguous(a) => self.send(
+                address::AMBIGUOUS,
+                a.candidates
+                    .iter()
+                    .flat_map(|c| [OscType::Float(c.score_s as f32), OscType::Int(c.bar)])
+                    .collect(),
+            ),
+            // Sent as a `relocated` status, the message receivers already know.
+            Event::Relocation(_) => {}
             Event::Theme(t) => self.send(
-                "/scorefollow/theme",
+                address::THEME,
                 vec![
                     OscType::String(t.theme_id.clone()),
                     OscType::Float(t.start_s as f32),
@@ -210,6 +457,10 @@ impl Sink for OscSink {
             ),
         }
         Ok(())
+    }
+
+    fn delivery(&self) -> Vec<TargetReport> {
+        self.sender.reports().to_vec()
     }
 }
 
@@ -241,6 +492,111 @@ mod tests {
                 .unwrap_or_default();
             assert!(e.contains("OSC target"), "{bad}: {e}");
         }
+    }
+
+    /// The IPv4 socket may broadcast and carries the multicast TTL asked for; the IPv6 one
+    /// exists only for IPv6 targets.
+    #[test]
+    fn sockets_are_set_up_for_broadcast_and_multicast() {
+        let targets: Vec<SocketAddr> = vec![
+            "127.255.255.255:9".parse().unwrap(),
+            "239.1.2.3:9".parse().unwrap(),
+        ];
+        let opts = SendOptions {
+            multicast_ttl: 4,
+            multicast_interface: Some(Ipv4Addr::LOCALHOST),
+        };
+        let s = UdpSender::new(targets.iter().copied(), &opts).unwrap();
+        let v4 = s.v4.as_ref().unwrap();
+        assert!(v4.broadcast().unwrap());
+        assert_eq!(v4.multicast_ttl_v4().unwrap(), 4);
+        assert!(s.v6.is_none());
+        assert_eq!(s.reports().len(), 2);
+        // An interface address this host does not have is refused, naming it.
+        let bad = SendOptions {
+            multicast_ttl: 1,
+            multicast_interface: Some(Ipv4Addr::new(203, 0, 113, 7)),
+        };
+        let e = UdpSender::new(targets.iter().copied(), &bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("203.0.113.7"), "{e}");
+    }
+
+    /// A send to the loopback's broadcast address arrives at a receiver bound to 0.0.0.0
+    /// (without SO_BROADCAST it fails with EACCES).
+    #[test]
+    fn broadcast_reaches_a_wildcard_receiver() {
+        let rx = UdpSocket::bind("0.0.0.0:0").unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .ok();
+        let port = rx.local_addr().unwrap().port();
+        let to: SocketAddr = format!("127.255.255.255:{port}").parse().unwrap();
+        let plain = UdpSocket::bind("0.0.0.0:0").unwrap();
+        assert_eq!(
+            plain.send_to(b"x", to).map_err(|e| e.kind()).err(),
+            Some(std::io::ErrorKind::PermissionDenied),
+            "this system delivers loopback broadcast without SO_BROADCAST"
+        );
+        let mut s = UdpSender::new([to].into_iter(), &SendOptions::default()).unwrap();
+        let packet = OscPacket::Message(OscMessage {
+            addr: address::PAGE.into(),
+            args: vec![OscType::Int(2)],
+        });
+        s.send(&packet, &[to], "test");
+        let mut buf = [0u8; 256];
+        let (n, _) = rx.recv_from(&mut buf).unwrap();
+        assert!(n > 0);
+        assert_eq!(s.reports()[0].sent, 1);
+        assert_eq!(s.reports()[0].failed, 0);
+    }
+
+    /// Failures are counted per target with the system's first error; reports of several
+    /// senders merge by target.
+    #[test]
+    fn failures_are_reported_per_target_with_the_error() {
+        let ok: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut s = UdpSender::new([ok].into_iter(), &SendOptions::default()).unwrap();
+        let small = OscPacket::Message(OscMessage {
+            addr: "/a".into(),
+            args: vec![],
+        });
+        // Larger than any UDP datagram can be: EMSGSIZE.
+        let huge = OscPacket::Message(OscMessage {
+            addr: "/a".into(),
+            args: vec![OscType::Blob(vec![0; 70_000])],
+        });
+        s.send(&small, &[ok], "test");
+        s.send(&huge, &[ok], "test");
+        s.send(&huge, &[ok], "test");
+        let r = s.reports()[0].clone();
+        assert_eq!((r.sent, r.failed), (1, 2));
+        let e = r.first_error.clone().unwrap_or_default();
+        assert!(e.contains("os error"), "{e}");
+        assert_eq!(
+            r.to_string(),
+            format!("OSC to 127.0.0.1:9: 2 of 3 datagrams failed, first: {e}")
+        );
+        let other: SocketAddr = "127.0.0.1:10".parse().unwrap();
+        let merged = merge_reports([
+            TargetReport {
+                target: ok,
+                sent: 5,
+                failed: 0,
+                first_error: None,
+            },
+            TargetReport {
+                target: other,
+                sent: 1,
+                failed: 0,
+                first_error: None,
+            },
+            r,
+        ]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!((merged[0].sent, merged[0].failed), (6, 2));
+        assert_eq!(merged[0].first_error, Some(e));
     }
 
     #[test]

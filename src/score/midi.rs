@@ -62,6 +62,10 @@ pub enum MarkerKind {
     Marker,
     /// Meta event 0x07 (cue point).
     CuePoint,
+    /// A MusicXML rehearsal mark (`<rehearsal>`).
+    Rehearsal,
+    /// A MusicXML words direction (`<words>`).
+    Words,
 }
 
 /// A named point in the score.
@@ -92,6 +96,10 @@ pub struct Score {
     pub track_count: usize,
     /// The file the score was read from (for messages).
     pub path: PathBuf,
+    /// The printed score's terms (measure numbers and labels, passes through repeats, pages
+    /// and systems, rehearsal marks) for a score read from MusicXML; None for MIDI. When
+    /// present, bar and beat queries answer in printed measure numbers.
+    pub printed: Option<std::sync::Arc<super::musicxml::PrintedLayout>>,
 }
 
 /// A note while its ticks are still being worked out.
@@ -107,8 +115,14 @@ struct TickNote {
 }
 
 impl Score {
-    /// Read and parse the MIDI file at `path`.
+    /// Read and parse the score at `path`: MIDI or MusicXML by extension (see
+    /// [`Score::load_with`]), with the default options (MusicXML repeats as performed).
     pub fn load(path: &Path) -> Result<Score> {
+        Score::load_with(path, &super::ScoreOptions::default())
+    }
+
+    /// Read and parse the MIDI file at `path`, whatever its extension.
+    pub fn load_midi(path: &Path) -> Result<Score> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         Score::from_bytes(&bytes, path)
     }
@@ -311,6 +325,7 @@ impl Score {
             meter_map,
             track_count,
             path: path_for_errors.to_path_buf(),
+            printed: None,
         })
     }
 

@@ -1,11 +1,16 @@
 //! score stage.
 
+pub mod load;
 pub mod midi;
+pub mod musicxml;
 pub mod reference;
+pub mod smf;
 pub mod structure;
 pub mod synth;
 pub mod timemap;
 pub mod voicing;
 
+pub use load::ScoreOptions;
 pub use midi::{Marker, MarkerKind, Note, Score};
+pub use musicxml::{PrintedLayout, PrintedPosition, RepeatMode};
 pub use timemap::{BarBeat, MeterMap, TempoMap, TickTiming};

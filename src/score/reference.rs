@@ -15,11 +15,29 @@ use crate::score::Score;
 
 /// What the reference was built from.
 #[derive(Clone, Debug)]
-pub enum ReferenceKind {
-    /// A MIDI score (bar/beat available).
-    Midi(Box<Score>),
+pub enum ReferenceOrigin {
+    /// A score (bar/beat available).
+    Score(Box<Score>),
     /// An audio recording.
-    Audio,
+    Recording,
+}
+
+/// How a score is rendered into the reference's audio.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScoreRendering {
+    /// Amplitude (x) of the top voice when a keyboard-like score is rendered
+    /// ([`crate::score::voicing`]); 1 renders every note as written.
+    pub melody_gain: f32,
+}
+
+impl Default for ScoreRendering {
+    /// The follower's rendering: the top voice of a keyboard-like score
+    /// [`crate::score::voicing::MELODY_GAIN`] times louder.
+    fn default() -> Self {
+        Self {
+            melody_gain: crate::score::voicing::MELODY_GAIN,
+        }
+    }
 }
 
 /// Reference features and time maps.
@@ -33,8 +51,8 @@ pub struct Reference {
     pub config: FeatureConfig,
     /// Tuning used for the reference features (cents).
     pub tuning_cents: f32,
-    /// MIDI score or audio.
-    pub kind: ReferenceKind,
+    /// A score or a recording.
+    pub origin: ReferenceOrigin,
     /// When the reference is unfolded along a structure file ([`Reference::unfold`]): the map
     /// from its frames back to the score's.
     pub unfolding: Option<Arc<Unfolding>>,
@@ -51,25 +69,27 @@ pub fn is_midi_path(path: &Path) -> bool {
     )
 }
 
-impl Reference {
-    /// Build from a MIDI file or an audio file, by extension.
-    pub fn load(path: &Path, cfg: &FeatureConfig) -> crate::Result<Self> {
-        if is_midi_path(path) {
-            Self::from_midi(path, cfg)
-        } else {
-            Self::from_audio(path, cfg)
-        }
-    }
+pub use crate::score::load::{is_musicxml_path, is_score_path};
 
-    /// Build from a MIDI score.
-    pub fn from_midi(path: &Path, cfg: &FeatureConfig) -> crate::Result<Self> {
+impl Reference {
+    /// Build from a score file (see [`is_score_path`]), rendered with `rendering`.
+    pub fn from_score_file(
+        path: &Path,
+        cfg: &FeatureConfig,
+        rendering: &ScoreRendering,
+    ) -> crate::Result<Self> {
         let score = Score::load(path)?;
-        Ok(Self::from_score(score, path, cfg))
+        Ok(Self::from_score(score, path, cfg, rendering))
     }
 
     /// Build from an already parsed score.
-    pub fn from_score(score: Score, path: &Path, cfg: &FeatureConfig) -> Self {
-        let gains = crate::score::voicing::reference_note_gains(&score, cfg.melody_gain);
+    pub fn from_score(
+        score: Score,
+        path: &Path,
+        cfg: &FeatureConfig,
+        rendering: &ScoreRendering,
+    ) -> Self {
+        let gains = crate::score::voicing::reference_note_gains(&score, rendering.melody_gain);
         let audio = crate::score::synth::render_voiced(
             &score,
             cfg.sample_rate_hz,
@@ -83,27 +103,27 @@ impl Reference {
             frames: feats.frames.into(),
             config: cfg.clone(),
             tuning_cents: 0.0,
-            kind: ReferenceKind::Midi(Box::new(score)),
+            origin: ReferenceOrigin::Score(Box::new(score)),
             unfolding: None,
         }
     }
 
-    /// Build from an audio recording.
-    pub fn from_audio(path: &Path, cfg: &FeatureConfig) -> crate::Result<Self> {
-        let audio = crate::audio::decode::load_mono(path, cfg.sample_rate_hz)?;
-        if audio.is_empty() {
+    /// Build from a recording's samples (mono, at `cfg.sample_rate_hz`, decoded by the caller:
+    /// [`crate::audio::load`]); `path` names it in messages.
+    pub fn from_samples(samples: &[f32], path: &Path, cfg: &FeatureConfig) -> crate::Result<Self> {
+        if samples.is_empty() {
             return Err(crate::Error::Audio {
                 path: path.to_path_buf(),
                 reason: "no audio samples".into(),
             });
         }
-        let feats = features::extract(&audio, cfg);
+        let feats = features::extract(samples, cfg);
         Ok(Self {
             path: path.to_path_buf(),
             frames: feats.frames.into(),
             config: cfg.clone(),
             tuning_cents: feats.tuning_cents,
-            kind: ReferenceKind::Audio,
+            origin: ReferenceOrigin::Recording,
             unfolding: None,
         })
     }
@@ -153,9 +173,9 @@ impl Reference {
 
     /// The score, for MIDI references.
     pub fn score(&self) -> Option<&Score> {
-        match &self.kind {
-            ReferenceKind::Midi(s) => Some(s),
-            ReferenceKind::Audio => None,
+        match &self.origin {
+            ReferenceOrigin::Score(s) => Some(s),
+            ReferenceOrigin::Recording => None,
         }
     }
 

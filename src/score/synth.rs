@@ -316,6 +316,7 @@ mod tests {
             .unwrap(),
             meter_map: MeterMap::new(&[]).unwrap(),
             track_count: 1,
+            printed: None,
             path: "synth-test.mid".into(),
         }
     }

@@ -15,7 +15,7 @@ use super::synth::sustains;
 use super::{Note, Score};
 
 /// Amplitude of the top voice relative to the other notes in a keyboard-like score's reference
-/// rendering for following (x, not dB; [`crate::features::FeatureConfig::melody_gain`]).
+/// rendering for following (x, not dB; [`crate::score::reference::ScoreRendering`]).
 /// Measured with `scorefollow eval --mode follow` on the development corpus (15 cases, causal,
 /// with the tempo model), within 50 / 300 ms: gain 1 (as written) 73.5 / 94.7 %, 1.2 74.5 /
 /// 95.1, 1.3 74.7 / 95.2, 1.4 74.7 / 95.2, 1.5 74.8 / 95.2, 1.63 74.7 / 95.0, 2 74.0 / 94.3,

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::ivf::{exact_knn, Ivf};
 use super::matcher::scale_index;
 use super::pca::Pca;
-use super::query::{file_chroma, trim_silence, MidiMode};
+use super::query::{trim_silence, ChromaReader, MidiMode};
 use crate::features::cens::{cens, CensConfig};
 use crate::features::{Chroma, FeatureConfig, N_CHROMA};
 
@@ -308,6 +308,7 @@ impl Index {
         config: IndexConfig,
         files: &[PathBuf],
         midi_mode: MidiMode,
+        reader: &dyn ChromaReader,
     ) -> crate::Result<Index> {
         let feat = config.features();
         let cc = config.cens();
@@ -316,7 +317,7 @@ impl Index {
             .map(|f| {
                 Ok((
                     f.display().to_string(),
-                    cens(&file_chroma(f, &feat, midi_mode)?, &cc),
+                    cens(&reader.read(f, &feat, midi_mode)?, &cc),
                 ))
             })
             .collect::<crate::Result<_>>()?;
@@ -460,8 +461,9 @@ impl Index {
         clip: &Path,
         q: &IndexQuery,
         midi_mode: MidiMode,
+        reader: &dyn ChromaReader,
     ) -> crate::Result<Vec<IndexHit>> {
-        let c = file_chroma(clip, &self.config.features(), midi_mode)?;
+        let c = reader.read(clip, &self.config.features(), midi_mode)?;
         self.query_chroma(&c, q)
     }
 
@@ -698,7 +700,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Audio and MIDI files under `dirs` (recursively; a file argument is taken as is), sorted.
+/// Audio, MIDI and MusicXML (`.musicxml`, `.mxl`; not any `.xml`) files under `dirs`
+/// (recursively; a file argument is taken as is), sorted.
 pub fn collect_files(dirs: &[PathBuf]) -> crate::Result<Vec<PathBuf>> {
     fn walk(d: &Path, out: &mut Vec<PathBuf>) -> crate::Result<()> {
         let rd = std::fs::read_dir(d).map_err(|e| crate::Error::io(d, e))?;
@@ -714,7 +717,7 @@ pub fn collect_files(dirs: &[PathBuf]) -> crate::Result<Vec<PathBuf>> {
                     .to_ascii_lowercase();
                 if matches!(
                     ext.as_str(),
-                    "flac" | "wav" | "mp3" | "ogg" | "mid" | "midi"
+                    "flac" | "wav" | "mp3" | "ogg" | "mid" | "midi" | "musicxml" | "mxl"
                 ) {
                     out.push(p);
                 }
@@ -746,13 +749,8 @@ mod tests {
 
     /// CENS-like sequences: a random chord every few frames, smoothed.
     fn collection(n_rec: usize, len: usize, seed: u64) -> Vec<(String, Vec<Chroma>)> {
-        let mut s = seed.max(1);
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
+        let mut rng = crate::test_util::Rng::new(seed);
+        let mut next = move || rng.next_u64() >> 33;
         (0..n_rec)
             .map(|r| {
                 let mut seq = Vec::with_capacity(len);
@@ -867,7 +865,7 @@ mod tests {
 #[cfg(test)]
 mod fuzz_tests {
     use super::*;
-    use crate::output::cues::fuzz::{edits, mutate};
+    use crate::test_util::fuzz::{edits, mutate};
     use proptest::prelude::*;
     use std::sync::OnceLock;
 
@@ -875,14 +873,12 @@ mod fuzz_tests {
     fn valid() -> &'static (Vec<u8>, Vec<Chroma>) {
         static V: OnceLock<(Vec<u8>, Vec<Chroma>)> = OnceLock::new();
         V.get_or_init(|| {
-            let mut s = 7u64;
+            let mut rng = crate::test_util::Rng::new(7);
             let items: Vec<(String, Vec<Chroma>)> = (0..3)
                 .map(|r| {
                     let seq = (0..120)
                         .map(|_| {
-                            s ^= s << 13;
-                            s ^= s >> 7;
-                            s ^= s << 17;
+                            let s = rng.next_u64() >> 33;
                             let mut c = [0.1f32; N_CHROMA];
                             c[(s % 12) as usize] = 1.0;
                             c

@@ -223,14 +223,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn data(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.max(1);
+        let mut rng = crate::test_util::Rng::new(seed);
         (0..n * dim)
             .map(|i| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
                 // Clustered: a coarse offset per block of 50 rows plus noise.
-                ((i / dim / 50) % 7) as f32 + (s % 1000) as f32 / 1000.0
+                ((i / dim / 50) % 7) as f32 + rng.next_f32()
             })
             .collect()
     }

@@ -385,27 +385,11 @@ pub fn search_many(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::cens::normalize_l2;
 
-    /// Deterministic pseudo-random unit chroma (xorshift), so tests need no RNG crate.
+    /// Seeded random unit chroma.
     pub(crate) fn random_seq(len: usize, seed: u64) -> Vec<Chroma> {
-        let mut s = seed.max(1);
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s % 1000) as f32 / 1000.0
-        };
-        (0..len)
-            .map(|_| {
-                let mut c = [0.0f32; N_CHROMA];
-                for v in c.iter_mut() {
-                    *v = next().powi(3);
-                }
-                normalize_l2(&mut c);
-                c
-            })
-            .collect()
+        let mut rng = crate::test_util::Rng::new(seed);
+        (0..len).map(|_| rng.chroma()).collect()
     }
 
     fn roll(c: &Chroma, k: usize) -> Chroma {

@@ -9,14 +9,14 @@
 //! - [`peaks`]: minima under τ with an exclusion neighbourhood ρ;
 //! - [`streaming`]: the same matcher fed one frame at a time (`follow --themes`);
 //! - [`query`]: files (audio, MIDI) to chroma, themes files;
-//! - [`metrics`], [`eval`]: the corpus evaluation, as `score_themes.py` computes it;
+//! - the corpus evaluation, as `score_themes.py` computes it, is [`crate::eval::themes`];
 //! - [`index`], [`pca`], [`ivf`]: audio matching over a collection (CENS shingles, PCA,
 //!   inverted-file nearest neighbours, versioned index file).
 //!
 //! [`relocate`] finds where the last seconds of a performance are in a reference (the
 //! follower's recovery after a jump); [`spot_files`] is the `spot` subcommand's search.
 //!
-//! Measured on the dev corpus (`eval --mode themes`, i.e. [`eval_themes`] with the defaults and
+//! Measured on the dev corpus (`eval --mode themes`, i.e. [`crate::eval::themes::eval_themes`] with the defaults and
 //! transpositions on; 17 recordings, 43 queries per query kind), onset criterion:
 //! MIDI queries P@1 0.884, MAP 0.886; audio queries P@1 0.837, MAP 0.836 (IoU criterion: 0.884 /
 //! 0.898 and 0.884 / 0.899). The librosa CENS + subsequence-DTW peer scores MAP 0.55-0.56.
@@ -24,17 +24,14 @@
 //! (`benches/spot.rs`, 2 cores), 4.5 s with the 12 transpositions.
 
 pub mod dtw;
-pub mod eval;
 pub mod index;
 pub mod ivf;
 pub mod matcher;
-pub mod metrics;
 pub mod pca;
 pub mod peaks;
 pub mod query;
 pub mod streaming;
 
-pub use eval::{eval_themes, ThemeEvalOptions, ThemeEvalReport};
 pub use matcher::{FrameHit, MatchMethod, MatchParams};
 pub use peaks::PeakParams;
 pub use query::{MidiMode, ThemeFile};
@@ -153,13 +150,14 @@ pub fn spot_files(
     themes: &[ThemeFile],
     recordings: &[std::path::PathBuf],
     cfg: &SpotConfig,
+    reader: &dyn query::ChromaReader,
 ) -> crate::Result<Vec<ThemeHit>> {
     use rayon::prelude::*;
     cfg.matching.validate()?;
     let queries: Vec<Vec<Chroma>> = themes
         .par_iter()
         .map(|t| {
-            let c = query::file_chroma(&t.path, &cfg.features, cfg.midi_mode)?;
+            let c = reader.read(&t.path, &cfg.features, cfg.midi_mode)?;
             let q = query_cens(&c, &cfg.cens);
             if q.is_empty() {
                 return Err(crate::Error::invalid(
@@ -175,7 +173,7 @@ pub fn spot_files(
         .par_iter()
         .map(|r| {
             Ok(cens(
-                &query::file_chroma(r, &cfg.features, cfg.midi_mode)?,
+                &reader.read(r, &cfg.features, cfg.midi_mode)?,
                 &cfg.cens,
             ))
         })
@@ -211,13 +209,12 @@ mod tests {
     use super::*;
 
     fn seq(len: usize, seed: u64) -> Vec<Chroma> {
-        let mut s = seed.max(1);
+        let mut rng = crate::test_util::Rng::new(seed);
+        let mut s = 0;
         (0..len)
             .map(|i| {
                 if i % 15 == 0 {
-                    s ^= s << 13;
-                    s ^= s >> 7;
-                    s ^= s << 17;
+                    s = rng.next_u64() >> 33;
                 }
                 let mut c = [0.02f32; 12];
                 c[(s % 12) as usize] = 1.0;

@@ -65,10 +65,27 @@ pub fn template_chroma(notes: &[(f64, f64, u8)], feat: &FeatureConfig) -> Vec<Ch
     out
 }
 
-/// Chroma of an audio file (decoded, resampled to the analysis rate, chroma stage).
-pub fn audio_chroma(path: &Path, feat: &FeatureConfig) -> crate::Result<Vec<Chroma>> {
-    let samples = crate::audio::decode::load_mono(path, feat.sample_rate_hz)?;
-    Ok(crate::features::extract(&samples, feat).chroma())
+/// Reads a query or recording file into chroma frames: a score by [`MidiMode`], a recording
+/// decoded and analysed. The matcher never decodes audio itself: the input edge supplies the
+/// reader ([`crate::audio::load::read_chroma`]), and tests may supply their own.
+pub trait ChromaReader: Sync {
+    /// The chroma of the file at `path`, analysed with `feat`.
+    fn read(&self, path: &Path, feat: &FeatureConfig, mode: MidiMode)
+        -> crate::Result<Vec<Chroma>>;
+}
+
+impl<F> ChromaReader for F
+where
+    F: Fn(&Path, &FeatureConfig, MidiMode) -> crate::Result<Vec<Chroma>> + Sync,
+{
+    fn read(
+        &self,
+        path: &Path,
+        feat: &FeatureConfig,
+        mode: MidiMode,
+    ) -> crate::Result<Vec<Chroma>> {
+        self(path, feat, mode)
+    }
 }
 
 /// Chroma of a MIDI file by `mode`.
@@ -96,19 +113,6 @@ pub fn midi_chroma(
             }
             Ok(template_chroma(&notes, feat))
         }
-    }
-}
-
-/// Chroma of any file: MIDI by extension, audio otherwise.
-pub fn file_chroma(
-    path: &Path,
-    feat: &FeatureConfig,
-    mode: MidiMode,
-) -> crate::Result<Vec<Chroma>> {
-    if is_midi(path) {
-        midi_chroma(path, feat, mode)
-    } else {
-        audio_chroma(path, feat)
     }
 }
 
@@ -312,7 +316,7 @@ mod tests {
 #[cfg(test)]
 mod fuzz_tests {
     use super::*;
-    use crate::output::cues::fuzz::{edits, mutate};
+    use crate::test_util::fuzz::{edits, mutate};
     use proptest::prelude::*;
 
     const TOML: &str = "[[theme]]\nfile = \"q/subject.mid\"\nid = \"subject\"\n\n[[theme]]\nfile = \"answer.flac\"\n";
@@ -381,7 +385,7 @@ mod fuzz_tests {
             .take(60)
             .enumerate()
         {
-            let e: Vec<crate::output::cues::fuzz::Edit> = (0..3)
+            let e: Vec<crate::test_util::fuzz::Edit> = (0..3)
                 .map(|_| {
                     let r = rng.next_u64();
                     (

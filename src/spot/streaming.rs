@@ -150,10 +150,11 @@ impl StreamingSpotter {
         feat: &FeatureConfig,
         cfg: &super::SpotConfig,
         confirm_s: f64,
+        reader: &dyn super::query::ChromaReader,
     ) -> crate::Result<Self> {
         let mut queries = Vec::with_capacity(themes.len());
         for t in themes {
-            let c = super::query::file_chroma(&t.path, feat, cfg.midi_mode)?;
+            let c = reader.read(&t.path, feat, cfg.midi_mode)?;
             let q = super::query_cens(&c, &cfg.cens);
             if q.is_empty() {
                 return Err(crate::Error::invalid(
@@ -314,14 +315,13 @@ mod tests {
     use crate::spot::peaks::PeakParams;
 
     fn chroma_seq(len: usize, seed: u64) -> Vec<Chroma> {
-        let mut s = seed.max(1);
+        let mut rng = crate::test_util::Rng::new(seed);
+        let mut s = 0;
         (0..len)
             .map(|i| {
                 // A new random pitch-class pair every 10 frames (a "chord" lasting 0.2 s).
                 if i % 10 == 0 {
-                    s ^= s << 13;
-                    s ^= s >> 7;
-                    s ^= s << 17;
+                    s = rng.next_u64() >> 33;
                 }
                 let mut c = [0.02f32; 12];
                 c[(s % 12) as usize] = 1.0;

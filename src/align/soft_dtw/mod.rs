@@ -28,7 +28,7 @@
 //!   path is an error that names the narrowest band that works.
 //!
 //! The fast recursions are in `kernel` (stripes of 64 rows swept along their anti-diagonals,
-//! vectorised); the plain ones in [`reference`] are what the tests compare against.
+//! vectorised); the plain ones in [`mod@reference`] are what the tests compare against.
 
 pub mod io;
 pub(crate) mod kernel;

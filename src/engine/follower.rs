@@ -1,0 +1,591 @@
+//! The follower's pure core: samples at the analysis rate in, events out, one frame at a time.
+//!
+//! A frame's way through it, in order ([`Follower::push`] and its [`Events`] iterator):
+//! 1. the extractor completes a frame from the samples (`extractor.next_frame`);
+//! 2. a silent or noise-like frame holds the position ([`PauseGate`]); any other frame steps
+//!    the aligner (behind the key it follows, [`KeyTrial`]) and the tracker turns the match into
+//!    the position now;
+//! 3. the relocation state machine (`Relocation`) watches the match and, when the performer has jumped,
+//!    confirms a new place with its shadow aligner; the follower jumps there and emits a
+//!    [`FollowerEvent::Relocated`] before the frame's position;
+//! 4. the position is mapped to score time, beats and bars and emitted as
+//!    [`FollowerEvent::Position`].
+//!
+//! Nothing here allocates per frame after construction (checked by an allocation-counting
+//! test), blocks, or knows about threads and outputs: [`super::run`] does that.
+
+use std::sync::Arc;
+
+use super::config::{AlignerConfig, FollowConfig, PauseGate, Transposition, TuningSetting};
+use crate::align::cost::{cosine_distance, TransposedReference};
+use crate::align::oltw::{Oltw, OltwConfig};
+use crate::align::onset_gate::{onset_sides, OnsetGate};
+use crate::align::relocate::{RelocateConfig, Relocator};
+use crate::align::soft_online::{SoftOnline, SoftOnlineConfig};
+use crate::align::tempo::{TempoAdaptive, TempoAdaptiveConfig, TempoScales};
+use crate::align::tracker::{Tracked, Tracker};
+use crate::align::transpose::KeyTrial;
+use crate::align::{transpose_frame, AlignStep, OnlineAligner};
+use crate::features::{FeatureConfig, FeatureFrame, StreamingExtractor, N_CHROMA};
+use crate::output::{PositionEvent, ThemeEvent};
+use crate::score::reference::Reference;
+use crate::spot::streaming::{StreamHit, StreamingSpotter};
+use crate::{Error, Result};
+
+/// A jump the follower made to follow the performer (after a skip, a repeat, a change of key).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RelocationReport {
+    /// Performance time (s) at which the jump was confirmed.
+    pub perf_time_s: f64,
+    /// Performance time (s) at which the match started to go bad (about when the performer
+    /// jumped).
+    pub suspect_since_s: f64,
+    /// Score time (s) the follower left.
+    pub from_score_s: f64,
+    /// Score time (s) it continued from.
+    pub to_score_s: f64,
+    /// Mean CENS distance of the confirming match (0 = identical).
+    pub cost: f32,
+    /// Confidence of the position the follower continued from (0-1).
+    pub confidence: f32,
+    /// Key (semitones the performance is above the score, 0-11) the follower was in.
+    pub from_key_shift: usize,
+    /// Key it continued in (differs from `from_key_shift` after a change of key).
+    pub key_shift: usize,
+}
+
+/// What the follower reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FollowerEvent {
+    /// The position after one frame (one per frame).
+    Position(PositionEvent),
+    /// The follower jumped; the position of the same frame follows.
+    Relocated(RelocationReport),
+    /// A theme occurrence heard in the stream (`follow --themes`).
+    Theme(ThemeEvent),
+}
+
+/// Theme spotting alongside following: its own chroma stage (the spotter's settings differ
+/// from the follower's) feeding a [`StreamingSpotter`].
+#[derive(Clone, Debug)]
+pub struct ThemeSpotting {
+    /// The spotter, built from the queries.
+    pub spotter: StreamingSpotter,
+    /// Theme ids, in the spotter's order.
+    pub ids: Vec<String>,
+    /// The chroma configuration the spotter expects.
+    pub features: FeatureConfig,
+}
+
+struct ThemeState {
+    spotting: ThemeSpotting,
+    extractor: StreamingExtractor,
+    hits: Vec<StreamHit>,
+}
+
+/// Builds the aligners of one follower (the key trial's twelve, the relocation's shadow), all
+/// sharing one feature-major copy of the reference (and, with the tempo model, one set of
+/// scaled copies): for a one-hour reference that is 17 MB, not 220.
+enum AlignerFactory {
+    Oltw(OltwConfig),
+    Soft(SoftOnlineConfig),
+    Tempo(Arc<TempoScales>, SoftOnlineConfig, TempoAdaptiveConfig),
+}
+
+impl AlignerFactory {
+    fn new(
+        config: &AlignerConfig,
+        reference: &Reference,
+        shared: &Arc<TransposedReference>,
+    ) -> Self {
+        match config {
+            AlignerConfig::Oltw(c) => AlignerFactory::Oltw(*c),
+            AlignerConfig::Soft(c) => AlignerFactory::Soft(*c),
+            AlignerConfig::SoftTempo {
+                soft,
+                tempo,
+                scales,
+            } => AlignerFactory::Tempo(
+                Arc::new(TempoScales::new(&reference.frames, shared.clone(), scales)),
+                *soft,
+                *tempo,
+            ),
+        }
+    }
+
+    fn make(
+        &self,
+        reference: &Reference,
+        shared: &Arc<TransposedReference>,
+    ) -> Box<dyn OnlineAligner> {
+        match self {
+            AlignerFactory::Oltw(c) => Box::new(Oltw::with_transposed(
+                reference.frames.clone(),
+                shared.clone(),
+                *c,
+            )),
+            AlignerFactory::Soft(c) => Box::new(SoftOnline::with_transposed(
+                reference.frames.clone(),
+                shared.clone(),
+                *c,
+            )),
+            AlignerFactory::Tempo(scales, soft, tempo) => {
+                Box::new(TempoAdaptive::new(scales.clone(), *soft, *tempo))
+            }
+        }
+    }
+}
+
+/// Re-localisation as one state machine: it watches how well the current place matches, and
+/// when the match stays poor it searches the whole reference ([`Relocator`]); a candidate
+/// starts the shadow aligner there, and the jump is confirmed once the shadow has matched
+/// better for long enough.
+struct Relocation {
+    relocator: Relocator,
+    /// The key (semitones above the score) the relocator's history was heard in; a change of
+    /// key starts its history again.
+    heard_in_key: Option<usize>,
+    /// Follows a candidate place, fed the frames in the candidate's key.
+    shadow: Box<dyn OnlineAligner>,
+    checking: bool,
+}
+
+/// A confirmed jump, for the follower to make.
+struct Jump {
+    ref_frame: f64,
+    cost: f32,
+    suspect_for_frames: usize,
+    from_key_shift: usize,
+    key_shift: usize,
+}
+
+/// The cosine distance between `frame` and the reference frame nearest `at` (NaN on an empty
+/// reference).
+fn local_cost(reference: &Reference, frame: &FeatureFrame, at: f64) -> f32 {
+    let idx = (at.round().max(0.0) as usize).min(reference.frames.len().saturating_sub(1));
+    reference
+        .frames
+        .get(idx)
+        .map_or(f32::NAN, |rf| cosine_distance(&frame.chroma, &rf.chroma))
+}
+
+impl Relocation {
+    fn new(reference: &Reference, cfg: RelocateConfig, shadow: Box<dyn OnlineAligner>) -> Self {
+        let chroma: Vec<crate::features::Chroma> =
+            reference.frames.iter().map(|f| f.chroma).collect();
+        Self {
+            relocator: Relocator::new(&chroma, reference.config.frame_rate_hz(), cfg),
+            heard_in_key: None,
+            shadow,
+            checking: false,
+        }
+    }
+
+    /// A frame that holds the position (a pause): the relocator hears it, with no match cost.
+    fn hold(&mut self, frame: &FeatureFrame, ref_frame_now: f64) {
+        if let Some(shift) = self.heard_in_key {
+            let c = transpose_frame(frame, shift).chroma;
+            self.relocator.push(&c, f32::NAN, ref_frame_now);
+        }
+    }
+
+    /// One followed frame: `key_now` is the key the follower is in (None during the key
+    /// trial, when nothing is watched), `ref_frame` where the aligner matched it.
+    fn step(
+        &mut self,
+        reference: &Reference,
+        frame: &FeatureFrame,
+        key_now: Option<usize>,
+        ref_frame: f64,
+    ) -> Option<Jump> {
+        let shift = key_now?;
+        if self.heard_in_key != Some(shift) {
+            self.relocator.reset();
+            self.heard_in_key = Some(shift);
+        }
+        let in_key = if shift == 0 {
+            *frame
+        } else {
+            transpose_frame(frame, shift)
+        };
+        let main_cost = local_cost(reference, &in_key, ref_frame);
+        if let Some(candidate) = self.relocator.push(&in_key.chroma, main_cost, ref_frame) {
+            self.shadow
+                .reset_to(candidate.ref_frame.round().max(0.0) as usize);
+            self.checking = true;
+            return None;
+        }
+        if !self.checking {
+            return None;
+        }
+        let key_change = self.relocator.verifying_key_change()?;
+        let in_new_key = if key_change == 0 {
+            in_key
+        } else {
+            transpose_frame(&in_key, key_change)
+        };
+        let s = self.shadow.step(&in_new_key);
+        let suspect_for_frames = self.relocator.suspect_for_frames();
+        let shadow_cost = local_cost(reference, &in_new_key, s.ref_frame);
+        match self.relocator.verify(main_cost, shadow_cost)? {
+            true => {
+                self.checking = false;
+                Some(Jump {
+                    ref_frame: s.ref_frame,
+                    cost: s.cost,
+                    suspect_for_frames,
+                    from_key_shift: shift,
+                    key_shift: (shift + key_change) % N_CHROMA,
+                })
+            }
+            false => {
+                self.checking = false;
+                None
+            }
+        }
+    }
+
+    /// After a seek: forget the history and any candidate.
+    fn reset(&mut self) {
+        self.relocator.reset();
+        self.checking = false;
+    }
+}
+
+/// Features -> aligner -> tracker -> positions, for one performance against one reference.
+/// Independent instances do not share state (two followers in one process do not interfere).
+pub struct Follower {
+    reference: Arc<Reference>,
+    extractor: StreamingExtractor,
+    /// The aligner, behind the transposition it follows in (one shift once the key is known;
+    /// a confirmed relocation into another key switches it).
+    aligner: KeyTrial,
+    tracker: Tracker,
+    /// What the performer has certainly played: the heard position stays below its limit.
+    onset_gate: Option<OnsetGate>,
+    pause: Option<PauseGate>,
+    start_score_s: f64,
+    last: Option<Tracked>,
+    relocation: Option<Relocation>,
+    themes: Option<ThemeState>,
+}
+
+impl Follower {
+    /// A follower at `config.start_score_s` in `reference`, which must have been analysed with
+    /// `config.features` (the performance's frames are compared with the reference's).
+    pub fn new(reference: Arc<Reference>, config: &FollowConfig) -> Result<Self> {
+        if reference.config != config.features {
+            return Err(Error::invalid(
+                "reference",
+                reference.path.display().to_string(),
+                "was analysed with other feature settings than the follower's",
+            ));
+        }
+        if reference.is_empty() {
+            return Err(Error::invalid(
+                "reference",
+                reference.path.display().to_string(),
+                "has no frames",
+            ));
+        }
+        let features = &config.features;
+        let extractor = match config.tuning {
+            TuningSetting::Fixed(cents) => StreamingExtractor::new(features, cents),
+            TuningSetting::Track => StreamingExtractor::new(features, 0.0).with_tuning_tracking(),
+        };
+        let shared = Arc::new(TransposedReference::new(&reference.frames));
+        let factory = AlignerFactory::new(&config.aligner, &reference, &shared);
+        let make = || factory.make(&reference, &shared);
+        // A single-key KeyTrial passes frames of shift 0 through untouched; it is there so a
+        // relocation can switch the key.
+        let mut aligner = match config.transposition {
+            Transposition::Fixed(k) => KeyTrial::new(&[k], 0, make),
+            Transposition::Detect { trial_frames } => {
+                let shifts: Vec<usize> = (0..N_CHROMA).collect();
+                KeyTrial::new(&shifts, trial_frames, make)
+            }
+        };
+        if config.start_score_s > 0.0 {
+            aligner.reset_to(reference.frame_at_score_s(config.start_score_s));
+        }
+        let onset_frames: Arc<[u32]> = reference.onset_frames().into();
+        let mut tracker = Tracker::new(config.tracker);
+        if config.flow_in_notes {
+            tracker = tracker.with_onsets(onset_frames.clone());
+        }
+        let onset_gate = config.onset_gate.map(|cfg| {
+            let sides = onset_sides(&reference.frames, &onset_frames, &cfg);
+            let mut gate = OnsetGate::new(sides, cfg);
+            if config.start_score_s > 0.0 {
+                gate.reset_to(reference.frame_at_score_s(config.start_score_s) as f64);
+            }
+            gate
+        });
+        let relocation = config
+            .relocate
+            .clone()
+            .map(|cfg| Relocation::new(&reference, cfg, factory.make(&reference, &shared)));
+        Ok(Self {
+            extractor,
+            aligner,
+            tracker,
+            onset_gate,
+            pause: config.pause,
+            start_score_s: config.start_score_s,
+            last: None,
+            relocation,
+            themes: None,
+            reference,
+        })
+    }
+
+    /// Spot themes in the same samples ([`FollowerEvent::Theme`], each occurrence once, shortly
+    /// after it ends).
+    pub fn with_themes(mut self, spotting: ThemeSpotting) -> Self {
+        self.themes = Some(ThemeState {
+            extractor: StreamingExtractor::new(&spotting.features, 0.0),
+            hits: Vec::with_capacity(16),
+            spotting,
+        });
+        self
+    }
+
+    /// The reference followed.
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    /// The key followed: semitones the performance is above the score (0-11), or None while
+    /// the key trial is still running. Follows confirmed changes of key.
+    pub fn key_shift(&self) -> Option<usize> {
+        self.aligner.key_shift()
+    }
+
+    /// The tuning of the performance assumed by the extractor (cents from A4 = 440 Hz).
+    pub fn tuning_cents(&self) -> f32 {
+        self.extractor.tuning_cents()
+    }
+
+    /// Feed samples at the analysis rate; `capture_wall_ns` is when the newest of them entered
+    /// the ring. The returned iterator analyses them frame by frame as it is advanced and
+    /// yields each frame's events; dropping it early still analyses the rest (their events are
+    /// discarded), so the follower always ends up having heard every sample.
+    pub fn push<'a>(&'a mut self, samples: &'a [f32], capture_wall_ns: u64) -> Events<'a> {
+        Events {
+            follower: self,
+            samples,
+            rest: samples,
+            capture_wall_ns,
+            pending: None,
+            themes_done: false,
+        }
+    }
+
+    /// Restart following at score time `score_s` (a seek).
+    pub fn seek(&mut self, score_s: f64) {
+        self.aligner
+            .reset_to(self.reference.frame_at_score_s(score_s));
+        self.tracker.reset();
+        self.last = None;
+        if let Some(r) = self.relocation.as_mut() {
+            r.reset();
+        }
+        if let Some(g) = self.onset_gate.as_mut() {
+            g.reset_to(self.reference.frame_at_score_s(score_s) as f64);
+        }
+    }
+
+    /// Restart following at the configured start (a reset).
+    pub fn restart(&mut self) {
+        self.seek(self.start_score_s);
+    }
+
+    /// One frame through the stages; the jump made on it, if any.
+    fn follow_frame(
+        &mut self,
+        k: usize,
+        frame: &FeatureFrame,
+        capture_wall_ns: u64,
+    ) -> (PositionEvent, Option<RelocationReport>) {
+        let held = match (self.last, self.pause) {
+            (Some(last), Some(gate)) if gate.holds(frame) => Some(last),
+            _ => None,
+        };
+        let (mut tracked, jump) = match held {
+            // Nothing to hear: hold the position (and the aligner's state).
+            Some(last) => {
+                if let Some(r) = self.relocation.as_mut() {
+                    r.hold(frame, last.ref_frame_now);
+                }
+                (last, None)
+            }
+            None => self.step_aligner(k, frame),
+        };
+        if let Some(gate) = self.onset_gate.as_mut() {
+            // In the reference's key (the key trial's best so far while it runs).
+            let shift = self.aligner.shift();
+            let in_key = if shift == 0 {
+                *frame
+            } else {
+                transpose_frame(frame, shift)
+            };
+            let limit = if jump.is_some() {
+                gate.reset_to(tracked.heard_ref_frame);
+                gate.limit()
+            } else {
+                gate.update(&in_key, tracked.raw_ref_frame, held.is_some())
+            };
+            tracked.heard_ref_frame = tracked.heard_ref_frame.min(limit - 1.0);
+        }
+        self.last = Some(tracked);
+        (self.position(k, &tracked, capture_wall_ns), jump)
+    }
+
+    fn step_aligner(
+        &mut self,
+        k: usize,
+        frame: &FeatureFrame,
+    ) -> (Tracked, Option<RelocationReport>) {
+        let step = self.aligner.step(frame);
+        let tracked = self.tracker.update(&step);
+        let key_now = self.aligner.key_shift();
+        let jump = match self.relocation.as_mut() {
+            Some(r) => r.step(&self.reference, frame, key_now, step.ref_frame),
+            None => None,
+        };
+        match jump {
+            None => (tracked, None),
+            Some(jump) => {
+                let (to, report) = self.make_jump(k, &step, &tracked, jump);
+                (to, Some(report))
+            }
+        }
+    }
+
+    /// Continue from a confirmed place (and key).
+    fn make_jump(
+        &mut self,
+        k: usize,
+        step: &AlignStep,
+        from: &Tracked,
+        jump: Jump,
+    ) -> (Tracked, RelocationReport) {
+        let cfg = &self.reference.config;
+        if jump.key_shift != jump.from_key_shift {
+            tracing::info!(
+                "key change at {:.2} s: performance now {} semitones above the score (was {})",
+                cfg.frame_end_s(k),
+                jump.key_shift,
+                jump.from_key_shift
+            );
+            self.aligner.set_shift(jump.key_shift);
+        }
+        self.aligner
+            .reset_to(jump.ref_frame.round().max(0.0) as usize);
+        self.tracker.reset();
+        let to = self.tracker.update(&AlignStep {
+            ref_frame: jump.ref_frame,
+            confidence: step.confidence,
+            spread_frames: step.spread_frames,
+            cost: jump.cost,
+        });
+        let report = RelocationReport {
+            perf_time_s: cfg.frame_end_s(k),
+            suspect_since_s: cfg.frame_end_s(k.saturating_sub(jump.suspect_for_frames)),
+            from_score_s: self.reference.score_time_s(from.ref_frame_now),
+            to_score_s: self.reference.score_time_s(to.ref_frame_now),
+            cost: jump.cost,
+            confidence: to.confidence,
+            from_key_shift: jump.from_key_shift,
+            key_shift: jump.key_shift,
+        };
+        (to, report)
+    }
+
+    /// The musical position of a tracked frame.
+    fn position(&self, k: usize, tracked: &Tracked, capture_wall_ns: u64) -> PositionEvent {
+        let reference = &self.reference;
+        let score_time_s = reference.score_time_s(tracked.ref_frame_now);
+        let (beat, bar, beat_in_bar) = reference.musical_position(score_time_s);
+        PositionEvent {
+            frame: k as u64,
+            perf_time_s: reference.config.frame_end_s(k),
+            score_time_s,
+            heard_score_s: reference.score_time_s(tracked.heard_ref_frame),
+            beat,
+            bar,
+            beat_in_bar,
+            tempo: tracked.tempo as f32,
+            confidence: tracked.confidence,
+            spread_s: (tracked.spread_frames as f64 * reference.config.hop_s()) as f32,
+            capture_wall_ns,
+        }
+    }
+
+    /// Feed the theme spotter the whole chunk; its hits wait in `hits`.
+    fn spot_themes(&mut self, samples: &[f32]) {
+        let Some(state) = self.themes.as_mut() else {
+            return;
+        };
+        let mut rest = samples;
+        while let Some((_, frame)) = state.extractor.next_frame(&mut rest) {
+            state.spotting.spotter.push(&frame.chroma, &mut state.hits);
+        }
+        // Oldest first, as found.
+        state.hits.reverse();
+    }
+
+    fn next_theme(&mut self) -> Option<ThemeEvent> {
+        let state = self.themes.as_mut()?;
+        let h = state.hits.pop()?;
+        Some(ThemeEvent {
+            theme_id: state.spotting.ids.get(h.theme).cloned().unwrap_or_default(),
+            start_s: h.hit.start_s,
+            end_s: h.hit.end_s,
+            score: h.hit.score,
+        })
+    }
+}
+
+/// The events of one [`Follower::push`], produced frame by frame as it is advanced: for each
+/// frame a relocation (if the follower jumped on it) then its position; after the last frame,
+/// the theme occurrences found in the chunk.
+pub struct Events<'a> {
+    follower: &'a mut Follower,
+    samples: &'a [f32],
+    rest: &'a [f32],
+    capture_wall_ns: u64,
+    pending: Option<PositionEvent>,
+    themes_done: bool,
+}
+
+impl Iterator for Events<'_> {
+    type Item = FollowerEvent;
+
+    fn next(&mut self) -> Option<FollowerEvent> {
+        if let Some(p) = self.pending.take() {
+            return Some(FollowerEvent::Position(p));
+        }
+        if let Some((k, frame)) = self.follower.extractor.next_frame(&mut self.rest) {
+            let (position, jump) = self.follower.follow_frame(k, &frame, self.capture_wall_ns);
+            return Some(match jump {
+                Some(report) => {
+                    self.pending = Some(position);
+                    FollowerEvent::Relocated(report)
+                }
+                None => FollowerEvent::Position(position),
+            });
+        }
+        if !self.themes_done {
+            self.themes_done = true;
+            self.follower.spot_themes(self.samples);
+        }
+        self.follower.next_theme().map(FollowerEvent::Theme)
+    }
+}
+
+impl Drop for Events<'_> {
+    fn drop(&mut self) {
+        for _ in self.by_ref() {}
+    }
+}

@@ -1,0 +1,539 @@
+//! The follower and the offline aligner over every case of a corpus, scored as the corpus's
+//! `score_alignment.py` scores them (online results causally: the latest position reported at
+//! each ground-truth event).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{CorpusCase, Metrics, Row};
+use crate::audio::replay::{ReplayOptions, Speed};
+use crate::audio::Capture;
+use crate::engine::{
+    AlignConfig, AlignSettings, FollowConfig, FollowSettings, ReferenceKind, RelocationReport,
+    Source,
+};
+use crate::output::memory::MemorySink;
+use crate::output::{PositionEvent, Sink};
+use crate::score::reference::Reference;
+use crate::{Error, Result};
+
+/// Which job is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// The online follower, replayed as fast as possible, scored causally.
+    Follow,
+    /// Offline global alignment, scored with interpolation.
+    Align,
+}
+
+/// Which reference each case is followed against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Against {
+    /// The piece's score where it has one, else its reference recording.
+    Auto,
+    /// The reference recording (audio to audio).
+    Audio,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct AlignmentEval {
+    /// Follow or align.
+    pub job: Job,
+    /// Against the score or the recording.
+    pub against: Against,
+    /// Only cases whose `piece/case` contains one of these (all when empty).
+    pub cases: Vec<String>,
+    /// Where the prediction CSVs go (`PRED_DIR/<piece>/<case>.csv`, the layout of
+    /// `score_alignment.py --batch`).
+    pub out_dir: PathBuf,
+    /// The follower's settings (`reference_kind` is set per case).
+    pub follow: FollowSettings,
+    /// The offline aligner's settings.
+    pub align: AlignSettings,
+}
+
+/// One case's outcome.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    /// `piece/case`.
+    pub key: String,
+    /// The case.
+    pub case: CorpusCase,
+    /// Its metrics.
+    pub metrics: Metrics,
+    /// Error of every ground-truth event (ms).
+    pub errors_ms: Vec<f64>,
+    /// Performance time of every ground-truth event (s).
+    pub gt_times_s: Vec<f64>,
+    /// Duration of the performance (s).
+    pub audio_s: f64,
+    /// Wall time of the case's run (s).
+    pub wall_s: f64,
+    /// Jumps the follower made (follow only).
+    pub relocations: Vec<RelocationReport>,
+    /// The confidence reported with the position each ground-truth event was scored on (NaN
+    /// for offline alignment).
+    pub confidences: Vec<f32>,
+    /// Steps of the reported position that METRICS.md counts as false jumps.
+    pub false_jumps: Vec<super::FalseJump>,
+    /// Every position the follower reported (follow only).
+    pub positions: Vec<PositionEvent>,
+}
+
+/// Every case's outcome; `Display` prints the tables.
+#[derive(Debug, Clone)]
+pub struct AlignmentReport {
+    /// Follow or align.
+    pub job: Job,
+    /// Cases in corpus order.
+    pub results: Vec<CaseResult>,
+    /// Wall time of the whole evaluation, references included (s).
+    pub total_wall_s: f64,
+    /// Where the predictions are.
+    pub out_dir: PathBuf,
+}
+
+/// The cases of `corpus` that `filters` select (all when empty).
+pub fn select_cases(corpus: &Path, filters: &[String]) -> Result<Vec<CorpusCase>> {
+    let cases: Vec<CorpusCase> = super::read_index(corpus)?
+        .into_iter()
+        .filter(|c| filters.is_empty() || filters.iter().any(|f| c.key().contains(f)))
+        .collect();
+    if cases.is_empty() {
+        return Err(Error::invalid(
+            "case filter",
+            filters.join(", "),
+            format!("no case of {} matches", corpus.display()),
+        ));
+    }
+    Ok(cases)
+}
+
+/// Run every selected case of `corpus`; `on_case` hears each result as it is scored.
+pub fn run(
+    corpus: &Path,
+    opts: &AlignmentEval,
+    mut on_case: impl FnMut(&CaseResult),
+) -> Result<AlignmentReport> {
+    // Every setting is checked before the first case runs.
+    FollowConfig::try_from(opts.follow.clone())?;
+    AlignConfig::new(ReferenceKind::Score, &opts.align)?;
+    let cases = select_cases(corpus, &opts.cases)?;
+    let mut refs: HashMap<PathBuf, Arc<Reference>> = HashMap::new();
+    let mut results = Vec::new();
+    let total_start = Instant::now();
+    for case in &cases {
+        let ref_path = match (opts.against, &case.score) {
+            (Against::Auto, Some(s)) => s.clone(),
+            _ => case.reference.clone(),
+        };
+        let kind = ReferenceKind::of_path(&ref_path);
+        let follow_config = FollowConfig::try_from(FollowSettings {
+            reference_kind: kind,
+            ..opts.follow.clone()
+        })?;
+        let align_config = AlignConfig::new(kind, &opts.align)?;
+        let (features, rendering) = match opts.job {
+            Job::Follow => (&follow_config.features, &follow_config.rendering),
+            Job::Align => (&align_config.features, &align_config.rendering),
+        };
+        let reference = match refs.get(&ref_path) {
+            Some(r) => r.clone(),
+            None => {
+                let r = Arc::new(crate::audio::load::load_reference(
+                    &ref_path, kind, features, rendering,
+                )?);
+                refs.insert(ref_path.clone(), r.clone());
+                r
+            }
+        };
+        let started = Instant::now();
+        let (positions, relocations) = match opts.job {
+            Job::Follow => follow_case(case, reference.clone(), &follow_config)?,
+            Job::Align => (Vec::new(), Vec::new()),
+        };
+        let rows: Vec<(f64, f64)> = match opts.job {
+            Job::Follow => positions
+                .iter()
+                .map(|p| (p.perf_time_s, p.score_time_s))
+                .collect(),
+            Job::Align => {
+                crate::audio::load::align_file(
+                    &case.performance,
+                    &reference,
+                    align_config.dtw,
+                    |_, _| {},
+                )?
+                .rows
+            }
+        };
+        let wall_s = started.elapsed().as_secs_f64();
+        let pred_path = opts
+            .out_dir
+            .join(&case.piece)
+            .join(format!("{}.csv", case.case));
+        write_pred(&pred_path, &rows, &positions)?;
+        let gt = super::read_xy(&case.gt_csv)?;
+        let pred = (
+            rows.iter().map(|r| r.0).collect(),
+            rows.iter().map(|r| r.1).collect(),
+        );
+        let errors_ms = super::errors_ms(&gt, &pred, opts.job == Job::Follow);
+        let metrics = super::summarize(&errors_ms);
+        let confidences =
+            gt.0.iter()
+                .map(|&t| {
+                    super::held_index(&pred.0, t)
+                        .and_then(|i| positions.get(i))
+                        .map_or(f32::NAN, |p| p.confidence)
+                })
+                .collect();
+        let false_jumps = match opts.job {
+            Job::Follow => super::false_jumps(&rows, &gt),
+            Job::Align => Vec::new(),
+        };
+        let result = CaseResult {
+            key: case.key(),
+            case: case.clone(),
+            metrics,
+            errors_ms,
+            gt_times_s: gt.0.clone(),
+            audio_s: case.duration_s,
+            wall_s,
+            relocations,
+            confidences,
+            false_jumps,
+            positions,
+        };
+        on_case(&result);
+        results.push(result);
+    }
+    Ok(AlignmentReport {
+        job: opts.job,
+        results,
+        total_wall_s: total_start.elapsed().as_secs_f64(),
+        out_dir: opts.out_dir.clone(),
+    })
+}
+
+/// Positions reported by the follower, and its jumps.
+type FollowRows = (Vec<PositionEvent>, Vec<RelocationReport>);
+
+fn follow_case(
+    case: &CorpusCase,
+    reference: Arc<Reference>,
+    config: &FollowConfig,
+) -> Result<FollowRows> {
+    let capture = Capture::replay(
+        &case.performance,
+        ReplayOptions {
+            speed: Speed::Max,
+            ..ReplayOptions::default()
+        },
+    )?;
+    let memory = MemorySink::default();
+    let sinks: Vec<Box<dyn Sink>> = vec![Box::new(memory.clone())];
+    let summary = crate::engine::follow(config, Source::new(reference, capture), sinks)?;
+    if summary.dropped_events > 0 {
+        return Err(Error::Other(format!(
+            "{}: {} events were dropped by the output channel",
+            case.key(),
+            summary.dropped_events
+        )));
+    }
+    Ok((memory.take(), summary.relocations))
+}
+
+/// The predictions, `perf_time_s,score_time_s` (what `score_alignment.py` reads), with the
+/// follower's other fields after them when there are positions:
+/// `heard_score_s,confidence,tempo,spread_s`.
+fn write_pred(path: &Path, rows: &[(f64, f64)], positions: &[PositionEvent]) -> Result<()> {
+    let io = |e| Error::io(path, e);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    if positions.is_empty() {
+        writeln!(w, "perf_time_s,score_time_s").map_err(io)?;
+        for (t, s) in rows {
+            writeln!(w, "{t:.4},{s:.4}").map_err(io)?;
+        }
+    } else {
+        writeln!(
+            w,
+            "perf_time_s,score_time_s,heard_score_s,confidence,tempo,spread_s"
+        )
+        .map_err(io)?;
+        for p in positions {
+            writeln!(
+                w,
+                "{:.4},{:.4},{:.4},{:.4},{:.4},{:.4}",
+                p.perf_time_s, p.score_time_s, p.heard_score_s, p.confidence, p.tempo, p.spread_s
+            )
+            .map_err(io)?;
+        }
+    }
+    w.flush().map_err(io)
+}
+
+impl AlignmentReport {
+    fn pool(&self, keep: impl Fn(&CaseResult) -> bool) -> Metrics {
+        let errs: Vec<f64> = self
+            .results
+            .iter()
+            .filter(|r| keep(r))
+            .flat_map(|r| r.errors_ms.iter().copied())
+            .collect();
+        super::summarize(&errs)
+    }
+
+    /// The cases without skip, repeat or transposition, pooled (the first pooled row).
+    pub fn pooled_plain(&self) -> Metrics {
+        self.pool(|r| !r.case.is_jump_or_transpose())
+    }
+
+    /// The mean of every scored case's metrics.
+    pub fn mean_over_cases(&self) -> Option<Metrics> {
+        let scored: Vec<&CaseResult> = self.results.iter().filter(|r| r.metrics.n > 0).collect();
+        if scored.is_empty() {
+            return None;
+        }
+        let mean = |f: &dyn Fn(&Metrics) -> f64| {
+            scored.iter().map(|r| f(&r.metrics)).sum::<f64>() / scored.len() as f64
+        };
+        Some(Metrics {
+            n: scored.iter().map(|r| r.metrics.n).sum(),
+            mean_ms: mean(&|m| m.mean_ms),
+            median_ms: mean(&|m| m.median_ms),
+            p90_ms: mean(&|m| m.p90_ms),
+            max_ms: mean(&|m| m.max_ms),
+            le_pct: std::array::from_fn(|k| mean(&|m| m.le_pct[k])),
+        })
+    }
+
+    /// The robustness cases as their targets are stated: within 300 ms over all events, and
+    /// not counting the 5 s after each jump; the time to recover after each jump (first event
+    /// from which every event of the next 2 s is within 300 ms).
+    fn write_robustness(&self, f: &mut String) -> std::fmt::Result {
+        let robust: Vec<&CaseResult> = self
+            .results
+            .iter()
+            .filter(|r| r.case.kind == "robustness")
+            .collect();
+        if robust.is_empty() {
+            return Ok(());
+        }
+        writeln!(
+            f,
+            "\nrobustness cases (within 300 ms; jumps from case.json):\n"
+        )?;
+        writeln!(
+            f,
+            "| case | n | <=300 all | <=300 without 5 s after jumps | recovery after each jump (s) |"
+        )?;
+        writeln!(f, "|---|---|---|---|---|")?;
+        let mut recoveries = Vec::new();
+        let mut pooled_excl = Vec::new();
+        for r in robust {
+            let jumps = super::case_jumps_s(&r.case);
+            let kept = super::errors_outside_jumps(&r.gt_times_s, &r.errors_ms, &jumps, 5.0);
+            let excl = super::summarize(&kept);
+            let rec: Vec<String> = jumps
+                .iter()
+                .map(
+                    |&j| match super::recovery_s(&r.gt_times_s, &r.errors_ms, j, 300.0, 2.0) {
+                        Some(t) => {
+                            recoveries.push(t);
+                            format!("{t:.2}")
+                        }
+                        None => "never".to_string(),
+                    },
+                )
+                .collect();
+            if !jumps.is_empty() {
+                pooled_excl.extend(kept);
+            }
+            writeln!(
+                f,
+                "| {} | {} | {:.1} | {:.1} | {} |",
+                r.key,
+                r.metrics.n,
+                r.metrics.le(300.0),
+                excl.le(300.0),
+                if rec.is_empty() {
+                    "-".into()
+                } else {
+                    rec.join(", ")
+                }
+            )?;
+        }
+        if !pooled_excl.is_empty() {
+            recoveries.sort_by(f64::total_cmp);
+            let median = if recoveries.is_empty() {
+                "- (never recovered)".to_string()
+            } else {
+                format!("{:.2} s", super::summarize(&recoveries).median_ms)
+            };
+            writeln!(
+                f,
+                "\njump cases pooled, without 5 s after jumps: {:.1} % within 300 ms; median recovery {median}",
+                super::summarize(&pooled_excl).le(300.0)
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Every scored event's (confidence, error ms), all cases.
+    pub fn confidence_events(&self) -> Vec<(f32, f64)> {
+        self.results
+            .iter()
+            .flat_map(|r| {
+                r.confidences
+                    .iter()
+                    .copied()
+                    .zip(r.errors_ms.iter().copied())
+            })
+            .collect()
+    }
+
+    fn write_calibration(&self, f: &mut String) -> std::fmt::Result {
+        let events = self.confidence_events();
+        let table = super::calibration(&events);
+        let total = events.len().max(1) as f64;
+        writeln!(
+            f,
+            "\nconfidence calibration (all {} events, skips and repeats included):\n",
+            events.len()
+        )?;
+        writeln!(
+            f,
+            "| confidence | events | share of events | <=300 ms | <=100 ms |"
+        )?;
+        writeln!(f, "|---|---|---|---|---|")?;
+        for b in &table {
+            writeln!(
+                f,
+                "| {:.1}-{:.1} | {} | {:.1} % | {:.1} | {:.1} |",
+                b.lower,
+                b.lower + 0.1,
+                b.n,
+                100.0 * b.n as f64 / total,
+                b.le300_pct,
+                b.le100_pct
+            )?;
+        }
+        let sure: Vec<&(f32, f64)> = events.iter().filter(|(c, _)| *c >= 0.9).collect();
+        let sure_ok = sure.iter().filter(|(_, e)| *e <= 300.0).count();
+        writeln!(
+            f,
+            "\nconfidence >= 0.9: {:.1} % of events, {:.1} % of them within 300 ms",
+            100.0 * sure.len() as f64 / total,
+            100.0 * sure_ok as f64 / sure.len().max(1) as f64
+        )
+    }
+
+    fn write_false_jumps(&self, f: &mut String) -> std::fmt::Result {
+        let n: usize = self.results.iter().map(|r| r.false_jumps.len()).sum();
+        let cases = self
+            .results
+            .iter()
+            .filter(|r| !r.false_jumps.is_empty())
+            .count();
+        writeln!(
+            f,
+            "\nfalse jumps (a step of over 2 s of score landing over 2 s from the truth): {n} in {cases} cases"
+        )?;
+        for r in &self.results {
+            for j in &r.false_jumps {
+                writeln!(
+                    f,
+                    "  {}: at {:.2} s, score {:.2} s -> {:.2} s, {:.2} s off at the next event",
+                    r.key, j.perf_time_s, j.from_score_s, j.to_score_s, j.error_s
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_tables(&self, f: &mut String) -> std::fmt::Result {
+        let (mode, scoring) = match self.job {
+            Job::Follow => ("Follow", "causal (--hold)"),
+            Job::Align => ("Align", "interpolated"),
+        };
+        writeln!(
+            f,
+            "\nscorefollow eval --mode {mode}: {} cases, scoring {scoring}, predictions in {}\n",
+            self.results.len(),
+            self.out_dir.display()
+        )?;
+        writeln!(f, "{}", super::table_header())?;
+        for r in &self.results {
+            writeln!(f, "{}", Row(&r.key, &r.metrics))?;
+        }
+        let n_plain = self
+            .results
+            .iter()
+            .filter(|r| !r.case.is_jump_or_transpose())
+            .count();
+        writeln!(
+            f,
+            "{}",
+            Row(
+                &format!("POOLED, all but skip/repeat/transpose ({n_plain})"),
+                &self.pooled_plain()
+            )
+        )?;
+        writeln!(
+            f,
+            "{}",
+            Row(
+                &format!("POOLED, all cases ({})", self.results.len()),
+                &self.pool(|_| true)
+            )
+        )?;
+        if let Some(m) = self.mean_over_cases() {
+            writeln!(f, "{}", Row("MEAN OVER CASES", &m))?;
+        }
+        let worst = self
+            .results
+            .iter()
+            .filter(|r| !r.case.is_jump_or_transpose())
+            .min_by(|a, b| a.metrics.le(1000.0).total_cmp(&b.metrics.le(1000.0)));
+        if let Some(w) = worst {
+            writeln!(
+                f,
+                "\nworst case within 1 s (target subset): {} {:.1}%",
+                w.key,
+                w.metrics.le(1000.0)
+            )?;
+        }
+        self.write_robustness(f)?;
+        if self.job == Job::Follow {
+            self.write_calibration(f)?;
+            self.write_false_jumps(f)?;
+        }
+        let audio: f64 = self.results.iter().map(|r| r.audio_s).sum();
+        let wall: f64 = self.results.iter().map(|r| r.wall_s).sum();
+        write!(
+            f,
+            "speed: {:.1} s of performance in {:.2} s of case runs ({:.0}x real time); whole eval {:.1} s incl. references",
+            audio,
+            wall,
+            audio / wall.max(1e-9),
+            self.total_wall_s
+        )
+    }
+}
+
+impl std::fmt::Display for AlignmentReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = String::new();
+        self.write_tables(&mut s)?;
+        f.write_str(&s)
+    }
+}
