@@ -1,7 +1,7 @@
 //! Real recordings (issue 18): what a real recording does to the follower that a rendering
 //! does not, on the bundled Mozart performance. A quiet recording (its level 45 dB down) is
 //! followed as well as at full level, since silence is judged against the recording's own
-//! peak; a reference recording that begins with 1.5 s of silence is entered on its first note,
+//! peak; a reference recording that begins with 3 s of silence is entered on its first note,
 //! however long that silence is.
 
 use std::path::{Path, PathBuf};
