@@ -554,4 +554,36 @@ mod tests {
         assert_eq!(full.path, p2);
         assert_eq!(full, band);
     }
+
+    /// Where every frame matches every other alike, the cost offset makes the straight path
+    /// the only optimum: each horizontal step visits one more cell (by definition, under
+    /// diagonal weight 1 a path to (i, j) visits i + 1 + h cells). Without it every monotone
+    /// path ties.
+    #[test]
+    fn cost_offset_prefers_the_straight_path_through_a_flat_passage() {
+        let mut f = FeatureFrame::default();
+        f.chroma[3] = 1.0;
+        let frames = vec![f; 60];
+        let opts = DtwOptions {
+            open_end: false,
+            transpose_search: false,
+            weights: CostWeights {
+                offset: 0.15,
+                ..CostWeights::OFFLINE_AUDIO
+            },
+            ..DtwOptions::default()
+        };
+        let path = align_multiscale(&frames, &frames, opts, |_, _| {});
+        assert_eq!(path.len(), 60);
+        assert!(path.iter().all(|&(i, j)| i == j), "{path:?}");
+        let cells = |p: &Path| p.len() as f32;
+        let c = dtw_full_matrix(&vec![0.15f32; 12 * 20], 12, 20, false, 1.0);
+        // 12 rows, 20 columns: 11 diagonal steps and 8 horizontal ones, 20 cells.
+        assert_eq!(cells(&c.path), 20.0);
+        assert!(
+            (c.total_cost - 20.0 * 0.15).abs() < 1e-6,
+            "{}",
+            c.total_cost
+        );
+    }
 }

@@ -83,6 +83,12 @@ pub struct FrameAnalyzer {
     prev_log_pitch: Vec<f32>,
     onset_decay: Chroma,
     onset_level: f32,
+    /// Running peak of the frame energy, decaying per frame by `peak_decay`
+    /// ([`FeatureConfig::silence_below_peak_db`]).
+    peak_energy: f32,
+    peak_decay: f32,
+    /// `10^(-silence_below_peak_db / 10)`.
+    below_peak: f32,
     /// The last [`ATTACK_MEMORY_FRAMES`] frames' log semitone energies, each already the
     /// maximum over the semitone and its two neighbours (a ring, one row per frame).
     recent_log_max: Vec<f32>,
@@ -119,6 +125,9 @@ impl FrameAnalyzer {
             prev_log_pitch: vec![0.0; n],
             onset_decay: [0.0; N_CHROMA],
             onset_level: 0.0,
+            peak_energy: 0.0,
+            peak_decay: 0.5f64.powf(cfg.hop_s() / super::SILENCE_PEAK_HALF_LIFE_S) as f32,
+            below_peak: 10f32.powf(-cfg.silence_below_peak_db / 10.0),
             recent_log_max: vec![0.0; n * ATTACK_MEMORY_FRAMES],
             recent_row: 0,
             attack_level: 0.0,
@@ -130,6 +139,15 @@ impl FrameAnalyzer {
     pub fn retune(&mut self, tuning_cents: f32) {
         self.filterbank.retune(&self.cfg, tuning_cents);
         self.retuned = true;
+    }
+
+    /// Total semitone energy below which the frame just analysed counted as silence: the
+    /// absolute floor or the level [`FeatureConfig::silence_below_peak_db`] below the running
+    /// peak, whichever is higher.
+    pub fn silence_level(&self) -> f32 {
+        self.cfg
+            .silence_energy
+            .max(self.below_peak * self.peak_energy)
     }
 
     /// Analyse one window given as the two halves of a circular buffer (oldest first).
@@ -170,12 +188,14 @@ impl FrameAnalyzer {
 
         out.energy = energy;
         let n = self.pitch_energy.len().max(1) as f32;
-        out.flatness = if energy < self.cfg.silence_energy {
+        self.peak_energy = (self.peak_energy * self.peak_decay).max(energy);
+        let silence = self.silence_level();
+        out.flatness = if energy < silence {
             1.0
         } else {
             ((log_sum / n).exp() / (energy / n + 1e-12)).clamp(0.0, 1.0)
         };
-        if energy < self.cfg.silence_energy {
+        if energy < silence {
             out.chroma = [1.0 / (N_CHROMA as f32).sqrt(); N_CHROMA];
         } else {
             let mut c = [0.0f32; N_CHROMA];
@@ -454,6 +474,60 @@ mod tests {
             assert!(fr.chroma.iter().all(|&v| (v - fr.chroma[0]).abs() < 1e-7));
             assert!(fr.onset.iter().all(|&v| v == 0.0));
         }
+    }
+
+    /// Silence is relative to the recording's own level (the running peak) above an absolute
+    /// floor: after a loud chord, a tone 60 dB down is silence and one 40 dB down is music;
+    /// a whole recording 60 dB below full scale is music.
+    #[test]
+    fn silence_is_relative_to_the_running_peak() {
+        let cfg = FeatureConfig::default();
+        let flat = 1.0 / (N_CHROMA as f32).sqrt();
+        let is_flat = |c: &Chroma| c.iter().all(|&v| (v - flat).abs() < 1e-6);
+        let e_pitch = midi_hz(64.0);
+        let loud = tone(&[midi_hz(60.0), midi_hz(64.0), midi_hz(67.0)], 1.0, 22050);
+        for (db, silent) in [(60.0, true), (40.0, false)] {
+            let gain = 10f64.powf(-db / 20.0) as f32;
+            let mut x = loud.clone();
+            x.extend(tone(&[e_pitch], 1.0, 22050).iter().map(|v| v * gain));
+            let f = extract_with_tuning(&x, &cfg, 0.0);
+            let last = f.frames[f.len() - 5];
+            assert_eq!(
+                is_flat(&last.chroma),
+                silent,
+                "{db} dB down: {:?}",
+                last.chroma
+            );
+            if !silent {
+                let best = (0..12)
+                    .max_by(|&a, &b| last.chroma[a].total_cmp(&last.chroma[b]))
+                    .unwrap_or(0);
+                assert_eq!(best, 4, "{:?}", last.chroma);
+            }
+        }
+        // The same tone alone at -60 dBFS (power 1e-6, above the floor): music.
+        let quiet: Vec<f32> = tone(&[e_pitch], 1.0, 22050)
+            .iter()
+            .map(|v| v * 1e-3 / 0.3)
+            .collect();
+        let f = extract_with_tuning(&quiet, &cfg, 0.0);
+        assert!(!is_flat(&f.frames[f.len() - 5].chroma));
+        // Below the absolute floor (-80 dBFS): silence.
+        let tiny: Vec<f32> = quiet.iter().map(|v| v * 0.1).collect();
+        let f = extract_with_tuning(&tiny, &cfg, 0.0);
+        assert!(is_flat(&f.frames[f.len() - 5].chroma));
+    }
+
+    /// The running peak halves every [`super::super::SILENCE_PEAK_HALF_LIFE_S`]: by definition
+    /// of the decay per frame.
+    #[test]
+    fn running_peak_halves_in_the_half_life() {
+        let cfg = FeatureConfig::default();
+        let a = FrameAnalyzer::new(&cfg, 0.0);
+        let frames = super::super::SILENCE_PEAK_HALF_LIFE_S * cfg.frame_rate_hz();
+        let left = (a.peak_decay as f64).powf(frames);
+        assert!((left - 0.5).abs() < 1e-3, "{left}");
+        assert!((a.below_peak - 1e-5).abs() < 1e-9, "{}", a.below_peak);
     }
 
     #[test]

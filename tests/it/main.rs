@@ -17,6 +17,7 @@ mod key_change;
 mod live;
 mod live_follow;
 mod musicxml;
+mod realrec;
 mod relocate;
 mod robust;
 mod score;
