@@ -21,8 +21,8 @@ use scorefollow::audio::load::load_themes;
 use scorefollow::audio::StreamResampler;
 use scorefollow::cli::common::{parse_transpose, parse_tuning, ReferenceArgs};
 use scorefollow::engine::{
-    AlignerKind, FollowConfig, FollowSettings, Follower, FollowerEvent, RelocateMode,
-    RelocationReport,
+    AlignerKind, AmbiguousReport, FollowConfig, FollowSettings, Follower, FollowerEvent,
+    RelocateMode, RelocationReport,
 };
 use scorefollow::output::PositionEvent;
 
@@ -61,6 +61,8 @@ enum EventRow {
     },
     /// NaN or infinite input samples were replaced by silence.
     NonFinite { perf_time_s: f64, samples: u64 },
+    /// Several places fit after a jump (music the piece has more than once).
+    Ambiguous(AmbiguousReport),
 }
 
 struct State {
@@ -132,6 +134,7 @@ impl State {
                     *perf_time_s = p.perf_time_s;
                 }
                 FollowerEvent::Relocated(r) => events.push(EventRow::Relocated(r)),
+                FollowerEvent::Ambiguous(a) => events.push(EventRow::Ambiguous(a)),
                 // Theme occurrences come after the chunk's last frame.
                 FollowerEvent::Theme(t) => events.push(EventRow::Theme {
                     perf_time_s: *perf_time_s,
@@ -314,6 +317,12 @@ impl PyFollower {
                         d.set_item("kind", "nonfinite")?;
                         d.set_item("perf_time_s", perf_time_s)?;
                         d.set_item("samples", samples)?;
+                    }
+                    EventRow::Ambiguous(a) => {
+                        d.set_item("kind", "ambiguous")?;
+                        d.set_item("perf_time_s", a.perf_time_s)?;
+                        let candidates: Vec<(f64, i32)> = a.candidates[..a.n].to_vec();
+                        d.set_item("candidates", candidates)?;
                     }
                 }
                 Ok(d)

@@ -20,7 +20,7 @@ use super::config::{AlignerConfig, FollowConfig, PauseGate, Transposition, Tunin
 use crate::align::cost::{cosine_distance, TransposedReference};
 use crate::align::oltw::{Oltw, OltwConfig};
 use crate::align::onset_gate::{onset_sides, OnsetGate};
-use crate::align::relocate::{RelocateConfig, Relocator};
+use crate::align::relocate::{RelocateConfig, Relocator, MAX_ALTERNATIVES};
 use crate::align::soft_online::{SoftOnline, SoftOnlineConfig};
 use crate::align::tempo::{TempoAdaptive, TempoAdaptiveConfig, TempoScales};
 use crate::align::tracker::{Tracked, Tracker};
@@ -63,6 +63,21 @@ pub enum FollowerEvent {
     Relocated(RelocationReport),
     /// A theme occurrence heard in the stream (`follow --themes`).
     Theme(ThemeEvent),
+    /// The follower jumped into music the piece has more than once: the places that fit, the
+    /// one followed first; it follows the others alongside and switches (a
+    /// [`FollowerEvent::Relocated`]) as soon as the music tells them apart.
+    Ambiguous(AmbiguousReport),
+}
+
+/// Places that fit equally after a jump.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AmbiguousReport {
+    /// Performance time (s).
+    pub perf_time_s: f64,
+    /// (score time s, bar) of each place, the one followed first; the first `n` are valid.
+    pub candidates: [(f64, i32); MAX_ALTERNATIVES + 1],
+    /// How many places.
+    pub n: usize,
 }
 
 /// Theme spotting alongside following: its own chroma stage (the spotter's settings differ
@@ -145,13 +160,51 @@ struct Relocation {
     /// The key (semitones above the score) the relocator's history was heard in; a change of
     /// key starts its history again.
     heard_in_key: Option<usize>,
-    /// Follows a candidate place, fed the frames in the candidate's key.
+    /// Follows a candidate place, fed the frames in the candidate's key; after a jump into
+    /// music the piece has more than once, the other place.
     shadow: Box<dyn OnlineAligner>,
     checking: bool,
+    /// The candidate being checked: its alternatives, as offsets (reference frames) from it.
+    candidate_alternatives: ([f64; MAX_ALTERNATIVES], usize),
+    /// Aligners for the other places of an ambiguous jump.
+    others: [Box<dyn OnlineAligner>; MAX_ALTERNATIVES],
+    /// After a jump with alternatives: the other places are followed alongside until the music
+    /// tells them apart.
+    doubt: Option<Doubt>,
+}
+
+/// Several places fit after a jump: the one followed, and the first `n` of `others`.
+#[derive(Clone, Copy, Debug)]
+struct Doubt {
+    /// Frames since the jump.
+    frames: u32,
+    /// How many other places.
+    n: usize,
+    /// Smoothed local cost of the followed place, and of each other place.
+    main_cost: f32,
+    other_costs: [f32; MAX_ALTERNATIVES],
+}
+
+/// Longest the other place of an ambiguous jump is followed (performance frames, 12 s).
+const DOUBT_FRAMES: u32 = 600;
+/// Frames before the two places' costs are compared (1 s, as a candidate's check).
+const DOUBT_MIN_FRAMES: u32 = 50;
+/// Smoothing of the two places' local costs (per frame: about 1 s).
+const DOUBT_SMOOTHING: f32 = 0.02;
+
+/// What the relocation state machine tells the follower after a frame.
+enum Verdict {
+    /// Jump there.
+    Jump(Jump),
+    /// The other place of an ambiguous jump fits clearly better: jump there.
+    Switch(Jump),
 }
 
 /// A confirmed jump, for the follower to make.
 struct Jump {
+    /// Other places that fit as well (reference frames), the first `n_alternatives`.
+    alternatives: [f64; MAX_ALTERNATIVES],
+    n_alternatives: usize,
     ref_frame: f64,
     cost: f32,
     suspect_for_frames: usize,
@@ -170,7 +223,13 @@ fn local_cost(reference: &Reference, frame: &FeatureFrame, at: f64) -> f32 {
 }
 
 impl Relocation {
-    fn new(reference: &Reference, cfg: RelocateConfig, shadow: Box<dyn OnlineAligner>) -> Self {
+    fn new(
+        reference: &Reference,
+        cfg: RelocateConfig,
+        mut make: impl FnMut() -> Box<dyn OnlineAligner>,
+    ) -> Self {
+        let shadow = make();
+        let others = std::array::from_fn(|_| make());
         let chroma: Vec<crate::features::Chroma> =
             reference.frames.iter().map(|f| f.chroma).collect();
         Self {
@@ -178,6 +237,9 @@ impl Relocation {
             heard_in_key: None,
             shadow,
             checking: false,
+            candidate_alternatives: ([0.0; MAX_ALTERNATIVES], 0),
+            others,
+            doubt: None,
         }
     }
 
@@ -197,11 +259,12 @@ impl Relocation {
         frame: &FeatureFrame,
         key_now: Option<usize>,
         ref_frame: f64,
-    ) -> Option<Jump> {
+    ) -> Option<Verdict> {
         let shift = key_now?;
         if self.heard_in_key != Some(shift) {
             self.relocator.reset();
             self.heard_in_key = Some(shift);
+            self.doubt = None;
         }
         let in_key = if shift == 0 {
             *frame
@@ -209,10 +272,21 @@ impl Relocation {
             transpose_frame(frame, shift)
         };
         let main_cost = local_cost(reference, &in_key, ref_frame);
+        if self.doubt.is_some() {
+            return self.doubt_step(reference, &in_key, main_cost, shift);
+        }
         if let Some(candidate) = self.relocator.push(&in_key.chroma, main_cost, ref_frame) {
             self.shadow
                 .reset_to(candidate.ref_frame.round().max(0.0) as usize);
             self.checking = true;
+            let mut offsets = [0.0; MAX_ALTERNATIVES];
+            for (o, a) in offsets
+                .iter_mut()
+                .zip(&candidate.alternatives[..candidate.n_alternatives])
+            {
+                *o = a - candidate.ref_frame;
+            }
+            self.candidate_alternatives = (offsets, candidate.n_alternatives);
             return None;
         }
         if !self.checking {
@@ -227,28 +301,107 @@ impl Relocation {
         let s = self.shadow.step(&in_new_key);
         let suspect_for_frames = self.relocator.suspect_for_frames();
         let shadow_cost = local_cost(reference, &in_new_key, s.ref_frame);
-        match self.relocator.verify(main_cost, shadow_cost)? {
-            true => {
-                self.checking = false;
-                Some(Jump {
-                    ref_frame: s.ref_frame,
-                    cost: s.cost,
-                    suspect_for_frames,
-                    from_key_shift: shift,
-                    key_shift: (shift + key_change) % N_CHROMA,
-                })
-            }
-            false => {
-                self.checking = false;
-                None
-            }
+        let accepted = self.relocator.verify(main_cost, shadow_cost)?;
+        self.checking = false;
+        if !accepted {
+            return None;
         }
+        let (offsets, n) = self.candidate_alternatives;
+        let mut alternatives = [0.0; MAX_ALTERNATIVES];
+        for (a, o) in alternatives.iter_mut().zip(&offsets[..n]) {
+            *a = (s.ref_frame + o).max(0.0);
+        }
+        if n > 0 && key_change == 0 {
+            // Music the piece has more than once: follow the other places alongside.
+            for (other, &at) in self.others.iter_mut().zip(&alternatives[..n]) {
+                other.reset_to(at.round() as usize);
+            }
+            self.doubt = Some(Doubt {
+                frames: 0,
+                n,
+                main_cost: 0.0,
+                other_costs: [0.0; MAX_ALTERNATIVES],
+            });
+        }
+        Some(Verdict::Jump(Jump {
+            alternatives,
+            n_alternatives: n,
+            ref_frame: s.ref_frame,
+            cost: s.cost,
+            suspect_for_frames,
+            from_key_shift: shift,
+            key_shift: (shift + key_change) % N_CHROMA,
+        }))
     }
 
-    /// After a seek: forget the history and any candidate.
+    /// One frame of an ambiguous jump's doubt: the other places' aligners step, and when one
+    /// matches clearly better than the place followed (the music has parted), the follower
+    /// switches to it; after [`DOUBT_FRAMES`] the doubt ends either way.
+    fn doubt_step(
+        &mut self,
+        reference: &Reference,
+        in_key: &FeatureFrame,
+        main_cost: f32,
+        shift: usize,
+    ) -> Option<Verdict> {
+        let mut d = self.doubt?;
+        d.frames += 1;
+        let mut positions = [0.0; MAX_ALTERNATIVES];
+        let mut costs = [f32::NAN; MAX_ALTERNATIVES];
+        for ((other, p), c) in self.others[..d.n]
+            .iter_mut()
+            .zip(positions.iter_mut())
+            .zip(costs.iter_mut())
+        {
+            let s = other.step(in_key);
+            *p = s.ref_frame;
+            *c = local_cost(reference, in_key, s.ref_frame);
+        }
+        let smooth = |avg: &mut f32, x: f32, first: bool| {
+            if x.is_finite() {
+                *avg = if first {
+                    x
+                } else {
+                    *avg + DOUBT_SMOOTHING * (x - *avg)
+                };
+            }
+        };
+        smooth(&mut d.main_cost, main_cost, d.frames == 1);
+        for (avg, &c) in d.other_costs[..d.n].iter_mut().zip(&costs) {
+            smooth(avg, c, d.frames == 1);
+        }
+        self.doubt = Some(d);
+        let best = (0..d.n).min_by(|&a, &b| d.other_costs[a].total_cmp(&d.other_costs[b]))?;
+        let ratio = self.relocator.config().verify_ratio;
+        // The place followed and every other place must be clearly worse than the best one: two
+        // that still fit alike are no reason to move.
+        let runner_up = (0..d.n)
+            .filter(|&k| k != best)
+            .map(|k| d.other_costs[k])
+            .fold(d.main_cost, f32::min);
+        if d.frames >= DOUBT_MIN_FRAMES && d.other_costs[best] < ratio * runner_up {
+            self.doubt = None;
+            return Some(Verdict::Switch(Jump {
+                alternatives: [0.0; MAX_ALTERNATIVES],
+                n_alternatives: 0,
+                ref_frame: positions[best],
+                cost: costs[best],
+                suspect_for_frames: d.frames as usize,
+                from_key_shift: shift,
+                key_shift: shift,
+            }));
+        }
+        if d.frames >= DOUBT_FRAMES {
+            self.doubt = None;
+        }
+        None
+    }
+
+    /// After a seek: forget the history, any candidate and any doubt.
     fn reset(&mut self) {
         self.relocator.reset();
         self.checking = false;
+        self.doubt = None;
     }
 }
 
@@ -324,7 +477,7 @@ impl Follower {
         let relocation = config
             .relocate
             .clone()
-            .map(|cfg| Relocation::new(&reference, cfg, factory.make(&reference, &shared)));
+            .map(|cfg| Relocation::new(&reference, cfg, || factory.make(&reference, &shared)));
         Ok(Self {
             extractor,
             aligner,
@@ -376,6 +529,7 @@ impl Follower {
             samples,
             rest: samples,
             capture_wall_ns,
+            pending_ambiguous: None,
             pending: None,
             themes_done: false,
         }
@@ -406,7 +560,10 @@ impl Follower {
         k: usize,
         frame: &FeatureFrame,
         capture_wall_ns: u64,
-    ) -> (PositionEvent, Option<RelocationReport>) {
+    ) -> (
+        PositionEvent,
+        Option<(RelocationReport, Option<AmbiguousReport>)>,
+    ) {
         let held = match (self.last, self.pause) {
             (Some(last), Some(gate)) if gate.holds(frame) => Some(last),
             _ => None,
@@ -445,21 +602,40 @@ impl Follower {
         &mut self,
         k: usize,
         frame: &FeatureFrame,
-    ) -> (Tracked, Option<RelocationReport>) {
+    ) -> (Tracked, Option<(RelocationReport, Option<AmbiguousReport>)>) {
         let step = self.aligner.step(frame);
         let tracked = self.tracker.update(&step);
         let key_now = self.aligner.key_shift();
-        let jump = match self.relocation.as_mut() {
+        let verdict = match self.relocation.as_mut() {
             Some(r) => r.step(&self.reference, frame, key_now, step.ref_frame),
             None => None,
         };
-        match jump {
-            None => (tracked, None),
-            Some(jump) => {
-                let (to, report) = self.make_jump(k, &step, &tracked, jump);
-                (to, Some(report))
+        let jump = match verdict {
+            None => return (tracked, None),
+            Some(Verdict::Jump(jump) | Verdict::Switch(jump)) => jump,
+        };
+        let (alternatives, n_alternatives) = (jump.alternatives, jump.n_alternatives);
+        let (to, report) = self.make_jump(k, &step, &tracked, jump);
+        let ambiguous = (n_alternatives > 0).then(|| {
+            let mut candidates = [(0.0, 0); MAX_ALTERNATIVES + 1];
+            let place = |frame: f64| {
+                let score_s = self.reference.score_time_s(frame);
+                (score_s, self.reference.musical_position(score_s).1)
+            };
+            candidates[0] = place(to.ref_frame_now);
+            for (c, &a) in candidates[1..]
+                .iter_mut()
+                .zip(&alternatives[..n_alternatives])
+            {
+                *c = place(a);
             }
-        }
+            AmbiguousReport {
+                perf_time_s: report.perf_time_s,
+                candidates,
+                n: n_alternatives + 1,
+            }
+        });
+        (to, Some((report, ambiguous)))
     }
 
     /// Continue from a confirmed place (and key).
@@ -555,6 +731,8 @@ pub struct Events<'a> {
     samples: &'a [f32],
     rest: &'a [f32],
     capture_wall_ns: u64,
+    /// The rest of the current frame's events (an ambiguity, then the position).
+    pending_ambiguous: Option<AmbiguousReport>,
     pending: Option<PositionEvent>,
     themes_done: bool,
 }
@@ -563,13 +741,17 @@ impl Iterator for Events<'_> {
     type Item = FollowerEvent;
 
     fn next(&mut self) -> Option<FollowerEvent> {
+        if let Some(a) = self.pending_ambiguous.take() {
+            return Some(FollowerEvent::Ambiguous(a));
+        }
         if let Some(p) = self.pending.take() {
             return Some(FollowerEvent::Position(p));
         }
         if let Some((k, frame)) = self.follower.extractor.next_frame(&mut self.rest) {
             let (position, jump) = self.follower.follow_frame(k, &frame, self.capture_wall_ns);
             return Some(match jump {
-                Some(report) => {
+                Some((report, ambiguous)) => {
+                    self.pending_ambiguous = ambiguous;
                     self.pending = Some(position);
                     FollowerEvent::Relocated(report)
                 }

@@ -14,5 +14,7 @@ pub use config::{
     AlignConfig, AlignSettings, AlignerConfig, AlignerKind, FollowConfig, FollowSettings,
     ReferenceKind, RelocateMode, TuningSetting,
 };
-pub use follower::{Events, Follower, FollowerEvent, RelocationReport, ThemeSpotting};
+pub use follower::{
+    AmbiguousReport, Events, Follower, FollowerEvent, RelocationReport, ThemeSpotting,
+};
 pub use run::{follow, FollowSummary, FrameTimes, Source};

@@ -15,7 +15,9 @@ use super::config::FollowConfig;
 use super::follower::{Follower, FollowerEvent, RelocationReport, ThemeSpotting};
 use crate::audio::Capture;
 use crate::control::ControlCommand;
-use crate::output::{Event, RelocationEvent, Sink, StatusEvent, StatusKind};
+use crate::output::{
+    AmbiguousEvent, Candidate, Event, RelocationEvent, Sink, StatusEvent, StatusKind,
+};
 use crate::score::reference::Reference;
 use crate::{Error, Result};
 
@@ -374,6 +376,17 @@ impl FollowLoop {
                             to_score_s: r.to_score_s,
                             confidence: r.confidence,
                             key_shift: r.key_shift,
+                            capture_wall_ns: wall_ns,
+                        }));
+                    }
+                    FollowerEvent::Ambiguous(a) => {
+                        tracing::info!("ambiguous at {:.2} s: {} places fit", a.perf_time_s, a.n);
+                        output.send(Event::Ambiguous(AmbiguousEvent {
+                            perf_time_s: a.perf_time_s,
+                            candidates: a.candidates[..a.n]
+                                .iter()
+                                .map(|&(score_s, bar)| Candidate { score_s, bar })
+                                .collect(),
                             capture_wall_ns: wall_ns,
                         }));
                     }

@@ -85,7 +85,7 @@ fn steady_state(
                 match ev {
                     FollowerEvent::Position(_) => frames += 1,
                     FollowerEvent::Relocated(_) => jumps += 1,
-                    FollowerEvent::Theme(_) => {}
+                    FollowerEvent::Theme(_) | FollowerEvent::Ambiguous(_) => {}
                 }
             }
         }

@@ -103,7 +103,7 @@ pub fn follow_in_chunks(
             match ev {
                 FollowerEvent::Position(p) => rows.push((p.perf_time_s, p.score_time_s)),
                 FollowerEvent::Relocated(r) => jumps.push(r),
-                FollowerEvent::Theme(_) => {}
+                FollowerEvent::Theme(_) | FollowerEvent::Ambiguous(_) => {}
             }
         }
     }
