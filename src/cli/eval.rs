@@ -58,6 +58,10 @@ pub struct EvalArgs {
     /// score_alignment.py --batch). Default: `target/eval/<mode>`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// With --mode follow: fit the confidence model on the cases run, print its coefficients
+    /// and the calibration of a leave-one-piece-out cross-validation (added in this version).
+    #[arg(long)]
+    pub fit_confidence: bool,
     /// How to follow (and the knobs shared with align).
     #[command(flatten)]
     pub follower: FollowerArgs,
@@ -119,6 +123,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let opts = args.alignment_eval();
     let cases = alignment::select_cases(&args.corpus, &opts.cases)?;
     let bar = super::progress_bar(cases.len() as u64);
+    if args.fit_confidence && args.mode != EvalMode::Follow {
+        anyhow::bail!("--fit-confidence is for --mode follow");
+    }
     let report = alignment::run(&args.corpus, &opts, |r| {
         bar.suspend(|| {
             for j in &r.relocations {
@@ -145,7 +152,45 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     } else {
         println!("{report}");
     }
+    if args.fit_confidence {
+        print_confidence_fit(&report);
+    }
     Ok(())
+}
+
+/// Fit the confidence model on `report`'s events, print it and its cross-validation.
+fn print_confidence_fit(report: &crate::eval::alignment::AlignmentReport) {
+    use crate::eval::calibrate;
+    let samples = calibrate::samples(report);
+    let model = calibrate::fit(samples.samples.iter());
+    println!(
+        "\nconfidence model fitted on {} events of {} pieces (inputs: mass, spread_s, \
+         fit_fast, fit_slow, since_jump/10 s, doubt, holding, fit_slow - fit_usual, \
+         mass_recent_min, |ln tempo|, |flow_s|), as Rust:\n",
+        samples.samples.len(),
+        samples.pieces.len(),
+    );
+    println!(
+        "ConfidenceModel {{\n    bias: {:.4},\n    weights: {:.4?},\n    knots: [\n{}    ],\n}}",
+        model.bias,
+        model.weights,
+        model
+            .knots
+            .iter()
+            .map(|(z, p)| format!("        ({z:.4}, {p:.4}),\n"))
+            .collect::<String>()
+    );
+    let cv = calibrate::cross_validated(&samples);
+    let mut text = String::new();
+    if crate::eval::alignment::write_calibration_table(
+        &mut text,
+        &cv,
+        "leave-one-piece-out cross-validation of the fitted model",
+    )
+    .is_ok()
+    {
+        println!("{text}");
+    }
 }
 
 fn run_themes(args: &EvalArgs) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@
 //! `eval`, the tests and the Python package all build their configurations here, so a preset
 //! measured once holds for all of them.
 
+use super::confidence::ConfidenceModel;
 use std::path::Path;
 
 use crate::align::cost::CostWeights;
@@ -176,6 +177,9 @@ pub struct FollowSettings {
     pub theme_tau: f32,
     /// Gate the heard position (cues, pages) on played attacks ([`FollowConfig::onset_gate`]).
     pub onset_gate: bool,
+    /// How the reported confidence is computed (default: the model fitted on the development
+    /// corpus; `eval --fit-confidence` fits others).
+    pub confidence: ConfidenceModel,
 }
 
 impl Default for FollowSettings {
@@ -204,6 +208,7 @@ impl Default for FollowSettings {
             // P@1 / MAP 0.837 / 0.814 for MIDI queries.
             theme_tau: 0.4,
             onset_gate: true,
+            confidence: ConfidenceModel::default(),
         }
     }
 }
@@ -317,6 +322,8 @@ pub struct FollowConfig {
     pub relocate: Option<RelocateConfig>,
     /// Decision threshold of the theme spotter (`follow --themes`).
     pub theme_tau: f32,
+    /// From evidence to the reported confidence.
+    pub confidence: ConfidenceModel,
 }
 
 impl Default for FollowConfig {
@@ -548,6 +555,7 @@ impl TryFrom<FollowSettings> for FollowConfig {
             start_score_s: s.start_score_s,
             relocate,
             theme_tau: s.theme_tau,
+            confidence: s.confidence,
         })
     }
 }

@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+use super::confidence::{ConfidenceModel, Evidence, EvidenceTracker};
 use super::config::{AlignerConfig, FollowConfig, PauseGate, Transposition, TuningSetting};
 use crate::align::cost::{cosine_distance, TransposedReference};
 use crate::align::oltw::{Oltw, OltwConfig};
@@ -421,6 +422,8 @@ pub struct Follower {
     last: Option<Tracked>,
     relocation: Option<Relocation>,
     themes: Option<ThemeState>,
+    evidence: EvidenceTracker,
+    confidence: ConfidenceModel,
 }
 
 impl Follower {
@@ -488,6 +491,8 @@ impl Follower {
             last: None,
             relocation,
             themes: None,
+            evidence: EvidenceTracker::default(),
+            confidence: config.confidence,
             reference,
         })
     }
@@ -541,6 +546,7 @@ impl Follower {
             .reset_to(self.reference.frame_at_score_s(score_s));
         self.tracker.reset();
         self.last = None;
+        self.evidence.jumped();
         if let Some(r) = self.relocation.as_mut() {
             r.reset();
         }
@@ -578,14 +584,14 @@ impl Follower {
             }
             None => self.step_aligner(k, frame),
         };
+        // In the reference's key (the key trial's best so far while it runs).
+        let shift = self.aligner.shift();
+        let in_key = if shift == 0 {
+            *frame
+        } else {
+            transpose_frame(frame, shift)
+        };
         if let Some(gate) = self.onset_gate.as_mut() {
-            // In the reference's key (the key trial's best so far while it runs).
-            let shift = self.aligner.shift();
-            let in_key = if shift == 0 {
-                *frame
-            } else {
-                transpose_frame(frame, shift)
-            };
             let limit = if jump.is_some() {
                 gate.reset_to(tracked.heard_ref_frame);
                 gate.limit()
@@ -594,8 +600,35 @@ impl Follower {
             };
             tracked.heard_ref_frame = tracked.heard_ref_frame.min(limit - 1.0);
         }
+        if jump.is_some() {
+            self.evidence.jumped();
+        }
+        let run = self.evidence.update(
+            &self.reference,
+            &in_key,
+            tracked.raw_ref_frame,
+            tracked.confidence,
+        );
+        let hop_s = self.reference.config.hop_s();
+        let evidence = Evidence {
+            mass: tracked.confidence,
+            spread_s: (tracked.spread_frames as f64 * hop_s) as f32,
+            fit_fast: run.fit_fast,
+            fit_slow: run.fit_slow,
+            since_jump_s: ((run.frames_since_jump as f64 * hop_s) as f32).min(Evidence::SETTLED_S),
+            doubt: if self.relocation.as_ref().is_some_and(|r| r.doubt.is_some()) {
+                1.0
+            } else {
+                0.0
+            },
+            holding: if held.is_some() { 1.0 } else { 0.0 },
+            fit_usual: run.fit_usual,
+            mass_recent_min: run.mass_recent_min,
+            tempo: tracked.tempo as f32,
+            flow_s: ((tracked.ref_frame_now - tracked.raw_ref_frame) * hop_s) as f32,
+        };
         self.last = Some(tracked);
-        (self.position(k, &tracked, capture_wall_ns), jump)
+        (self.position(k, &tracked, &evidence, capture_wall_ns), jump)
     }
 
     fn step_aligner(
@@ -679,7 +712,13 @@ impl Follower {
     }
 
     /// The musical position of a tracked frame.
-    fn position(&self, k: usize, tracked: &Tracked, capture_wall_ns: u64) -> PositionEvent {
+    fn position(
+        &self,
+        k: usize,
+        tracked: &Tracked,
+        evidence: &Evidence,
+        capture_wall_ns: u64,
+    ) -> PositionEvent {
         let reference = &self.reference;
         let score_time_s = reference.score_time_s(tracked.ref_frame_now);
         let (beat, bar, beat_in_bar) = reference.musical_position(score_time_s);
@@ -692,9 +731,10 @@ impl Follower {
             bar,
             beat_in_bar,
             tempo: tracked.tempo as f32,
-            confidence: tracked.confidence,
+            confidence: self.confidence.probability(evidence),
             spread_s: (tracked.spread_frames as f64 * reference.config.hop_s()) as f32,
             capture_wall_ns,
+            evidence: *evidence,
         }
     }
 

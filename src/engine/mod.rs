@@ -2,10 +2,12 @@
 //!
 //! - [`config`]: what a user chooses ([`FollowSettings`]) and the one validated
 //!   [`FollowConfig`] (presets by reference kind are chosen there and nowhere else);
+//! - [`confidence`]: the reported confidence, a probability fitted on evidence;
 //! - [`follower`]: the pure core, [`Follower`], pulled one frame at a time;
 //! - [`run`]: the audio ring, the follow thread, the output channel and the sinks;
 //!   [`follow`] is the library's entry point.
 
+pub mod confidence;
 pub mod config;
 pub mod follower;
 pub mod run;

@@ -266,19 +266,71 @@ fn write_pred(path: &Path, rows: &[(f64, f64)], positions: &[PositionEvent]) -> 
     } else {
         writeln!(
             w,
-            "perf_time_s,score_time_s,heard_score_s,confidence,tempo,spread_s"
+            "perf_time_s,score_time_s,heard_score_s,confidence,tempo,spread_s,\
+             mass,fit_fast,fit_slow,since_jump_s,doubt,holding"
         )
         .map_err(io)?;
         for p in positions {
             writeln!(
                 w,
-                "{:.4},{:.4},{:.4},{:.4},{:.4},{:.4}",
-                p.perf_time_s, p.score_time_s, p.heard_score_s, p.confidence, p.tempo, p.spread_s
+                "{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2},{},{}",
+                p.perf_time_s,
+                p.score_time_s,
+                p.heard_score_s,
+                p.confidence,
+                p.tempo,
+                p.spread_s,
+                p.evidence.mass,
+                p.evidence.fit_fast,
+                p.evidence.fit_slow,
+                p.evidence.since_jump_s,
+                p.evidence.doubt,
+                p.evidence.holding
             )
             .map_err(io)?;
         }
     }
     w.flush().map_err(io)
+}
+
+/// The calibration table of METRICS.md for `(confidence, error ms)` events, under `title`.
+pub fn write_calibration_table(
+    f: &mut String,
+    events: &[(f32, f64)],
+    title: &str,
+) -> std::fmt::Result {
+    let table = super::calibration(events);
+    let total = events.len().max(1) as f64;
+    writeln!(f, "\n{title}: {} events\n", events.len())?;
+    writeln!(
+        f,
+        "| confidence | events | share of events | <=300 ms | <=100 ms |"
+    )?;
+    writeln!(f, "|---|---|---|---|---|")?;
+    for b in &table {
+        writeln!(
+            f,
+            "| {:.1}-{:.1} | {} | {:.1} % | {:.1} | {:.1} |",
+            b.lower,
+            b.lower + 0.1,
+            b.n,
+            100.0 * b.n as f64 / total,
+            b.le300_pct,
+            b.le100_pct
+        )?;
+    }
+    writeln!(f)?;
+    for at in [0.9, 0.95] {
+        let sure: Vec<&(f32, f64)> = events.iter().filter(|(c, _)| *c >= at).collect();
+        let sure_ok = sure.iter().filter(|(_, e)| e.abs() <= 300.0).count();
+        writeln!(
+            f,
+            "confidence >= {at}: {:.1} % of events, {:.1} % of them within 300 ms",
+            100.0 * sure.len() as f64 / total,
+            100.0 * sure_ok as f64 / sure.len().max(1) as f64
+        )?;
+    }
+    Ok(())
 }
 
 impl AlignmentReport {
@@ -402,38 +454,10 @@ impl AlignmentReport {
     }
 
     fn write_calibration(&self, f: &mut String) -> std::fmt::Result {
-        let events = self.confidence_events();
-        let table = super::calibration(&events);
-        let total = events.len().max(1) as f64;
-        writeln!(
+        write_calibration_table(
             f,
-            "\nconfidence calibration (all {} events, skips and repeats included):\n",
-            events.len()
-        )?;
-        writeln!(
-            f,
-            "| confidence | events | share of events | <=300 ms | <=100 ms |"
-        )?;
-        writeln!(f, "|---|---|---|---|---|")?;
-        for b in &table {
-            writeln!(
-                f,
-                "| {:.1}-{:.1} | {} | {:.1} % | {:.1} | {:.1} |",
-                b.lower,
-                b.lower + 0.1,
-                b.n,
-                100.0 * b.n as f64 / total,
-                b.le300_pct,
-                b.le100_pct
-            )?;
-        }
-        let sure: Vec<&(f32, f64)> = events.iter().filter(|(c, _)| *c >= 0.9).collect();
-        let sure_ok = sure.iter().filter(|(_, e)| *e <= 300.0).count();
-        writeln!(
-            f,
-            "\nconfidence >= 0.9: {:.1} % of events, {:.1} % of them within 300 ms",
-            100.0 * sure.len() as f64 / total,
-            100.0 * sure_ok as f64 / sure.len().max(1) as f64
+            &self.confidence_events(),
+            "confidence calibration (all events, skips and repeats included)",
         )
     }
 

@@ -5,6 +5,7 @@
 //! ([`switch`]). An edge: it reads files and decodes audio.
 
 pub mod alignment;
+pub mod calibrate;
 pub mod cues;
 pub mod metrics;
 pub mod switch;

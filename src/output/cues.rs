@@ -13,8 +13,8 @@
 //! ```toml
 //! [settings]              # optional; the values shown are the defaults
 //! min_confidence = 0.02   # positions less confident than this are ignored
-//! hysteresis_s = 0.3      # score s the position must fall back before a cue to re-arm it
-//! jump_s = 1.0            # a forward step of more score s than this in one frame is a jump
+//! hysteresis_s = 0.3      # how far before a fired cue a confirmed jump back must land to re-arm it
+//! jump_s = 1.0            # a step of more score s than this in one frame is a jump
 //!
 //! [targets]               # optional names for HOST:PORT receivers
 //! qlab = "127.0.0.1:53000"
@@ -41,7 +41,12 @@
 //! With `p = heard_score_s + lead_s * tempo` (the position predicted `lead_s` of performance
 //! time ahead at the current tempo), a cue at score time `s`:
 //! - fires once when `p >= s`, if it is armed; positions below `min_confidence` are ignored;
-//! - re-arms only when `p < s - hysteresis_s`, so jitter around `s` never fires it twice;
+//! - once fired it stays disarmed for the rest of the pass: the position drifting or
+//!   wobbling back, however far, never re-arms it. Only a confirmed jump back re-arms it, one
+//!   that lands more than `hysteresis_s` before `s`: a relocation of the follower (its
+//!   `relocated` event), a seek or reset by the remote control, or a step back of more than
+//!   `jump_s` in one frame (a written repeat taken under a structure file, whose positions are
+//!   reported in the score as written). The position right after it is the landing;
 //! - when it is crossed by a jump (the score position advanced more than `jump_s` since the
 //!   previous confident position, or on the first confident position) and lies more than
 //!   `hysteresis_s` before the new score position, it was skipped over: `on_skip = "fire"`
@@ -82,9 +87,10 @@ pub enum OnSkip {
 pub struct CueSettings {
     /// Positions with a lower confidence are ignored.
     pub min_confidence: f32,
-    /// Score s the position must fall back before a cue to re-arm it.
+    /// How far before a fired cue (score s) a confirmed jump back must land to re-arm it.
     pub hysteresis_s: f64,
-    /// A forward step of more score s than this between two confident positions is a jump.
+    /// A step of more score s than this between two confident positions is a jump (forward:
+    /// cues passed are skipped over; back: a confirmed jump that re-arms cues).
     pub jump_s: f64,
 }
 
@@ -604,6 +610,8 @@ pub struct CueState {
     armed: Vec<bool>,
     settings: CueSettings,
     last_score_s: Option<f64>,
+    /// A confirmed jump was announced: the next confident position is where it landed.
+    landing: bool,
 }
 
 impl CueState {
@@ -616,6 +624,7 @@ impl CueState {
             armed: vec![true; n],
             settings,
             last_score_s: None,
+            landing: false,
         }
     }
 
@@ -624,7 +633,8 @@ impl CueState {
         self.armed.get(index).copied().unwrap_or(false)
     }
 
-    /// Disarm cue `index` (fired by hand); it re-arms like any fired cue.
+    /// Disarm cue `index` (fired by hand); it re-arms like any fired cue, after a confirmed
+    /// jump back before it.
     pub fn disarm(&mut self, index: usize) {
         if let Some(a) = self.armed.get_mut(index) {
             *a = false;
@@ -648,15 +658,22 @@ impl CueState {
         let jump = self
             .last_score_s
             .is_none_or(|prev| score_s - prev > self.settings.jump_s);
+        let landed = std::mem::take(&mut self.landing)
+            || self
+                .last_score_s
+                .is_some_and(|prev| prev - score_s > self.settings.jump_s);
         let h = self.settings.hysteresis_s;
         for (index, (pt, armed)) in self.points.iter().zip(self.armed.iter_mut()).enumerate() {
-            let p = score_s + pt.lead_s * tempo;
             if !*armed {
-                if p < pt.score_s - h {
+                // Only a confirmed jump back re-arms: a position that drifts back (a wobble
+                // of the aligner, a slow passage misjudged) is still the same pass.
+                if landed && score_s < pt.score_s - h {
                     *armed = true;
+                } else {
+                    continue;
                 }
-                continue;
             }
+            let p = score_s + pt.lead_s * tempo;
             if p >= pt.score_s {
                 *armed = false;
                 // Judged on the followed position itself: a cue reached only through its
@@ -670,9 +687,17 @@ impl CueState {
         self.last_score_s = Some(score_s);
     }
 
-    /// Forget the last position (after a seek or reset the next one counts as a jump).
+    /// A confirmed jump (a relocation of the follower): the next confident position is where
+    /// it landed, and cues more than `hysteresis_s` after it re-arm.
+    pub fn jumped(&mut self) {
+        self.landing = true;
+    }
+
+    /// Forget the last position (after a seek or reset): the next one counts as a jump, and
+    /// as a confirmed landing ([`CueState::jumped`]).
     pub fn forget_position(&mut self) {
         self.last_score_s = None;
+        self.landing = true;
     }
 }
 
@@ -868,8 +893,18 @@ impl CueHandle {
 
 impl Sink for CueSink {
     fn handle(&mut self, event: &Event) -> crate::Result<()> {
-        let Event::Position(p) = event else {
-            return Ok(());
+        let p = match event {
+            Event::Position(p) => p,
+            Event::Relocation(_) => {
+                // Sent before the position it lands on.
+                let mut guard = self
+                    .core
+                    .lock()
+                    .map_err(|_| Error::Other("cue state poisoned".into()))?;
+                guard.state.jumped();
+                return Ok(());
+            }
+            _ => return Ok(()),
         };
         let mut guard = self
             .core
@@ -1160,15 +1195,42 @@ address = "/y"
     }
 
     #[test]
-    fn going_back_rearms() {
+    fn only_a_confirmed_jump_back_rearms() {
         let mut st = CueState::new(vec![pt(1.0, 0.0, OnSkip::Drop)], CueSettings::default());
+        // Drifting back far below the cue, one small step at a time, is the same pass.
         let mut seq = ramp(0.0, 1.2, 0.02);
-        seq.extend(ramp(0.5, 1.2, 0.02)); // back by more than the hysteresis: fires again
+        seq.extend(ramp(0.0, 1.2, 0.02).into_iter().rev());
+        seq.extend(ramp(0.0, 1.2, 0.02));
+        assert_eq!(run(&mut st, &seq), vec![(50, 0, false)]);
+        // A step back of more than jump_s (a repeat under a structure file) re-arms it.
+        let mut st = CueState::new(vec![pt(1.0, 0.0, OnSkip::Drop)], CueSettings::default());
+        let mut seq = ramp(0.0, 1.6, 0.02);
+        seq.extend(ramp(0.5, 1.2, 0.02));
         let out = run(&mut st, &seq);
         assert_eq!(
             out.iter().map(|o| o.0).collect::<Vec<_>>(),
-            vec![50, 61 + 25]
+            vec![50, 81 + 25]
         );
+        // A relocation or a seek announced before the landing re-arms cues more than the
+        // hysteresis after it, and only those.
+        let mut st = CueState::new(
+            vec![pt(1.0, 0.0, OnSkip::Drop), pt(1.5, 0.0, OnSkip::Drop)],
+            CueSettings::default(),
+        );
+        assert_eq!(run(&mut st, &ramp(0.0, 1.6, 0.02)).len(), 2);
+        st.jumped();
+        let out = run(
+            &mut st,
+            &[(0.9, 1.0, 0.5), (1.0, 1.0, 0.5), (1.6, 1.0, 0.5)],
+        );
+        assert_eq!(out, vec![(2, 1, false)]);
+        st.forget_position();
+        let out = run(&mut st, &[(0.5, 1.0, 0.5), (1.0, 1.0, 0.5)]);
+        assert_eq!(out, vec![(1, 0, false)]);
+        // A landing too close before the cue (within the hysteresis) does not re-arm it.
+        assert_eq!(run(&mut st, &[(1.6, 1.0, 0.5)]), vec![(0, 1, false)]);
+        st.jumped();
+        assert_eq!(run(&mut st, &[(1.3, 1.0, 0.5), (1.6, 1.0, 0.5)]), vec![]);
     }
 
     #[test]
@@ -1237,6 +1299,10 @@ address = "/y"
                     continue;
                 }
                 let p = s + c.lead_s * (t as f64).clamp(0.25, 4.0);
+                let landed = prev.is_some_and(|q| q - s > set.jump_s);
+                if !armed && landed && s < c.score_s - set.hysteresis_s {
+                    armed = true;
+                }
                 if armed && p >= c.score_s {
                     armed = false;
                     let jumped = prev.is_none() || s - prev.unwrap_or(s) > set.jump_s;
@@ -1244,8 +1310,6 @@ address = "/y"
                     if !skipped || c.on_skip == OnSkip::Fire {
                         out.push((k, i, skipped));
                     }
-                } else if !armed && p < c.score_s - set.hysteresis_s {
-                    armed = true;
                 }
                 prev = Some(s);
             }
@@ -1283,15 +1347,23 @@ address = "/y"
             for w in in_update_order.windows(2) {
                 if w[0].0 == w[1].0 { prop_assert!(w[0].1 < w[1].1); }
             }
-            // Between two firings of a cue, the position fell back below it by the hysteresis.
+            // Between two firings of a cue, a jump back landed more than the hysteresis before
+            // it: a step back of more than jump_s between confident positions.
+            let confident: Vec<(usize, f64)> = seq
+                .iter()
+                .enumerate()
+                .filter(|(_, &(_, _, conf))| conf >= set.min_confidence)
+                .map(|(k, &(s, _, _))| (k, s))
+                .collect();
             for (i, c) in points.iter().enumerate() {
                 let ks: Vec<usize> = got.iter().filter(|g| g.1 == i).map(|g| g.0).collect();
                 for w in ks.windows(2) {
-                    let rearmed = seq[w[0] + 1..w[1]].iter().any(|&(s, t, conf)| {
-                        conf >= set.min_confidence
-                            && s + c.lead_s * (t as f64).clamp(0.25, 4.0) < c.score_s - set.hysteresis_s
+                    let rearmed = confident.windows(2).any(|v| {
+                        v[1].0 > w[0] && v[1].0 <= w[1]
+                            && v[0].1 - v[1].1 > set.jump_s
+                            && v[1].1 < c.score_s - set.hysteresis_s
                     });
-                    prop_assert!(rearmed, "cue {} fired at {} and {} without re-arming", i, w[0], w[1]);
+                    prop_assert!(rearmed, "cue {} fired at {} and {} without a jump back", i, w[0], w[1]);
                 }
             }
         }

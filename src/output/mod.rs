@@ -30,13 +30,16 @@ pub struct PositionEvent {
     pub beat_in_bar: f64,
     /// Tempo ratio: score seconds per performance second.
     pub tempo: f32,
-    /// Confidence in [0, 1].
+    /// Probability (0-1) that the position is within 300 ms of the performer's (see
+    /// [`crate::engine::confidence`]).
     pub confidence: f32,
     /// Spread of the estimate (standard deviation, s of score time).
     pub spread_s: f32,
     /// Wall-clock time since the capture epoch (ns) when the frame's last sample was pushed
     /// into the ring by the audio thread.
     pub capture_wall_ns: u64,
+    /// What the confidence was computed from (for evaluation and diagnosis; not sent).
+    pub evidence: crate::engine::confidence::Evidence,
 }
 
 /// What the status message reports.
