@@ -24,6 +24,9 @@ use std::sync::Arc;
 use super::cost::cosine_distance;
 use crate::features::{Chroma, FeatureFrame, N_CHROMA};
 
+/// Frames of energy the gate remembers to tell a sound dying away (120 ms).
+pub const ENERGY_MEMORY: usize = 6;
+
 /// Parameters of the [`OnsetGate`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OnsetGateConfig {
@@ -42,6 +45,11 @@ pub struct OnsetGateConfig {
     pub min_change: f32,
     /// Frames in a row the performance must show the change.
     pub frames_in_a_row: u32,
+    /// A change counts only in frames whose energy is at least this share of the largest of
+    /// the last [`ENERGY_MEMORY`] frames: the chroma of a sound dying away into a pause (a
+    /// released chord's reverberation, partials fading at different rates) moves too, but
+    /// that is no next note; a next note holds or raises the level.
+    pub min_change_energy_share: f32,
     /// Frames after an onset is played over which the sound of the note it starts is taken
     /// (from the third on, past the attack's transient).
     pub note_sound_frames: u32,
@@ -71,6 +79,7 @@ impl Default for OnsetGateConfig {
             change_share: 0.5,
             min_change: 0.05,
             frames_in_a_row: 3,
+            min_change_energy_share: 0.3,
             note_sound_frames: 4,
             active_frames: 10,
             min_attack: 0.15,
@@ -166,6 +175,8 @@ pub struct OnsetGate {
     /// The sound of the note being held (the sum of its first frames' chroma) and the frames
     /// since it began (the last onset played, or a reset).
     note_sound: Chroma,
+    /// Energy of the last [`ENERGY_MEMORY`] frames (a ring).
+    recent_energy: [f32; ENERGY_MEMORY],
     frames_in_note: u32,
 
     /// The latest attack (unit chroma) and the frames since it.
@@ -184,6 +195,7 @@ impl OnsetGate {
             heard: 0,
             left_for: 0,
             note_sound: [0.0; N_CHROMA],
+            recent_energy: [0.0; ENERGY_MEMORY],
             frames_in_note: 0,
             attack: [0.0; N_CHROMA],
             frames_since_attack: u32::MAX,
@@ -245,7 +257,10 @@ impl OnsetGate {
                 *s += c;
             }
         }
-        let moved = if self.frames_in_note > sound_until {
+        let recent_peak = self.recent_energy.iter().copied().fold(0.0f32, f32::max);
+        let dying = frame.energy < self.cfg.min_change_energy_share * recent_peak;
+        self.recent_energy[(self.frames_seen as usize) % ENERGY_MEMORY] = frame.energy;
+        let moved = if self.frames_in_note > sound_until && !dying {
             cosine_distance(&frame.chroma, &self.note_sound)
         } else {
             0.0
@@ -430,6 +445,41 @@ mod tests {
             );
         }
         assert_eq!(g.update(&played(&f_major, &[]), 52.0, false), 60.0);
+    }
+
+    /// A chord released into a pause: its dying sound drifts towards other pitch classes (the
+    /// partials fade at different rates), which is no next note; the same change at a level
+    /// that holds is one.
+    #[test]
+    fn a_sound_dying_away_is_no_change() {
+        let mut g = gate();
+        let (c_major, f_major) = ([0, 4, 7], [5, 9, 0]);
+        let at = |classes: &[usize], energy: f32| FeatureFrame {
+            energy,
+            ..played(classes, &[])
+        };
+        g.update(
+            &FeatureFrame {
+                energy: 1.0,
+                ..played(&c_major, &c_major)
+            },
+            0.0,
+            false,
+        );
+        for aligned in 1..20 {
+            g.update(&at(&c_major, 1.0), aligned as f64, false);
+        }
+        let mut energy = 1.0;
+        for aligned in 20..40 {
+            energy *= 0.6;
+            let limit = g.update(&at(&f_major, energy), aligned as f64, false);
+            assert_eq!(limit, 30.0, "aligner at {aligned}");
+        }
+        // At a steady level: once the louder frames have left the energy memory, three frames
+        // of change open the gate.
+        let opened = (0..20)
+            .find(|&k| g.update(&at(&f_major, energy), 40.0 + k as f64, false) > 30.0);
+        assert_eq!(opened, Some(5));
     }
 
     /// The attack of the next chord opens the gate at once; the re-struck F major (no change of
