@@ -477,8 +477,8 @@ mod tests {
         }
         // At a steady level: once the louder frames have left the energy memory, three frames
         // of change open the gate.
-        let opened = (0..20)
-            .find(|&k| g.update(&at(&f_major, energy), 40.0 + k as f64, false) > 30.0);
+        let opened =
+            (0..20).find(|&k| g.update(&at(&f_major, energy), 40.0 + k as f64, false) > 30.0);
         assert_eq!(opened, Some(5));
     }
 

@@ -3,6 +3,7 @@
 pub mod load;
 pub mod midi;
 pub mod musicxml;
+mod position;
 pub mod reference;
 pub mod smf;
 pub mod structure;
