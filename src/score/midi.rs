@@ -114,6 +114,154 @@ struct TickNote {
     track: usize,
 }
 
+/// Everything read from a MIDI file's tracks, in ticks, before the time maps exist.
+struct RawTracks {
+    tempos: Vec<(u64, u32)>,
+    signatures: Vec<(u64, u8, u32)>,
+    markers: Vec<(u64, String, MarkerKind)>,
+    /// Per channel: (tick, program) and (tick, sustain pedal down).
+    programs: Vec<Vec<(u64, u8)>>,
+    pedals: Vec<Vec<(u64, bool)>>,
+    notes: Vec<TickNote>,
+    end_tick: u64,
+    track_count: usize,
+}
+
+impl RawTracks {
+    fn new() -> Self {
+        Self {
+            tempos: Vec::new(),
+            signatures: Vec::new(),
+            markers: Vec::new(),
+            programs: vec![Vec::new(); 16],
+            pedals: vec![Vec::new(); 16],
+            notes: Vec::new(),
+            end_tick: 0,
+            track_count: 0,
+        }
+    }
+
+    /// Read track number `track`; the error is the reason, for the caller to name the file.
+    fn read_track(
+        &mut self,
+        track: usize,
+        mut events: midly::EventIter<'_>,
+    ) -> std::result::Result<(), String> {
+        self.track_count += 1;
+        let mut tick = 0u64;
+        let mut open: HashMap<(u8, u8), VecDeque<(u64, u8)>> = HashMap::new();
+        let mut index = 0usize;
+        while !events.unread().is_empty() {
+            let ev = match events.next() {
+                Some(Ok(ev)) => ev,
+                Some(Err(e)) => return Err(format!("track {track} event {index}: {e}")),
+                None => {
+                    return Err(format!(
+                        "track {track} event {index}: malformed or truncated event"
+                    ))
+                }
+            };
+            index += 1;
+            tick += ev.delta.as_int() as u64;
+            self.end_tick = self.end_tick.max(tick);
+            match ev.kind {
+                TrackEventKind::Midi { channel, message } => {
+                    let ch = channel.as_int();
+                    match message {
+                        MidiMessage::NoteOn { key, vel } if vel.as_int() > 0 => {
+                            open.entry((ch, key.as_int()))
+                                .or_default()
+                                .push_back((tick, vel.as_int()));
+                        }
+                        MidiMessage::NoteOn { key, .. } | MidiMessage::NoteOff { key, .. } => {
+                            let pitch = key.as_int();
+                            if let Some((on, velocity)) =
+                                open.get_mut(&(ch, pitch)).and_then(|q| q.pop_front())
+                            {
+                                self.notes.push(TickNote {
+                                    on,
+                                    key_off: tick,
+                                    off: tick,
+                                    pitch,
+                                    velocity,
+                                    channel: ch,
+                                    track,
+                                });
+                            }
+                        }
+                        MidiMessage::ProgramChange { program } => {
+                            self.programs[ch as usize].push((tick, program.as_int()));
+                        }
+                        MidiMessage::Controller { controller, value }
+                            if controller.as_int() == 64 =>
+                        {
+                            self.pedals[ch as usize].push((tick, value.as_int() >= 64));
+                        }
+                        _ => {}
+                    }
+                }
+                // Bytes after End of Track are junk by definition; some writers leave some.
+                TrackEventKind::Meta(MetaMessage::EndOfTrack) => break,
+                TrackEventKind::Meta(MetaMessage::Tempo(us)) => {
+                    self.tempos.push((tick, us.as_int()));
+                }
+                TrackEventKind::Meta(MetaMessage::TimeSignature(num, den_pow, _, _)) => {
+                    if den_pow > 15 {
+                        return Err(format!(
+                            "track {track}: time signature denominator 2^{den_pow} at tick {tick}"
+                        ));
+                    }
+                    self.signatures.push((tick, num, 1u32 << den_pow));
+                }
+                TrackEventKind::Meta(MetaMessage::Marker(text)) => {
+                    self.markers.push((tick, text_of(text), MarkerKind::Marker));
+                }
+                TrackEventKind::Meta(MetaMessage::CuePoint(text)) => {
+                    self.markers
+                        .push((tick, text_of(text), MarkerKind::CuePoint));
+                }
+                _ => {}
+            }
+        }
+        // Notes never switched off: pushed with a placeholder end, fixed once the end of
+        // the whole file is known.
+        for ((ch, pitch), queue) in open {
+            for (on, velocity) in queue {
+                self.notes.push(TickNote {
+                    on,
+                    key_off: u64::MAX,
+                    off: u64::MAX,
+                    pitch,
+                    velocity,
+                    channel: ch,
+                    track,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Give notes never switched off the end of the file, and sort every list by tick
+    /// (stable sorts keep track order among events at one tick, so the last one wins).
+    fn finish(&mut self) {
+        for n in &mut self.notes {
+            if n.key_off == u64::MAX {
+                n.key_off = self.end_tick;
+                n.off = self.end_tick;
+            }
+        }
+        self.tempos.sort_by_key(|t| t.0);
+        self.signatures.sort_by_key(|s| s.0);
+        self.markers.sort_by_key(|m| m.0);
+        for p in &mut self.programs {
+            p.sort_by_key(|e| e.0);
+        }
+        for p in &mut self.pedals {
+            p.sort_by_key(|e| e.0);
+        }
+    }
+}
+
 impl Score {
     /// Read and parse the score at `path`: MIDI or MusicXML by extension (see
     /// [`Score::load_with`]), with the default options (MusicXML repeats as performed).
@@ -154,128 +302,25 @@ impl Score {
             },
         };
 
-        let mut tempos: Vec<(u64, u32)> = Vec::new();
-        let mut signatures: Vec<(u64, u8, u32)> = Vec::new();
-        let mut raw_markers: Vec<(u64, String, MarkerKind)> = Vec::new();
-        let mut programs: Vec<Vec<(u64, u8)>> = vec![Vec::new(); 16];
-        let mut pedals: Vec<Vec<(u64, bool)>> = vec![Vec::new(); 16];
-        let mut notes: Vec<TickNote> = Vec::new();
-        let mut end_tick = 0u64;
-        let mut track_count = 0usize;
-
+        let mut raw = RawTracks::new();
         for (track, events) in track_iter.enumerate() {
-            let mut events = events.map_err(|e| fail(format!("track {track}: {e}")))?;
-            track_count += 1;
-            let mut tick = 0u64;
-            let mut open: HashMap<(u8, u8), VecDeque<(u64, u8)>> = HashMap::new();
-            let mut index = 0usize;
-            while !events.unread().is_empty() {
-                let ev = match events.next() {
-                    Some(Ok(ev)) => ev,
-                    Some(Err(e)) => return Err(fail(format!("track {track} event {index}: {e}"))),
-                    None => {
-                        return Err(fail(format!(
-                            "track {track} event {index}: malformed or truncated event"
-                        )))
-                    }
-                };
-                index += 1;
-                tick += ev.delta.as_int() as u64;
-                end_tick = end_tick.max(tick);
-                match ev.kind {
-                    TrackEventKind::Midi { channel, message } => {
-                        let ch = channel.as_int();
-                        match message {
-                            MidiMessage::NoteOn { key, vel } if vel.as_int() > 0 => {
-                                open.entry((ch, key.as_int()))
-                                    .or_default()
-                                    .push_back((tick, vel.as_int()));
-                            }
-                            MidiMessage::NoteOn { key, .. } | MidiMessage::NoteOff { key, .. } => {
-                                let pitch = key.as_int();
-                                if let Some((on, velocity)) =
-                                    open.get_mut(&(ch, pitch)).and_then(|q| q.pop_front())
-                                {
-                                    notes.push(TickNote {
-                                        on,
-                                        key_off: tick,
-                                        off: tick,
-                                        pitch,
-                                        velocity,
-                                        channel: ch,
-                                        track,
-                                    });
-                                }
-                            }
-                            MidiMessage::ProgramChange { program } => {
-                                programs[ch as usize].push((tick, program.as_int()));
-                            }
-                            MidiMessage::Controller { controller, value }
-                                if controller.as_int() == 64 =>
-                            {
-                                pedals[ch as usize].push((tick, value.as_int() >= 64));
-                            }
-                            _ => {}
-                        }
-                    }
-                    // Bytes after End of Track are junk by definition; some writers leave some.
-                    TrackEventKind::Meta(MetaMessage::EndOfTrack) => break,
-                    TrackEventKind::Meta(MetaMessage::Tempo(us)) => {
-                        tempos.push((tick, us.as_int()));
-                    }
-                    TrackEventKind::Meta(MetaMessage::TimeSignature(num, den_pow, _, _)) => {
-                        if den_pow > 15 {
-                            return Err(fail(format!(
-                                "track {track}: time signature denominator 2^{den_pow} at tick {tick}"
-                            )));
-                        }
-                        signatures.push((tick, num, 1u32 << den_pow));
-                    }
-                    TrackEventKind::Meta(MetaMessage::Marker(text)) => {
-                        raw_markers.push((tick, text_of(text), MarkerKind::Marker));
-                    }
-                    TrackEventKind::Meta(MetaMessage::CuePoint(text)) => {
-                        raw_markers.push((tick, text_of(text), MarkerKind::CuePoint));
-                    }
-                    _ => {}
-                }
-            }
-            // Notes never switched off: pushed with a placeholder end, fixed once the end of
-            // the whole file is known.
-            for ((ch, pitch), queue) in open {
-                for (on, velocity) in queue {
-                    notes.push(TickNote {
-                        on,
-                        key_off: u64::MAX,
-                        off: u64::MAX,
-                        pitch,
-                        velocity,
-                        channel: ch,
-                        track,
-                    });
-                }
-            }
+            let events = events.map_err(|e| fail(format!("track {track}: {e}")))?;
+            raw.read_track(track, events).map_err(fail)?;
         }
-        for n in &mut notes {
-            if n.key_off == u64::MAX {
-                n.key_off = end_tick;
-                n.off = end_tick;
-            }
-        }
-        if notes.is_empty() {
+        raw.finish();
+        if raw.notes.is_empty() {
             return Err(fail("the file contains no notes".into()));
         }
-
-        // Stable sorts keep track order among events at one tick, so the last one wins.
-        tempos.sort_by_key(|t| t.0);
-        signatures.sort_by_key(|s| s.0);
-        raw_markers.sort_by_key(|m| m.0);
-        for p in &mut programs {
-            p.sort_by_key(|e| e.0);
-        }
-        for p in &mut pedals {
-            p.sort_by_key(|e| e.0);
-        }
+        let RawTracks {
+            tempos,
+            signatures,
+            markers: raw_markers,
+            programs,
+            pedals,
+            mut notes,
+            end_tick,
+            track_count,
+        } = raw;
 
         let tempo_map = TempoMap::new(timing, &tempos).map_err(fail)?;
         let sig_beats: Vec<(f64, u8, u32)> = signatures
