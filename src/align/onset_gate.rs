@@ -298,12 +298,14 @@ impl OnsetGate {
                 break;
             }
             tracing::trace!(
-                "gate: perf frame {} onset {} (frame {}, gated {}, changes {}) played, aligner at {aligned:.1}",
+                "gate: perf frame {} onset {} (frame {}, gated {}, changes {}) played, aligner at {aligned:.1} (change frames {}, frames since attack {})",
                 self.frames_seen,
                 self.heard,
                 o.frame,
                 o.gated,
-                o.changes
+                o.changes,
+                self.left_for,
+                self.frames_since_attack
             );
             let changed = o.gated && self.left_for >= self.cfg.frames_in_a_row;
             if o.gated && !changed {

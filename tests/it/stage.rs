@@ -688,8 +688,8 @@ fn event_log_and_cue_log_carry_every_firing() {
         }
     }
     let fired_in_summary = stderr.lines().filter(|l| l.starts_with("cue ")).count();
-    assert_eq!(fired_in_summary, 12, "9 cues and 3 page turns: {stderr}");
-    assert_eq!(cue_lines.len(), 9);
+    assert_eq!(fired_in_summary, 15, "12 cues and 3 page turns: {stderr}");
+    assert_eq!(cue_lines.len(), 12);
     assert_eq!(types.iter().filter(|t| **t == "page").count(), 3);
     // The cue log: one row per cue line, same id and times.
     let log = std::fs::read_to_string(&cue_log).expect("cue log");
