@@ -11,7 +11,7 @@ use crate::engine::ThemeSpotting;
 use crate::features::{self, Chroma, FeatureConfig};
 use crate::score::reference::is_score_path;
 use crate::score::reference::{Reference, ScoreRendering};
-use crate::score::Score;
+use crate::score::{Score, ScoreOptions};
 use crate::spot::query::{midi_chroma, read_themes_file, MidiMode};
 use crate::spot::streaming::StreamingSpotter;
 use crate::spot::SpotConfig;
@@ -25,9 +25,21 @@ pub fn load_reference(
     features: &FeatureConfig,
     rendering: &ScoreRendering,
 ) -> Result<Reference> {
+    load_reference_with(path, kind, features, rendering, &ScoreOptions::default())
+}
+
+/// As [`load_reference`], a score read with `options` (the order of a MusicXML score's
+/// measures, a MIDI score's pickup; added in this version).
+pub fn load_reference_with(
+    path: &Path,
+    kind: ReferenceKind,
+    features: &FeatureConfig,
+    rendering: &ScoreRendering,
+    options: &ScoreOptions,
+) -> Result<Reference> {
     let reference = match kind {
         ReferenceKind::Score => {
-            let score = Score::load(path)?;
+            let score = Score::load_with(path, options)?;
             Reference::from_score(score, path, features, rendering)
         }
         ReferenceKind::Recording => {
