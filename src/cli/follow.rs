@@ -98,7 +98,8 @@ pub struct FollowArgs {
     #[arg(long, value_name = "FILE.toml")]
     pub cues: Option<PathBuf>,
     /// Send /scorefollow/page (page i) to the --osc targets when a page's first bar comes
-    /// (CSV lines 'page,first_bar').
+    /// (CSV lines 'page,first_bar'). Without it, a MusicXML score's own page breaks
+    /// (`<print new-page>`) turn the pages.
     #[arg(long, value_name = "FILE.csv")]
     pub pages: Option<PathBuf>,
     /// How early a page turn is sent (ms of performance time at the current tempo).

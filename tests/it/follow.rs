@@ -282,8 +282,9 @@ fn bad_input_gives_one_line_errors() {
     }
 }
 
-/// `follow` sends /scorefollow/status start, positions with six typed arguments, and status
-/// end to a real UDP socket; the CSV holds the documented columns.
+/// `follow` sends /scorefollow/status start, positions with ten typed arguments (the six of
+/// earlier versions, then pass, page, system and label), and status end to a real UDP socket;
+/// the CSV holds the documented columns.
 #[test]
 fn osc_and_csv_outputs() {
     let csv = std::env::temp_dir().join(format!("sf_follow_{}.csv", std::process::id()));
@@ -293,10 +294,20 @@ fn osc_and_csv_outputs() {
     for m in &messages {
         if m.addr == "/scorefollow/position" {
             positions += 1;
-            assert_eq!(m.args.len(), 6);
+            assert_eq!(m.args.len(), 10);
             assert!(matches!(m.args[0], rosc::OscType::Float(_)));
             if let rosc::OscType::Int(bar) = m.args[2] {
                 last_bar = bar;
+                // A MIDI score: one pass, no layout, the bar as its label.
+                assert_eq!(
+                    m.args[6..],
+                    [
+                        rosc::OscType::Int(1),
+                        rosc::OscType::Int(0),
+                        rosc::OscType::Int(0),
+                        rosc::OscType::String(bar.to_string())
+                    ]
+                );
             }
         }
     }
@@ -311,7 +322,7 @@ fn osc_and_csv_outputs() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("perf_time_s,score_time_s,beat,bar,tempo,confidence")
+        Some("perf_time_s,score_time_s,beat,bar,tempo,confidence,pass,page,system,label")
     );
     assert!(lines.count() > 1900);
     let _ = std::fs::remove_file(csv);
@@ -384,6 +395,16 @@ fn follow_and_receive(
     osc_rate: &str,
     extra: &[std::ffi::OsString],
 ) -> Vec<rosc::OscMessage> {
+    follow_score_and_receive(piece, "score.mid", osc_rate, extra)
+}
+
+/// As [`follow_and_receive`], following the piece's score file `score`.
+fn follow_score_and_receive(
+    piece: &str,
+    score: &str,
+    osc_rate: &str,
+    extra: &[std::ffi::OsString],
+) -> Vec<rosc::OscMessage> {
     let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
     rx.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .expect("timeout");
@@ -404,7 +425,7 @@ fn follow_and_receive(
         .arg("--replay")
         .arg(dir.join("performance.flac"))
         .arg("--score")
-        .arg(dir.join("score.mid"))
+        .arg(dir.join(score))
         .args(extra)
         .spawn()
         .expect("run");

@@ -193,6 +193,136 @@ address = "/b"
     assert_eq!(at, [("letter-a", 0.5), ("bar-2", 3.5)]);
 }
 
+/// A cue file entry at `position` (TOML lines) sending `/x`.
+fn cue_entry(id: &str, position: &str) -> String {
+    format!(
+        "[[cue]]\nid = \"{id}\"\n{position}\ntargets = [\"127.0.0.1:9000\"]\n\
+         [[cue.message]]\naddress = \"/x\"\n"
+    )
+}
+
+fn parse_cues(score: &Score, text: &str) -> scorefollow::Result<CueList> {
+    CueList::parse(
+        text,
+        Path::new("cues.toml"),
+        Timeline {
+            score: Some(score),
+            duration_s: score.duration_s,
+        },
+    )
+}
+
+/// Cues in the score's terms: a bar and beat on the second pass through a repeat, a
+/// rehearsal mark on either pass, words (case-insensitive); the D.S. al Coda file's "To
+/// Coda" on its two passes.
+#[test]
+fn cues_at_passes_rehearsal_marks_and_words() {
+    let s = load("pickup_voltas.musicxml");
+    let text = [
+        cue_entry("a-again", "rehearsal = \"A\"\npass = 2"),
+        cue_entry("a", "rehearsal = \"A\""),
+        cue_entry("tutti", "text = \"TUTTI\""),
+        cue_entry("bar1-again", "bar = 1\nbeat = 2.0\npass = 2"),
+        cue_entry("bar2", "bar = 2"),
+    ]
+    .concat();
+    let list = parse_cues(&s, &text).unwrap_or_else(|e| panic!("{e}"));
+    let at: Vec<(&str, f64)> = list
+        .cues
+        .iter()
+        .map(|c| (c.id.as_str(), c.point.score_s))
+        .collect();
+    // Performed 0 1 2 3 1 2 4 5 at 0.5 s a quarter note: bar 1 at quarter notes 1 and 13,
+    // bar 2 at 5, bar 4 (Tutti) at 21.
+    assert_eq!(
+        at,
+        [
+            ("a", 0.5),
+            ("bar2", 2.5),
+            ("a-again", 6.5),
+            ("bar1-again", 7.0),
+            ("tutti", 10.5)
+        ]
+    );
+
+    let s = load("ds_al_coda.musicxml");
+    let text = [
+        cue_entry("to-coda", "text = \"to coda\""),
+        cue_entry("to-coda-2", "text = \"To Coda\"\npass = 2"),
+        cue_entry("bar3-2", "bar = 3\npass = 2"),
+    ]
+    .concat();
+    let list = parse_cues(&s, &text).unwrap_or_else(|e| panic!("{e}"));
+    let at: Vec<(&str, f64)> = list
+        .cues
+        .iter()
+        .map(|c| (c.id.as_str(), c.point.score_s))
+        .collect();
+    // 1 2 3 4 2' 3' 5 6, 1 s a bar: "To Coda" ends bar 3 (3 s, and 6 s the second time);
+    // bar 3's second time starts at 5 s.
+    assert_eq!(at, [("to-coda", 3.0), ("bar3-2", 5.0), ("to-coda-2", 6.0)]);
+}
+
+/// A cue at a place the score does not have is refused before any audio, in one line
+/// naming the cue file and the cue's line.
+#[test]
+fn cues_at_unknown_places_name_the_file_and_line() {
+    let s = load("pickup_voltas.musicxml");
+    let cases = [
+        (
+            "rehearsal = \"C\"",
+            "no rehearsal mark 'C' in the score (it has 'A')",
+        ),
+        (
+            "text = \"Solo\"",
+            "no words 'Solo' in the score (it has 'Tutti')",
+        ),
+        (
+            "rehearsal = \"A\"\npass = 3",
+            "rehearsal mark 'A' is not played on pass 3",
+        ),
+        (
+            "bar = 1\npass = 3",
+            "bar 1 is played 2 times in the score: pass 3 does not exist",
+        ),
+        (
+            "bar = 4\npass = 2",
+            "bar 4 is played 1 time in the score: pass 2 does not exist",
+        ),
+        ("bar = 9", "bar 9 beat 1 is not in the score (bars 0 to 5)"),
+        (
+            "score_s = 1.0\npass = 2",
+            "pass goes with bar, rehearsal or text",
+        ),
+        ("rehearsal = \"A\"\nbar = 1", "give exactly one position"),
+    ];
+    for (position, want) in cases {
+        // The second cue's lines are 7 to 12, its position on 9 (and 10).
+        let text = [cue_entry("ok", "bar = 1"), cue_entry("bad", position)].concat();
+        let msg = parse_cues(&s, &text)
+            .map(|_| ())
+            .expect_err(position)
+            .to_string();
+        assert!(!msg.contains('\n'), "one line: {msg}");
+        assert!(msg.starts_with("cues.toml:"), "names the file: {msg}");
+        assert!(msg.contains(want), "{position}: {msg}");
+        let line: usize = msg
+            .split(':')
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .expect("line");
+        assert!((7..=10).contains(&line), "{position}: line {line} in {msg}");
+    }
+    // A MIDI score has no printed marks.
+    let midi = Score::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bwv66_6.mid"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let msg = parse_cues(&midi, &cue_entry("r", "rehearsal = \"A\""))
+        .map(|_| ())
+        .expect_err("no marks")
+        .to_string();
+    assert!(msg.contains("no printed marks"), "{msg}");
+}
+
 #[test]
 fn compressed_mxl_reads_its_rootfile() {
     let a = load("pickup_voltas.mxl");
