@@ -121,11 +121,24 @@ impl AlignerFactory {
                 soft,
                 tempo,
                 scales,
-            } => AlignerFactory::Tempo(
-                Arc::new(TempoScales::new(&reference.frames, shared.clone(), scales)),
-                *soft,
-                *tempo,
-            ),
+            } => {
+                // A printed score's tempo is its mark's (120 without one), not the
+                // performer's: the scale is chosen from the first seconds.
+                let printed = reference.score().is_some_and(|s| s.printed.is_some());
+                let tempo = if printed {
+                    TempoAdaptiveConfig {
+                        startup_frames: TempoAdaptiveConfig::for_printed_score().startup_frames,
+                        ..*tempo
+                    }
+                } else {
+                    *tempo
+                };
+                AlignerFactory::Tempo(
+                    Arc::new(TempoScales::new(&reference.frames, shared.clone(), scales)),
+                    *soft,
+                    tempo,
+                )
+            }
         }
     }
 
