@@ -487,3 +487,89 @@ fn fast_and_slow_performers_are_followed_with_the_tempo_model() {
         );
     }
 }
+
+/// A MusicXML score's page breaks turn the pages without a page file: the bundled chorale's
+/// three pages are sent in order, once each, over a real UDP socket, each before the
+/// performance reaches the page's first measure (ground truth: measure 3 at 10.97 s,
+/// measure 6 at 22.11 s) and at most 3 s before it (the lead is 1 s); the positions carry
+/// the printed bar, pass, page, system and label. A page file still overrides.
+#[test]
+fn musicxml_page_breaks_turn_pages_without_a_page_file() {
+    let log = std::env::temp_dir().join(format!("sf_pages_{}.jsonl", std::process::id()));
+    let messages = follow_score_and_receive(
+        "bach_bwv66_6",
+        "score.musicxml",
+        "10",
+        &["--jsonl".into(), log.clone().into()],
+    );
+    let pages: Vec<rosc::OscType> = messages
+        .iter()
+        .filter(|m| m.addr == "/scorefollow/page")
+        .flat_map(|m| m.args.clone())
+        .collect();
+    assert_eq!(
+        pages,
+        [1, 2, 3].map(rosc::OscType::Int),
+        "page turns {pages:?}"
+    );
+    let mut seen_pages = Vec::new();
+    for m in messages
+        .iter()
+        .filter(|m| m.addr == "/scorefollow/position")
+    {
+        assert_eq!(m.args.len(), 10);
+        let (rosc::OscType::Int(bar), rosc::OscType::Int(pass), rosc::OscType::Int(page)) =
+            (&m.args[2], &m.args[6], &m.args[7])
+        else {
+            panic!("argument types {:?}", m.args)
+        };
+        assert_eq!(m.args[9], rosc::OscType::String(bar.to_string()));
+        assert_eq!((*pass, m.args[8].clone()), (1, rosc::OscType::Int(1)));
+        // Pages 1, 2, 3: measures 0-2, 3-5, 6-9.
+        assert_eq!(
+            *page,
+            1 + (*bar >= 3) as i32 + (*bar >= 6) as i32,
+            "bar {bar}"
+        );
+        if seen_pages.last() != Some(page) {
+            seen_pages.push(*page);
+        }
+    }
+    assert_eq!(seen_pages, [1, 2, 3]);
+    let text = std::fs::read_to_string(&log).expect("log");
+    let _ = std::fs::remove_file(&log);
+    let fired: Vec<(i64, f64)> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .filter(|v| v["type"] == "page")
+        .map(|v| {
+            (
+                v["page"].as_i64().expect("page"),
+                v["perf_time_s"].as_f64().expect("time"),
+            )
+        })
+        .collect();
+    assert_eq!(fired.len(), 3, "{fired:?}");
+    for ((page, t), truth) in fired[1..].iter().zip([10.97, 22.11]) {
+        assert!(
+            *t < truth && *t > truth - 3.0,
+            "page {page} turned at {t:.2} s, its first measure is played at {truth} s"
+        );
+    }
+
+    let pages_file = std::env::temp_dir().join(format!("sf_pages_{}.csv", std::process::id()));
+    std::fs::write(&pages_file, "page,first_bar\n1,1\n7,5\n").expect("write");
+    let messages = follow_score_and_receive(
+        "bach_bwv66_6",
+        "score.musicxml",
+        "10",
+        &["--pages".into(), pages_file.clone().into()],
+    );
+    let _ = std::fs::remove_file(&pages_file);
+    let pages: Vec<rosc::OscType> = messages
+        .iter()
+        .filter(|m| m.addr == "/scorefollow/page")
+        .flat_map(|m| m.args.clone())
+        .collect();
+    assert_eq!(pages, [1, 7].map(rosc::OscType::Int), "{pages:?}");
+}

@@ -418,6 +418,77 @@ fn dal_segno_al_coda_with_sound_attributes_and_from_words_alone() {
     assert_eq!(onsets(&s), want);
 }
 
+/// Page turns from the score: a repeat that turns back to page 1 gives page 1 again (id
+/// `page-1-2`) and page 2 again (`page-2-2`), each at its entry in performance order, all
+/// sent to the targets with the page number; a score of one page and a MIDI score give none.
+#[test]
+fn page_turns_from_the_score_follow_the_performance_order() {
+    use scorefollow::features::FeatureConfig;
+    use scorefollow::score::reference::{Reference, ScoreRendering};
+    let c = "<note><pitch><step>C</step><octave>4</octave></pitch><duration>4</duration></note>";
+    let text = score_text(
+        "<attributes><divisions>1</divisions><time><beats>4</beats><beat-type>4</beat-type></time></attributes>",
+        &[
+            &format!("<barline location=\"left\"><repeat direction=\"forward\"/></barline>{c}"),
+            &format!("<print new-page=\"yes\"/>{c}<barline location=\"right\"><repeat direction=\"backward\"/></barline>"),
+            c,
+        ],
+    );
+    let path = Path::new("pages.musicxml");
+    let score = Score::from_musicxml_bytes(text.as_bytes(), path, &MusicXmlOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let reference = Reference::from_score(
+        score,
+        path,
+        &FeatureConfig::default(),
+        &ScoreRendering::default(),
+    );
+    let target: std::net::SocketAddr = "127.0.0.1:9000".parse().expect("addr");
+    let list = CueList::score_pages(&reference, 0.5, vec![target])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("page turns");
+    let turns: Vec<(&str, Option<i32>, f64)> = list
+        .cues
+        .iter()
+        .map(|c| (c.id.as_str(), c.page, c.point.score_s))
+        .collect();
+    // Performed 1 2 1 2 3 at 120 quarter notes a minute: 2 s a bar.
+    assert_eq!(
+        turns,
+        [
+            ("page-1", Some(1), 0.0),
+            ("page-2", Some(2), 2.0),
+            ("page-1-2", Some(1), 4.0),
+            ("page-2-2", Some(2), 6.0)
+        ]
+    );
+    assert!(list.cues.iter().all(|c| c.point.lead_s == 0.5
+        && c.targets == [target]
+        && c.messages.len() == 1
+        && c.messages[0].addr == "/scorefollow/page"
+        && c.messages[0].args == [rosc::OscType::Int(c.page.expect("page"))]));
+    // Re-armed only after falling back half the shortest page (2 s).
+    assert_eq!(list.settings.hysteresis_s, 1.0);
+
+    let one_page = Score::load(&data("dc_al_fine.musicxml")).unwrap_or_else(|e| panic!("{e}"));
+    let r = Reference::from_score(
+        one_page,
+        path,
+        &FeatureConfig::default(),
+        &ScoreRendering::default(),
+    );
+    assert!(CueList::score_pages(&r, 0.5, vec![target])
+        .expect("ok")
+        .is_none());
+    let midi = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bwv66_6.mid");
+    let r =
+        Reference::from_score_file(&midi, &FeatureConfig::default(), &ScoreRendering::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert!(CueList::score_pages(&r, 0.5, vec![target])
+        .expect("ok")
+        .is_none());
+}
+
 #[test]
 fn transposing_clarinet_ties_tuplets_graces_chords_and_voices() {
     let third = 1.0 / 3.0;
