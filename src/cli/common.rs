@@ -31,6 +31,12 @@ pub struct ReferenceArgs {
     /// (bar 0 is the pickup: a one-quarter pickup in 4/4 is bar 0 beat 4).
     #[arg(long, value_name = "QUARTERS")]
     pub pickup: Option<f64>,
+    /// MusicXML: the performer's tempo (quarter notes a minute), when it is known: the score
+    /// is rendered at this constant tempo instead of its marks (120 without one). Without it,
+    /// `follow` chooses among tempo scalings in the first seconds and `align` aligns twice,
+    /// the second time at the tempo the first found.
+    #[arg(long, value_name = "QPM")]
+    pub tempo: Option<f64>,
 }
 
 impl ReferenceArgs {
@@ -82,7 +88,20 @@ impl ReferenceArgs {
                 );
             }
         }
+        if let Some(q) = self.tempo {
+            if !musicxml {
+                bail!(
+                    "--tempo {q} is for MusicXML scores: {} keeps its own tempo",
+                    path.display()
+                );
+            }
+            if !(q.is_finite() && (4.0..=1000.0).contains(&q)) {
+                bail!("--tempo {q}: give quarter notes a minute, from 4 to 1000");
+            }
+        }
         Ok(ScoreOptions {
+            qpm: self.tempo,
+            tempo_scale: None,
             repeats: match (musicxml && structure, self.no_repeats) {
                 (true, _) => RepeatMode::AsWritten,
                 (false, true) => RepeatMode::NoRepeats,

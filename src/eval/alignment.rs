@@ -230,7 +230,7 @@ pub fn run(
                     rendering,
                     &ScoreOptions {
                         repeats,
-                        pickup_quarters: None,
+                        ..ScoreOptions::default()
                     },
                 )?);
                 refs.insert(ref_path.clone(), r.clone());
@@ -241,6 +241,38 @@ pub fn run(
         let (mut positions, relocations) = match opts.job {
             Job::Follow => follow_case(case, reference.clone(), &follow_config)?,
             Job::Align => (Vec::new(), Vec::new()),
+        };
+        let mut aligned = Vec::new();
+        let reference = match opts.job {
+            Job::Follow => reference,
+            Job::Align => {
+                let audio = crate::audio::decode::load_mono(
+                    &case.performance,
+                    reference.config.sample_rate_hz,
+                )?;
+                let first = crate::audio::load::align_samples(
+                    &audio,
+                    &reference,
+                    align_config.dtw,
+                    |_, _| {},
+                );
+                // A printed score is aligned again at the tempo the first pass found.
+                let (reference, alignment) = crate::audio::load::realign_at_performed_tempo(
+                    &audio,
+                    &ref_path,
+                    reference,
+                    first,
+                    features,
+                    rendering,
+                    &ScoreOptions {
+                        repeats,
+                        ..ScoreOptions::default()
+                    },
+                    align_config.dtw,
+                )?;
+                aligned = alignment.rows;
+                reference
+            }
         };
         // A MusicXML score's seconds are its own: score the beats, in score.mid's seconds.
         let to_corpus_s = match (opts.score_format, reference.score()) {
@@ -261,15 +293,7 @@ pub fn run(
                 .iter()
                 .map(|p| (p.perf_time_s, p.score_time_s))
                 .collect(),
-            Job::Align => {
-                crate::audio::load::align_file(
-                    &case.performance,
-                    &reference,
-                    align_config.dtw,
-                    |_, _| {},
-                )?
-                .rows
-            }
+            Job::Align => std::mem::take(&mut aligned),
         };
         if let (Job::Align, Some(f)) = (opts.job, &to_corpus_s) {
             for r in &mut rows {

@@ -21,8 +21,14 @@ fn load(name: &str) -> Score {
 }
 
 fn load_mode(name: &str, repeats: RepeatMode) -> Score {
-    Score::load_musicxml(&data(name), &MusicXmlOptions { repeats })
-        .unwrap_or_else(|e| panic!("{e}"))
+    Score::load_musicxml(
+        &data(name),
+        &MusicXmlOptions {
+            repeats,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The performed measures as "label" or "label'pass".
