@@ -224,3 +224,32 @@ pub fn align_samples(
         .collect();
     Alignment { rows }
 }
+
+#[cfg(test)]
+mod tempo_tests {
+    use super::*;
+
+    /// A performer at 0.8x the score's tempo with a skip of 30 score seconds in one window:
+    /// the median over 10 s windows is 0.8, the skip does not count.
+    #[test]
+    fn the_performed_tempo_scale_ignores_a_skip() {
+        let rows: Vec<(f64, f64)> = (0..3000)
+            .map(|i| {
+                let t = i as f64 * 0.02;
+                let skip = if t >= 25.0 { 30.0 } else { 0.0 };
+                (t, 0.8 * t + skip)
+            })
+            .collect();
+        let f = performed_tempo_scale(&Alignment { rows }).expect("a tempo");
+        assert!((f - 0.8).abs() < 1e-9, "{f}");
+        // Shorter than a window: the whole of it; standing still: none.
+        let short: Vec<(f64, f64)> = (0..100)
+            .map(|i| (i as f64 * 0.02, 1.5 * i as f64 * 0.02))
+            .collect();
+        let f = performed_tempo_scale(&Alignment { rows: short }).expect("a tempo");
+        assert!((f - 1.5).abs() < 1e-9, "{f}");
+        let still: Vec<(f64, f64)> = (0..1000).map(|i| (i as f64 * 0.02, 3.0)).collect();
+        assert_eq!(performed_tempo_scale(&Alignment { rows: still }), None);
+        assert_eq!(performed_tempo_scale(&Alignment { rows: vec![] }), None);
+    }
+}

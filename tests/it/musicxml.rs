@@ -495,6 +495,36 @@ fn page_turns_from_the_score_follow_the_performance_order() {
         .is_none());
 }
 
+/// A constant tempo (`--tempo`) replaces the marks; a tempo scale multiplies them. The
+/// fixture has no mark: 120 quarter notes a minute.
+#[test]
+fn a_given_tempo_or_tempo_scale_retimes_the_printed_score() {
+    let at = |qpm: Option<f64>, tempo_scale: Option<f64>| {
+        let s = Score::load_musicxml(
+            &data("pickup_voltas.musicxml"),
+            &MusicXmlOptions {
+                qpm,
+                tempo_scale,
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        (
+            s.notes[1].onset_s,
+            s.duration_s,
+            s.beat_at_s(s.notes[1].onset_s),
+        )
+    };
+    let (onset, duration, beat) = at(None, None);
+    assert_eq!((onset, beat), (0.5, 1.0));
+    let (o, d, b) = at(Some(60.0), None);
+    assert!((o - 2.0 * onset).abs() < 1e-6 && (d - 2.0 * duration).abs() < 1e-6 && b == beat);
+    let (o, d, _) = at(None, Some(0.5));
+    assert!((o - 2.0 * onset).abs() < 1e-6 && (d - 2.0 * duration).abs() < 1e-6);
+    let (o, _, _) = at(Some(60.0), Some(2.0));
+    assert!((o - onset).abs() < 1e-6);
+}
+
 #[test]
 fn transposing_clarinet_ties_tuplets_graces_chords_and_voices() {
     let third = 1.0 / 3.0;
