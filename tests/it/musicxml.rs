@@ -525,6 +525,35 @@ fn a_given_tempo_or_tempo_scale_retimes_the_printed_score() {
     assert!((o - onset).abs() < 1e-6);
 }
 
+/// The bundled chorale's cue file by printed measure numbers and rehearsal marks
+/// (cues_printed.toml, for score.musicxml) puts every cue on the same quarter-note beat as
+/// cues.toml does on score.mid (whose bar 1 is the pickup).
+#[test]
+fn bundled_printed_cues_match_the_midi_cues() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scores/bach_bwv66_6");
+    let beats = |score: &str, cues: &str| -> Vec<(String, f64)> {
+        let s = Score::load(&dir.join(score)).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read_to_string(dir.join(cues)).expect("cue file");
+        let list = parse_cues(&s, &text).unwrap_or_else(|e| panic!("{cues}: {e}"));
+        list.cues
+            .iter()
+            .map(|c| (c.id.clone(), s.beat_at_s(c.point.score_s)))
+            .collect()
+    };
+    let midi = beats("score.mid", "cues.toml");
+    let printed = beats("score.musicxml", "cues_printed.toml");
+    assert_eq!(midi.len(), 9);
+    assert_eq!(midi.len(), printed.len());
+    for ((a, x), (b, y)) in midi.iter().zip(&printed) {
+        assert_eq!(a, b);
+        // A tempo map in whole microseconds a quarter note: 22.5 s is 1e-5 quarters off.
+        assert!(
+            (x - y).abs() < 1e-4,
+            "{a}: beat {x} (MIDI) vs {y} (printed)"
+        );
+    }
+}
+
 #[test]
 fn transposing_clarinet_ties_tuplets_graces_chords_and_voices() {
     let third = 1.0 / 3.0;
