@@ -224,6 +224,38 @@ fn bad_input_gives_one_line_errors() {
     ]);
     assert!(e.contains("truncated.flac"), "{e}");
 
+    // --tempo is for MusicXML scores, and a tempo it can play.
+    let e = run_err(&[
+        "follow", "--replay", perf, "--score", score, "--tempo", "72",
+    ]);
+    assert!(
+        e.contains("--tempo 72 is for MusicXML scores") && e.contains("score.mid"),
+        "{e}"
+    );
+    let xml = root().join("scores/bach_bwv66_6/score.musicxml");
+    let xml = xml.to_str().expect("utf8");
+    let e = run_err(&["follow", "--replay", perf, "--score", xml, "--tempo", "0"]);
+    assert!(e.contains("--tempo 0"), "{e}");
+    // A cue file naming a rehearsal mark the score does not have.
+    let cues = tmp(
+        "cues.toml",
+        b"[[cue]]\nid = \"c\"\nrehearsal = \"C\"\ntargets = [\"127.0.0.1:9000\"]\n[[cue.message]]\naddress = \"/c\"\n",
+    );
+    let e = run_err(&[
+        "follow",
+        "--replay",
+        perf,
+        "--score",
+        xml,
+        "--cues",
+        cues.to_str().expect("p"),
+    ]);
+    assert!(
+        e.contains("cues.toml:3") && e.contains("no rehearsal mark 'C'"),
+        "{e}"
+    );
+    let _ = std::fs::remove_file(&cues);
+
     let text_mid = tmp("text.mid", b"not a midi file\n");
     let e = run_err(&[
         "follow",
