@@ -9,7 +9,7 @@
 //! same samples give the same positions however they are cut into chunks.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context;
