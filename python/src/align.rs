@@ -30,7 +30,11 @@ fn align<'py>(
     let view = samples.as_ref().map(samples_vec);
     let input = audio_input(path, view.as_deref(), sample_rate)?;
     let rows = detached(py, move || {
-        let which = ReferenceArgs { score, reference };
+        let which = ReferenceArgs {
+            score,
+            reference,
+            ..ReferenceArgs::default()
+        };
         // As `scorefollow align`: the presets of the reference kind.
         let config = AlignConfig::new(
             which.kind()?,

@@ -9,7 +9,7 @@
 //! same samples give the same positions however they are cut into chunks.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -202,7 +202,11 @@ impl PyFollower {
             .map_err(|e| invalid(format!("invalid transpose {e}")))?
             .0;
         let (follower, reference) = detached(py, move || {
-            let which = ReferenceArgs { score, reference };
+            let which = ReferenceArgs {
+                score,
+                reference,
+                ..ReferenceArgs::default()
+            };
             let config = FollowConfig::try_from(FollowSettings {
                 aligner,
                 window_s,
@@ -212,13 +216,8 @@ impl PyFollower {
                 relocate,
                 ..FollowSettings::for_kind(which.kind()?)
             })?;
-            let mut reference = which.load(&config.features, &config.rendering)?;
-            if let Some(path) = &structure {
-                let sections = reference
-                    .read_structure(path)
-                    .with_context(|| format!("reading the structure file {}", path.display()))?;
-                reference = Arc::new(reference.unfold(&sections)?);
-            }
+            let reference =
+                which.load_structured(&config.features, &config.rendering, structure.as_deref())?;
             let mut follower = Follower::new(reference.clone(), &config)?;
             if let Some(p) = &themes {
                 follower = follower.with_themes(

@@ -11,7 +11,7 @@ use crate::engine::ThemeSpotting;
 use crate::features::{self, Chroma, FeatureConfig};
 use crate::score::reference::is_score_path;
 use crate::score::reference::{Reference, ScoreRendering};
-use crate::score::Score;
+use crate::score::{Score, ScoreOptions};
 use crate::spot::query::{midi_chroma, read_themes_file, MidiMode};
 use crate::spot::streaming::StreamingSpotter;
 use crate::spot::SpotConfig;
@@ -25,9 +25,21 @@ pub fn load_reference(
     features: &FeatureConfig,
     rendering: &ScoreRendering,
 ) -> Result<Reference> {
+    load_reference_with(path, kind, features, rendering, &ScoreOptions::default())
+}
+
+/// As [`load_reference`], a score read with `options` (the order of a MusicXML score's
+/// measures, a MIDI score's pickup; added in this version).
+pub fn load_reference_with(
+    path: &Path,
+    kind: ReferenceKind,
+    features: &FeatureConfig,
+    rendering: &ScoreRendering,
+    options: &ScoreOptions,
+) -> Result<Reference> {
     let reference = match kind {
         ReferenceKind::Score => {
-            let score = Score::load(path)?;
+            let score = Score::load_with(path, options)?;
             Reference::from_score(score, path, features, rendering)
         }
         ReferenceKind::Recording => {
@@ -90,6 +102,108 @@ pub fn align_file(
     Ok(align_samples(&audio, reference, opts, progress))
 }
 
+/// Performance seconds of each window [`performed_qpm`] measures a tempo over.
+const TEMPO_WINDOW_S: f64 = 10.0;
+
+/// The performer's tempo over `alignment` as a multiple of the score's (score seconds per
+/// performance second): the median over consecutive 10 s windows, so a skip or a repeat,
+/// which moves the score position in one window, does not count. None when no window moves
+/// forward.
+pub fn performed_tempo_scale(alignment: &Alignment) -> Option<f64> {
+    let rows = &alignment.rows;
+    let mut scales = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let (t0, s0) = rows[i];
+        let j = i + rows[i..].partition_point(|r| r.0 < t0 + TEMPO_WINDOW_S);
+        if j >= rows.len() {
+            break;
+        }
+        let (t1, s1) = rows[j];
+        let f = (s1 - s0) / (t1 - t0);
+        if f.is_finite() && f > 0.0 {
+            scales.push(f);
+        }
+        i = j;
+    }
+    if scales.is_empty() {
+        let (&(t0, s0), &(t1, s1)) = (rows.first()?, rows.last()?);
+        let f = (s1 - s0) / (t1 - t0);
+        return (f.is_finite() && f > 0.0).then_some(f.clamp(0.05, 20.0));
+    }
+    scales.sort_by(f64::total_cmp);
+    Some(scales[scales.len() / 2].clamp(0.05, 20.0))
+}
+
+/// The performer's tempo (quarter notes a minute) over `alignment` to `score`: the median of
+/// the tempi of consecutive 10 s windows (the score's quarter notes covered per minute), so a
+/// skip or a repeat, which moves the score position in one window, does not count. None
+/// when no window moves forward.
+pub fn performed_qpm(alignment: &Alignment, score: &Score) -> Option<f64> {
+    let rows = &alignment.rows;
+    let mut tempi = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let (t0, s0) = rows[i];
+        let j = i + rows[i..].partition_point(|r| r.0 < t0 + TEMPO_WINDOW_S);
+        if j >= rows.len() {
+            break;
+        }
+        let (t1, s1) = rows[j];
+        let qpm = (score.beat_at_s(s1) - score.beat_at_s(s0)) / (t1 - t0) * 60.0;
+        if qpm.is_finite() && qpm > 0.0 {
+            tempi.push(qpm);
+        }
+        i = j;
+    }
+    if tempi.is_empty() {
+        // Shorter than a window: the whole of it.
+        let (&(t0, s0), &(t1, s1)) = (rows.first()?, rows.last()?);
+        let qpm = (score.beat_at_s(s1) - score.beat_at_s(s0)) / (t1 - t0) * 60.0;
+        return (qpm.is_finite() && qpm > 0.0).then_some(qpm.clamp(4.0, 1000.0));
+    }
+    tempi.sort_by(f64::total_cmp);
+    Some(tempi[tempi.len() / 2].clamp(4.0, 1000.0))
+}
+
+/// Align a printed score (MusicXML) at the performer's tempo: `first` (the score at its tempo
+/// marks, read from `path` with `options`) was aligned to `audio` as `alignment`; the score is
+/// rendered again at the tempo that alignment found ([`performed_qpm`]) and aligned once more.
+/// A printed score's marks are often not the performer's tempo (120 quarter notes a minute
+/// when it has none), and the rendering's note lengths and the aligner's step costs both fit
+/// the performance better at its own tempo. Any other reference, a score given a tempo
+/// (`options.qpm`) or laid out as written for a structure file is returned as it is.
+#[allow(clippy::too_many_arguments)]
+pub fn realign_at_performed_tempo(
+    audio: &[f32],
+    path: &Path,
+    first: std::sync::Arc<Reference>,
+    alignment: Alignment,
+    features: &FeatureConfig,
+    rendering: &ScoreRendering,
+    options: &ScoreOptions,
+    dtw: DtwOptions,
+) -> Result<(std::sync::Arc<Reference>, Alignment)> {
+    let printed = first.score().is_some_and(|s| s.printed.is_some());
+    if !printed
+        || options.qpm.is_some()
+        || first.unfolding.is_some()
+        || options.repeats == crate::score::RepeatMode::AsWritten
+    {
+        return Ok((first, alignment));
+    }
+    let Some(scale) = performed_tempo_scale(&alignment) else {
+        return Ok((first, alignment));
+    };
+    let options = ScoreOptions {
+        tempo_scale: Some(scale),
+        ..*options
+    };
+    let second = load_reference_with(path, ReferenceKind::Score, features, rendering, &options)?;
+    let again = align_samples(audio, &second, dtw, |_, _| {});
+    Ok((std::sync::Arc::new(second), again))
+}
+
 /// Align a performance given as mono samples at the reference's analysis rate
 /// (`reference.config.sample_rate_hz`), as [`align_file`] aligns a file (the Python package
 /// hands samples in).
@@ -109,4 +223,33 @@ pub fn align_samples(
         .map(|(i, &j)| (cfg.frame_centre_s(i).max(0.0), reference.score_time_s(j)))
         .collect();
     Alignment { rows }
+}
+
+#[cfg(test)]
+mod tempo_tests {
+    use super::*;
+
+    /// A performer at 0.8x the score's tempo with a skip of 30 score seconds in one window:
+    /// the median over 10 s windows is 0.8, the skip does not count.
+    #[test]
+    fn the_performed_tempo_scale_ignores_a_skip() {
+        let rows: Vec<(f64, f64)> = (0..3000)
+            .map(|i| {
+                let t = i as f64 * 0.02;
+                let skip = if t >= 25.0 { 30.0 } else { 0.0 };
+                (t, 0.8 * t + skip)
+            })
+            .collect();
+        let f = performed_tempo_scale(&Alignment { rows }).expect("a tempo");
+        assert!((f - 0.8).abs() < 1e-9, "{f}");
+        // Shorter than a window: the whole of it; standing still: none.
+        let short: Vec<(f64, f64)> = (0..100)
+            .map(|i| (i as f64 * 0.02, 1.5 * i as f64 * 0.02))
+            .collect();
+        let f = performed_tempo_scale(&Alignment { rows: short }).expect("a tempo");
+        assert!((f - 1.5).abs() < 1e-9, "{f}");
+        let still: Vec<(f64, f64)> = (0..1000).map(|i| (i as f64 * 0.02, 3.0)).collect();
+        assert_eq!(performed_tempo_scale(&Alignment { rows: still }), None);
+        assert_eq!(performed_tempo_scale(&Alignment { rows: vec![] }), None);
+    }
 }

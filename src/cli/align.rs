@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::Args;
 
 use super::common::ReferenceArgs;
-use crate::audio::load::align_file;
+use crate::audio::decode::load_mono;
+use crate::audio::load::{align_samples, realign_at_performed_tempo};
 use crate::engine::{AlignConfig, AlignSettings};
 
 /// Align a whole recording to a score or another recording (offline, most accurate).
@@ -49,11 +50,24 @@ pub fn run(args: AlignArgs) -> anyhow::Result<()> {
     };
     bar.set_message("aligning");
     let started = std::time::Instant::now();
-    let alignment = align_file(&args.performance, &reference, config.dtw, |done, total| {
+    let audio = load_mono(&args.performance, reference.config.sample_rate_hz)
+        .with_context(|| format!("reading the performance {}", args.performance.display()))?;
+    let alignment = align_samples(&audio, &reference, config.dtw, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
-    })
-    .with_context(|| format!("reading the performance {}", args.performance.display()))?;
+    });
+    // A printed score is aligned again at the tempo the first pass found.
+    bar.set_message("aligning at the performer's tempo");
+    let (reference, alignment) = realign_at_performed_tempo(
+        &audio,
+        args.reference.path()?,
+        reference,
+        alignment,
+        &config.features,
+        &config.rendering,
+        &args.reference.score_options(false)?,
+        config.dtw,
+    )?;
     bar.finish_and_clear();
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;

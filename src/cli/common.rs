@@ -10,10 +10,11 @@ use clap::Args;
 use crate::align::oltw::{OltwConfig, StepPattern};
 use crate::engine::{AlignerKind, FollowSettings, ReferenceKind, RelocateMode, TuningSetting};
 use crate::features::FeatureConfig;
-use crate::score::reference::{Reference, ScoreRendering};
+use crate::score::reference::{is_musicxml_path, Reference, ScoreRendering};
+use crate::score::{RepeatMode, ScoreOptions};
 
 /// The reference to follow or align against: a score or a recording.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ReferenceArgs {
     /// The score: MIDI, or MusicXML (.musicxml, .xml, .mxl; repeats unfolded as performed,
     /// bars are printed measure numbers). Tempo map, bars and beats are used.
@@ -22,6 +23,20 @@ pub struct ReferenceArgs {
     /// A reference recording of the piece (WAV, FLAC, MP3, OGG) instead of a score.
     #[arg(long, value_name = "AUDIO")]
     pub reference: Option<PathBuf>,
+    /// MusicXML: play every section once (no repeat is taken; the last ending of each group).
+    /// D.C., D.S., Fine and codas are still followed.
+    #[arg(long)]
+    pub no_repeats: bool,
+    /// MIDI: the pickup (anacrusis) in quarter notes, so bars and beats match the print
+    /// (bar 0 is the pickup: a one-quarter pickup in 4/4 is bar 0 beat 4).
+    #[arg(long, value_name = "QUARTERS")]
+    pub pickup: Option<f64>,
+    /// MusicXML: the performer's tempo (quarter notes a minute), when it is known: the score
+    /// is rendered at this constant tempo instead of its marks (120 without one). Without it,
+    /// `follow` chooses among tempo scalings in the first seconds and `align` aligns twice,
+    /// the second time at the tempo the first found.
+    #[arg(long, value_name = "QPM")]
+    pub tempo: Option<f64>,
 }
 
 impl ReferenceArgs {
@@ -42,16 +57,94 @@ impl ReferenceArgs {
         })
     }
 
+    /// How the score is read: `--no-repeats`, `--pickup`, and with a structure file a
+    /// MusicXML score laid out as written (every measure once, in print order), for the
+    /// structure file to give the order. Refuses the flags a file of another kind has no
+    /// use for.
+    pub fn score_options(&self, structure: bool) -> anyhow::Result<ScoreOptions> {
+        let path = self.path()?;
+        let score = self.kind()? == ReferenceKind::Score;
+        let musicxml = score && is_musicxml_path(path);
+        if self.no_repeats && !musicxml {
+            bail!(
+                "--no-repeats is for MusicXML scores: {} has no repeat signs (a structure file \
+                 gives the order of a MIDI score's sections)",
+                path.display()
+            );
+        }
+        if self.no_repeats && structure {
+            bail!("--no-repeats and --structure both give the order of the measures: give one");
+        }
+        if let Some(p) = self.pickup {
+            if !score || musicxml {
+                bail!(
+                    "--pickup {p} is for MIDI scores: {} {}",
+                    path.display(),
+                    if musicxml {
+                        "is MusicXML, whose measures give the pickup"
+                    } else {
+                        "is a recording"
+                    }
+                );
+            }
+        }
+        if let Some(q) = self.tempo {
+            if !musicxml {
+                bail!(
+                    "--tempo {q} is for MusicXML scores: {} keeps its own tempo",
+                    path.display()
+                );
+            }
+            if !(q.is_finite() && (4.0..=1000.0).contains(&q)) {
+                bail!("--tempo {q}: give quarter notes a minute, from 4 to 1000");
+            }
+        }
+        Ok(ScoreOptions {
+            qpm: self.tempo,
+            tempo_scale: None,
+            repeats: match (musicxml && structure, self.no_repeats) {
+                (true, _) => RepeatMode::AsWritten,
+                (false, true) => RepeatMode::NoRepeats,
+                (false, false) => RepeatMode::Performed,
+            },
+            pickup_quarters: self.pickup,
+        })
+    }
+
     /// Load it, analysed with `features` (a score rendered with `rendering`).
     pub fn load(
         &self,
         features: &FeatureConfig,
         rendering: &ScoreRendering,
     ) -> anyhow::Result<Arc<Reference>> {
+        self.load_structured(features, rendering, None)
+    }
+
+    /// Load it and lay it out in the order of the `structure` file, if one is given (bars of
+    /// a MusicXML score are then printed measure numbers, each measure once in print order).
+    pub fn load_structured(
+        &self,
+        features: &FeatureConfig,
+        rendering: &ScoreRendering,
+        structure: Option<&Path>,
+    ) -> anyhow::Result<Arc<Reference>> {
         let path = self.path()?;
-        let r = crate::audio::load::load_reference(path, self.kind()?, features, rendering)
-            .with_context(|| format!("loading the reference {}", path.display()))?;
-        Ok(Arc::new(r))
+        let options = self.score_options(structure.is_some())?;
+        let r = crate::audio::load::load_reference_with(
+            path,
+            self.kind()?,
+            features,
+            rendering,
+            &options,
+        )
+        .with_context(|| format!("loading the reference {}", path.display()))?;
+        let Some(structure) = structure else {
+            return Ok(Arc::new(r));
+        };
+        let sections = r
+            .read_structure(structure)
+            .with_context(|| format!("reading the structure file {}", structure.display()))?;
+        Ok(Arc::new(r.unfold(&sections)?))
     }
 }
 

@@ -9,7 +9,8 @@ use clap::{Args, ValueEnum};
 
 use super::common::FollowerArgs;
 use crate::engine::{AlignSettings, ReferenceKind};
-use crate::eval::alignment::{self, AlignmentEval, Job};
+use crate::eval::alignment::{self, AlignmentEval, Job, ScoreFormat};
+use crate::score::RepeatMode;
 
 /// What to evaluate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -39,6 +40,16 @@ pub enum Against {
     Audio,
 }
 
+/// Which score of each piece to follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScoreFormatArg {
+    /// score.mid.
+    Midi,
+    /// score.musicxml, the printed score (pieces without one are left out); the follower's
+    /// beats are scored in score.mid's seconds (piece.json's nominal_bpm_quarter).
+    Musicxml,
+}
+
 /// Run every case of a corpus (its index.csv) and print accuracy tables.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -62,6 +73,13 @@ pub struct EvalArgs {
     /// and the calibration of a leave-one-piece-out cross-validation (added in this version).
     #[arg(long)]
     pub fit_confidence: bool,
+    /// Follow each piece's score.mid (midi) or its printed score.musicxml (musicxml; added
+    /// in this version).
+    #[arg(long, value_enum, default_value = "midi")]
+    pub score_format: ScoreFormatArg,
+    /// With --score-format musicxml: play every section once (no repeat is taken).
+    #[arg(long)]
+    pub no_repeats: bool,
     /// How to follow (and the knobs shared with align).
     #[command(flatten)]
     pub follower: FollowerArgs,
@@ -102,6 +120,11 @@ impl EvalArgs {
                 full_end: false,
                 fixed_key: f.transpose.0.is_some(),
             },
+            score_format: match (self.score_format, self.no_repeats) {
+                (ScoreFormatArg::Midi, _) => ScoreFormat::Midi,
+                (ScoreFormatArg::Musicxml, false) => ScoreFormat::MusicXml(RepeatMode::Performed),
+                (ScoreFormatArg::Musicxml, true) => ScoreFormat::MusicXml(RepeatMode::NoRepeats),
+            },
         }
     }
 }
@@ -120,8 +143,25 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if args.no_repeats && args.score_format != ScoreFormatArg::Musicxml {
+        anyhow::bail!("--no-repeats is for --score-format musicxml");
+    }
     let opts = args.alignment_eval();
-    let cases = alignment::select_cases(&args.corpus, &opts.cases)?;
+    let mut cases = alignment::select_cases(&args.corpus, &opts.cases)?;
+    if opts.score_format != ScoreFormat::Midi {
+        let (with, without): (Vec<_>, Vec<_>) = cases
+            .into_iter()
+            .partition(|c| alignment::musicxml_of(c).is_some());
+        if !without.is_empty() {
+            let keys: Vec<String> = without.iter().map(|c| c.key()).collect();
+            eprintln!(
+                "left out ({} cases without a score.musicxml): {}",
+                keys.len(),
+                keys.join(", ")
+            );
+        }
+        cases = with;
+    }
     let bar = super::progress_bar(cases.len() as u64);
     if args.fit_confidence && args.mode != EvalMode::Follow {
         anyhow::bail!("--fit-confidence is for --mode follow");

@@ -78,8 +78,9 @@ pub struct FollowArgs {
     #[command(flatten)]
     pub follower: FollowerArgs,
     /// The order in which the sections of the score are played (written repeats, cuts): one
-    /// section per line, bars 'FROM-TO' (MIDI scores) or score seconds 'FROMs-TOs'. Followed
-    /// without re-localisation; positions are reported in the score as written.
+    /// section per line, bars 'FROM-TO' (printed measure numbers of a MusicXML score, whose
+    /// own repeats are then not taken; a MIDI score's bars) or score seconds 'FROMs-TOs'.
+    /// Followed without re-localisation; positions are reported in the score as written.
     #[arg(long, value_name = "FILE")]
     pub structure: Option<PathBuf>,
     /// Spot these themes in the incoming audio (a themes file: TOML `[[theme]]` tables or CSV
@@ -97,7 +98,8 @@ pub struct FollowArgs {
     #[arg(long, value_name = "FILE.toml")]
     pub cues: Option<PathBuf>,
     /// Send /scorefollow/page (page i) to the --osc targets when a page's first bar comes
-    /// (CSV lines 'page,first_bar').
+    /// (CSV lines 'page,first_bar'). Without it, a MusicXML score's own page breaks
+    /// (`<print new-page>`) turn the pages.
     #[arg(long, value_name = "FILE.csv")]
     pub pages: Option<PathBuf>,
     /// How early a page turn is sent (ms of performance time at the current tempo).
@@ -163,13 +165,11 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
             bail!("invalid --osc-rate '{r}': give a positive number of messages per second");
         }
     }
-    let mut reference = args.reference.load(&config.features, &config.rendering)?;
-    if let Some(path) = &args.structure {
-        let sections = reference
-            .read_structure(path)
-            .with_context(|| format!("reading the structure file {}", path.display()))?;
-        reference = Arc::new(reference.unfold(&sections)?);
-    }
+    let reference = args.reference.load_structured(
+        &config.features,
+        &config.rendering,
+        args.structure.as_deref(),
+    )?;
     let send_options = SendOptions {
         multicast_ttl: args.osc_ttl,
         multicast_interface: args.osc_interface,

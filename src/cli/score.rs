@@ -40,6 +40,9 @@ pub struct ReadArgs {
     /// MIDI: length of the pickup in quarter notes, so bar numbers match the print.
     #[arg(long, value_name = "QUARTERS")]
     pub pickup: Option<f64>,
+    /// MusicXML: a constant tempo (quarter notes a minute) instead of the score's marks.
+    #[arg(long, value_name = "QPM")]
+    pub tempo: Option<f64>,
 }
 
 /// `score midi` arguments.
@@ -62,6 +65,8 @@ impl ReadArgs {
                 RepeatMode::Performed
             },
             pickup_quarters: self.pickup,
+            qpm: self.tempo,
+            tempo_scale: None,
         };
         Score::load_with(&self.file, &options)
             .with_context(|| format!("reading the score {}", self.file.display()))

@@ -92,7 +92,8 @@ impl std::fmt::Display for ShowReport {
 
 impl ShowSetup {
     /// Load and check everything: the cue file, the page file (its turns go to
-    /// `osc_targets`, `page_lead_ms` early), and bind the control address. The control
+    /// `osc_targets`, `page_lead_ms` early; without one, the page breaks of a MusicXML
+    /// score with more than one page), and bind the control address. The control
     /// server obeys [`AllowList::default_for`] the OSC targets unless
     /// [`with_control_allow`](Self::with_control_allow) says otherwise.
     pub fn load(
@@ -111,6 +112,13 @@ impl ShowSetup {
         if let Some(p) = pages {
             lists.push(CueList::load_pages(
                 p,
+                reference,
+                page_lead_ms / 1000.0,
+                osc_targets.to_vec(),
+            )?);
+        } else if !osc_targets.is_empty() {
+            // Without a page file, a printed score's own page breaks turn the pages.
+            lists.extend(CueList::score_pages(
                 reference,
                 page_lead_ms / 1000.0,
                 osc_targets.to_vec(),

@@ -14,6 +14,7 @@
 //! Nothing here allocates per frame after construction (checked by an allocation-counting
 //! test), blocks, or knows about threads and outputs: [`super::run`] does that.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use super::confidence::{ConfidenceModel, Evidence, EvidenceTracker};
@@ -28,7 +29,7 @@ use crate::align::tracker::{Tracked, Tracker};
 use crate::align::transpose::KeyTrial;
 use crate::align::{transpose_frame, AlignStep, OnlineAligner};
 use crate::features::{FeatureConfig, FeatureFrame, StreamingExtractor, N_CHROMA};
-use crate::output::{PositionEvent, ThemeEvent};
+use crate::output::{Label, PositionEvent, ThemeEvent};
 use crate::score::reference::Reference;
 use crate::spot::streaming::{StreamHit, StreamingSpotter};
 use crate::{Error, Result};
@@ -121,11 +122,24 @@ impl AlignerFactory {
                 soft,
                 tempo,
                 scales,
-            } => AlignerFactory::Tempo(
-                Arc::new(TempoScales::new(&reference.frames, shared.clone(), scales)),
-                *soft,
-                *tempo,
-            ),
+            } => {
+                // A printed score's tempo is its mark's (120 without one), not the
+                // performer's: the scale is chosen from the first seconds.
+                let printed = reference.score().is_some_and(|s| s.printed.is_some());
+                let tempo = if printed {
+                    TempoAdaptiveConfig {
+                        startup_frames: TempoAdaptiveConfig::for_printed_score().startup_frames,
+                        ..*tempo
+                    }
+                } else {
+                    *tempo
+                };
+                AlignerFactory::Tempo(
+                    Arc::new(TempoScales::new(&reference.frames, shared.clone(), scales)),
+                    *soft,
+                    tempo,
+                )
+            }
         }
     }
 
@@ -711,7 +725,8 @@ impl Follower {
         (to, report)
     }
 
-    /// The musical position of a tracked frame.
+    /// The musical position of a tracked frame, in the score's own terms (printed bar, pass,
+    /// page, system and label of a MusicXML score).
     fn position(
         &self,
         k: usize,
@@ -720,21 +735,34 @@ impl Follower {
         capture_wall_ns: u64,
     ) -> PositionEvent {
         let reference = &self.reference;
-        let score_time_s = reference.score_time_s(tracked.ref_frame_now);
-        let (beat, bar, beat_in_bar) = reference.musical_position(score_time_s);
+        let at = reference.score_position(tracked.ref_frame_now);
+        let label = match at.label {
+            Some(text) => Label::new(text),
+            // A MIDI score's bar stands for its label; a recording has none.
+            None if reference.score().is_some() => {
+                let mut l = Label::default();
+                let _ = write!(l, "{}", at.bar);
+                l
+            }
+            None => Label::default(),
+        };
         PositionEvent {
             frame: k as u64,
             perf_time_s: reference.config.frame_end_s(k),
-            score_time_s,
+            score_time_s: at.time_s,
             heard_score_s: reference.score_time_s(tracked.heard_ref_frame),
-            beat,
-            bar,
-            beat_in_bar,
+            beat: at.beat,
+            bar: at.bar,
+            beat_in_bar: at.beat_in_bar,
             tempo: tracked.tempo as f32,
             confidence: self.confidence.probability(evidence),
             spread_s: (tracked.spread_frames as f64 * reference.config.hop_s()) as f32,
             capture_wall_ns,
             evidence: *evidence,
+            pass: at.pass,
+            page: at.page,
+            system: at.system,
+            label,
         }
     }
 

@@ -19,6 +19,7 @@ use crate::engine::{
 use crate::output::memory::MemorySink;
 use crate::output::{PositionEvent, Sink};
 use crate::score::reference::Reference;
+use crate::score::{RepeatMode, Score, ScoreOptions};
 use crate::{Error, Result};
 
 /// Which job is scored.
@@ -55,6 +56,59 @@ pub struct AlignmentEval {
     pub follow: FollowSettings,
     /// The offline aligner's settings.
     pub align: AlignSettings,
+    /// Which score the cases are followed against (with [`Against::Auto`]); added in this
+    /// version.
+    pub score_format: ScoreFormat,
+}
+
+/// Which score of a piece is followed (`eval --score-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScoreFormat {
+    /// `score.mid` (the default): its seconds are the ground truth's.
+    #[default]
+    Midi,
+    /// The piece's printed score, `score.musicxml`, with its repeats read as `repeats` says.
+    /// Its seconds are the MusicXML's own (its tempo marks): the follower's `beat` (quarter
+    /// notes from the start of the unfolded score, the ground truth's `score_beat`) is turned
+    /// into seconds at the piece's `nominal_bpm_quarter` before scoring. Pieces without a
+    /// `score.musicxml` are left out ([`musicxml_of`]).
+    MusicXml(RepeatMode),
+}
+
+/// The printed score of a case's piece (`score.musicxml` next to its reference), if it has
+/// one.
+pub fn musicxml_of(case: &CorpusCase) -> Option<PathBuf> {
+    let p = case.reference.parent()?.join("score.musicxml");
+    p.is_file().then_some(p)
+}
+
+/// The piece's `nominal_bpm_quarter` (piece.json next to its reference): the tempo of
+/// `score.mid`, whose seconds the ground truth is in.
+pub fn nominal_bpm(case: &CorpusCase) -> Result<f64> {
+    let dir = case.reference.parent().unwrap_or(Path::new("."));
+    let path = dir.join("piece.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Parse {
+        path: path.clone(),
+        line: e.line(),
+        reason: e.to_string(),
+    })?;
+    json.get("nominal_bpm_quarter")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|b| b.is_finite() && *b > 0.0)
+        .ok_or_else(|| {
+            Error::invalid(
+                "piece.json",
+                path.display().to_string(),
+                "has no positive nominal_bpm_quarter",
+            )
+        })
+}
+
+/// Seconds of `score.mid` (the ground truth's) at score time `t_s` of a MusicXML `score`:
+/// its quarter-note beat at `bpm` quarter notes a minute.
+fn corpus_s(score: &Score, t_s: f64, bpm: f64) -> f64 {
+    score.beat_at_s(t_s) * 60.0 / bpm
 }
 
 /// One case's outcome.
@@ -123,14 +177,38 @@ pub fn run(
     // Every setting is checked before the first case runs.
     FollowConfig::try_from(opts.follow.clone())?;
     AlignConfig::new(ReferenceKind::Score, &opts.align)?;
-    let cases = select_cases(corpus, &opts.cases)?;
+    let mut cases = select_cases(corpus, &opts.cases)?;
+    if let ScoreFormat::MusicXml(_) = opts.score_format {
+        if opts.against == Against::Audio {
+            return Err(Error::invalid(
+                "score format",
+                "musicxml",
+                "follows the printed score; --against audio follows the recording",
+            ));
+        }
+        cases.retain(|c| musicxml_of(c).is_some());
+        if cases.is_empty() {
+            return Err(Error::invalid(
+                "score format",
+                "musicxml",
+                format!(
+                    "no selected case of {} has a score.musicxml",
+                    corpus.display()
+                ),
+            ));
+        }
+    }
     let mut refs: HashMap<PathBuf, Arc<Reference>> = HashMap::new();
     let mut results = Vec::new();
     let total_start = Instant::now();
     for case in &cases {
-        let ref_path = match (opts.against, &case.score) {
-            (Against::Auto, Some(s)) => s.clone(),
-            _ => case.reference.clone(),
+        let (ref_path, repeats) = match (opts.against, opts.score_format, &case.score) {
+            (Against::Auto, ScoreFormat::MusicXml(repeats), _) => match musicxml_of(case) {
+                Some(p) => (p, repeats),
+                None => continue,
+            },
+            (Against::Auto, ScoreFormat::Midi, Some(s)) => (s.clone(), RepeatMode::default()),
+            _ => (case.reference.clone(), RepeatMode::default()),
         };
         let kind = ReferenceKind::of_path(&ref_path);
         let follow_config = FollowConfig::try_from(FollowSettings {
@@ -145,33 +223,83 @@ pub fn run(
         let reference = match refs.get(&ref_path) {
             Some(r) => r.clone(),
             None => {
-                let r = Arc::new(crate::audio::load::load_reference(
-                    &ref_path, kind, features, rendering,
+                let r = Arc::new(crate::audio::load::load_reference_with(
+                    &ref_path,
+                    kind,
+                    features,
+                    rendering,
+                    &ScoreOptions {
+                        repeats,
+                        ..ScoreOptions::default()
+                    },
                 )?);
                 refs.insert(ref_path.clone(), r.clone());
                 r
             }
         };
         let started = Instant::now();
-        let (positions, relocations) = match opts.job {
+        let (mut positions, relocations) = match opts.job {
             Job::Follow => follow_case(case, reference.clone(), &follow_config)?,
             Job::Align => (Vec::new(), Vec::new()),
         };
-        let rows: Vec<(f64, f64)> = match opts.job {
+        let mut aligned = Vec::new();
+        let reference = match opts.job {
+            Job::Follow => reference,
+            Job::Align => {
+                let audio = crate::audio::decode::load_mono(
+                    &case.performance,
+                    reference.config.sample_rate_hz,
+                )?;
+                let first = crate::audio::load::align_samples(
+                    &audio,
+                    &reference,
+                    align_config.dtw,
+                    |_, _| {},
+                );
+                // A printed score is aligned again at the tempo the first pass found.
+                let (reference, alignment) = crate::audio::load::realign_at_performed_tempo(
+                    &audio,
+                    &ref_path,
+                    reference,
+                    first,
+                    features,
+                    rendering,
+                    &ScoreOptions {
+                        repeats,
+                        ..ScoreOptions::default()
+                    },
+                    align_config.dtw,
+                )?;
+                aligned = alignment.rows;
+                reference
+            }
+        };
+        // A MusicXML score's seconds are its own: score the beats, in score.mid's seconds.
+        let to_corpus_s = match (opts.score_format, reference.score()) {
+            (ScoreFormat::MusicXml(_), Some(score)) => {
+                let bpm = nominal_bpm(case)?;
+                Some(move |t_s: f64| corpus_s(score, t_s, bpm))
+            }
+            _ => None,
+        };
+        if let Some(f) = &to_corpus_s {
+            for p in &mut positions {
+                p.score_time_s = f(p.score_time_s);
+                p.heard_score_s = f(p.heard_score_s);
+            }
+        }
+        let mut rows: Vec<(f64, f64)> = match opts.job {
             Job::Follow => positions
                 .iter()
                 .map(|p| (p.perf_time_s, p.score_time_s))
                 .collect(),
-            Job::Align => {
-                crate::audio::load::align_file(
-                    &case.performance,
-                    &reference,
-                    align_config.dtw,
-                    |_, _| {},
-                )?
-                .rows
-            }
+            Job::Align => std::mem::take(&mut aligned),
         };
+        if let (Job::Align, Some(f)) = (opts.job, &to_corpus_s) {
+            for r in &mut rows {
+                r.1 = f(r.1);
+            }
+        }
         let wall_s = started.elapsed().as_secs_f64();
         let pred_path = opts
             .out_dir

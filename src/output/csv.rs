@@ -12,7 +12,10 @@ use super::{Event, Sink};
 use crate::Error;
 
 /// The CSV header (the column contract users' scripts rely on).
-pub const CSV_HEADER: &str = "perf_time_s,score_time_s,beat,bar,tempo,confidence";
+/// `pass,page,system,label` were appended in this version (after the six columns of earlier
+/// versions, which keep their places).
+pub const CSV_HEADER: &str =
+    "perf_time_s,score_time_s,beat,bar,tempo,confidence,pass,page,system,label";
 
 /// The cue log's header (what `score_cues.py` reads; added in this version).
 pub const CUE_LOG_HEADER: &str = "cue_id,perf_time_s,score_time_s,cue_score_s";
@@ -20,7 +23,8 @@ pub const CUE_LOG_HEADER: &str = "cue_id,perf_time_s,score_time_s,cue_score_s";
 /// Output format of a [`FileSink`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileFormat {
-    /// `perf_time_s,score_time_s,beat,bar,tempo,confidence`.
+    /// `perf_time_s,score_time_s,beat,bar,tempo,confidence,pass,page,system,label`
+    /// ([`CSV_HEADER`]).
     Csv,
     /// The JSON-lines event log: one object per line with a `type`, positions with the CSV's
     /// fields plus `spread_s` and `heard_score_s`, and every other event (see
@@ -74,6 +78,20 @@ fn num(x: f64) -> String {
     }
 }
 
+/// A CSV field, quoted (RFC 4180) when it holds a comma, quote or line break: a printed
+/// measure label is the user's text.
+struct CsvField<'a>(&'a str);
+
+impl std::fmt::Display for CsvField<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.contains([',', '"', '\n', '\r']) {
+            write!(f, "\"{}\"", self.0.replace('"', "\"\""))
+        } else {
+            f.write_str(self.0)
+        }
+    }
+}
+
 impl Sink for FileSink {
     fn handle(&mut self, event: &Event) -> crate::Result<()> {
         match &mut self.inner {
@@ -84,13 +102,17 @@ impl Sink for FileSink {
                 };
                 writeln!(
                     out,
-                    "{:.4},{:.4},{},{},{:.4},{:.4}",
+                    "{:.4},{:.4},{},{},{:.4},{:.4},{},{},{},{}",
                     p.perf_time_s,
                     p.score_time_s,
                     num(p.beat),
                     p.bar,
                     p.tempo,
-                    p.confidence
+                    p.confidence,
+                    p.pass,
+                    p.page,
+                    p.system,
+                    CsvField(p.label.as_str())
                 )
                 .map_err(|e| Error::io(&*path, e))
             }
@@ -152,6 +174,41 @@ impl FiringObserver for CueLogFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::PositionEvent;
+
+    /// The columns of earlier versions keep their places; pass, page, system and label follow,
+    /// a label with a comma or quote quoted.
+    #[test]
+    fn position_rows_append_the_printed_columns() {
+        let p = std::env::temp_dir().join(format!("sf_pos_{}.csv", std::process::id()));
+        let mut sink = FileSink::create(&p, FileFormat::Csv).unwrap();
+        let mut ev = PositionEvent {
+            perf_time_s: 1.0,
+            score_time_s: 2.5,
+            beat: 5.0,
+            bar: 4,
+            tempo: 1.0,
+            confidence: 0.5,
+            pass: 2,
+            page: 1,
+            system: 3,
+            label: "4a".into(),
+            ..Default::default()
+        };
+        sink.handle(&Event::Position(ev)).unwrap();
+        ev.label = "4,\"b\"".into();
+        ev.beat = f64::NAN;
+        sink.handle(&Event::Position(ev)).unwrap();
+        sink.finish().unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let _ = std::fs::remove_file(&p);
+        assert_eq!(
+            text,
+            "perf_time_s,score_time_s,beat,bar,tempo,confidence,pass,page,system,label\n\
+             1.0000,2.5000,5.0000,4,1.0000,0.5000,2,1,3,4a\n\
+             1.0000,2.5000,,4,1.0000,0.5000,2,1,3,\"4,\"\"b\"\"\"\n"
+        );
+    }
 
     #[test]
     fn cue_log_has_a_row_per_firing_of_the_cue_file() {

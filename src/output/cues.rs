@@ -26,8 +26,10 @@
 //!
 //! [[cue]]
 //! id = "verse2-lights"
-//! bar = 3                 # or: score_s = 6.67, or: marker = "B" (MIDI marker/cue point)
+//! bar = 3                 # or: score_s = 6.67, marker = "B" (MIDI marker/cue point),
+//!                         # rehearsal = "B" or text = "Tutti" (a MusicXML score's marks)
 //! beat = 1.0              # with bar; default 1
+//! pass = 2                # with bar, rehearsal or text: the second time through a repeat
 //! lead_ms = 150           # fire this long (performance time, at the current tempo) early
 //! targets = ["qlab", "192.168.1.30:7000"]
 //! on_skip = "fire"        # when a forward jump passes the cue: fire it (in order) or drop it
@@ -63,6 +65,7 @@ use toml::Spanned;
 
 use super::osc::{parse_target, SendOptions, TargetReport, UdpSender};
 use super::{Event, PositionEvent, Sink};
+use crate::score::musicxml::{MarkKind, ScoreMark};
 use crate::score::reference::Reference;
 use crate::score::Score;
 use crate::Error;
@@ -162,22 +165,101 @@ impl<'a> Timeline<'a> {
         }
     }
 
-    /// Score time (s) of `bar` and `beat`, or why it does not exist.
+    /// Score time (s) of `bar` and `beat` (the first time the bar is played), or why it
+    /// does not exist.
     pub fn s_at_bar_beat(&self, bar: i64, beat: f64) -> Result<f64, String> {
+        self.s_at_bar_beat_pass(bar, beat, 1)
+    }
+
+    /// Score time (s) of `bar` and `beat` on pass `pass` (1-based: 2 is the second time
+    /// through a repeat of a MusicXML score), or why it does not exist.
+    pub fn s_at_bar_beat_pass(&self, bar: i64, beat: f64, pass: i64) -> Result<f64, String> {
         let score = self.score.ok_or_else(|| {
-            "bar positions need a MIDI score; this reference is audio (use score_s)".to_string()
+            "bar positions need a score; this reference is audio (use score_s)".to_string()
         })?;
         let bars = score.bar_count();
         let first = score.first_bar();
         let in_range = i32::try_from(bar)
             .ok()
             .filter(|b| (first..=bars).contains(b));
-        match in_range.and_then(|b| score.s_at_bar_beat(b, beat)) {
+        let Some(b) = in_range else {
+            return Err(format!(
+                "bar {bar} beat {beat} is not in the score (bars {first} to {bars})"
+            ));
+        };
+        let passes = match score.printed.as_deref() {
+            Some(layout) => layout.measures.iter().filter(|m| m.bar == b).count(),
+            None => 1,
+        };
+        let pass_ok = u32::try_from(pass)
+            .ok()
+            .filter(|&p| p >= 1 && p as usize <= passes);
+        let Some(p) = pass_ok else {
+            return Err(format!(
+                "bar {bar} is played {passes} time{} in the score: pass {pass} does not exist",
+                if passes == 1 { "" } else { "s" }
+            ));
+        };
+        match score.s_at_bar_beat_pass(b, beat, p) {
             Some(s) if s <= self.duration_s + 1e-9 => Ok(s),
             _ => Err(format!(
                 "bar {bar} beat {beat} is not in the score (bars {first} to {bars})"
             )),
         }
+    }
+
+    /// Score time (s) of a MusicXML score's rehearsal mark (`rehearsal`) or words (`text`,
+    /// case-insensitive) on pass `pass` of its measure, or why there is none.
+    pub fn s_at_mark(&self, kind: MarkKind, text: &str, pass: i64) -> Result<f64, String> {
+        let what = match kind {
+            MarkKind::Rehearsal => "rehearsal mark",
+            MarkKind::Words => "words",
+        };
+        let layout = self
+            .score
+            .and_then(|s| s.printed.as_deref().map(|l| (s, l)));
+        let Some((score, layout)) = layout else {
+            return Err(format!(
+                "{what} '{text}': the score has no printed marks (a MusicXML score has them; \
+                 a MIDI file's markers are cued with marker)"
+            ));
+        };
+        let found: Vec<&ScoreMark> = match kind {
+            MarkKind::Rehearsal => layout.rehearsal_marks(text).collect(),
+            MarkKind::Words => layout.words(text).collect(),
+        };
+        if let Some(m) = found.iter().find(|m| i64::from(m.pass) == pass) {
+            return Ok(score.s_at_beat(m.beat));
+        }
+        if !found.is_empty() {
+            return Err(format!(
+                "{what} '{text}' is not played on pass {pass} (passes {})",
+                found
+                    .iter()
+                    .map(|m| m.pass.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let mut known: Vec<&str> = layout
+            .marks
+            .iter()
+            .filter(|m| m.kind == kind)
+            .map(|m| m.text.as_str())
+            .collect();
+        known.dedup();
+        Err(format!(
+            "no {what} '{text}' in the score (it has {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known
+                    .iter()
+                    .map(|k| format!("'{k}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ))
     }
 }
 
@@ -217,8 +299,11 @@ struct RawCue {
     id: Spanned<String>,
     bar: Option<Spanned<i64>>,
     beat: Option<Spanned<f64>>,
+    pass: Option<Spanned<i64>>,
     score_s: Option<Spanned<f64>>,
     marker: Option<Spanned<String>>,
+    rehearsal: Option<Spanned<String>>,
+    text: Option<Spanned<String>>,
     lead_ms: Option<Spanned<f64>>,
     targets: Option<Spanned<Vec<Spanned<String>>>>,
     on_skip: Option<OnSkip>,
@@ -369,13 +454,17 @@ impl CueList {
                     format!("duplicate cue id '{id}' (first on line {first})"),
                 ));
             }
-            let given =
-                c.bar.is_some() as u8 + c.score_s.is_some() as u8 + c.marker.is_some() as u8;
+            let given = c.bar.is_some() as u8
+                + c.score_s.is_some() as u8
+                + c.marker.is_some() as u8
+                + c.rehearsal.is_some() as u8
+                + c.text.is_some() as u8;
             if given != 1 {
                 return Err(fail(
                     at,
                     format!(
-                        "cue '{id}': give exactly one position: bar (and beat), score_s or marker"
+                        "cue '{id}': give exactly one position: bar (and beat), score_s, marker, \
+                         rehearsal or text"
                     ),
                 ));
             }
@@ -385,11 +474,35 @@ impl CueList {
                     format!("cue '{id}': beat needs a bar"),
                 ));
             }
+            if let Some(p) = &c.pass {
+                if c.score_s.is_some() || c.marker.is_some() {
+                    return Err(fail(
+                        p.span().start,
+                        format!("cue '{id}': pass goes with bar, rehearsal or text"),
+                    ));
+                }
+            }
+            let pass = c.pass.as_ref().map_or(1, |p| *p.get_ref());
+            let pass_at = c.pass.as_ref().map(|p| p.span().start);
             let score_s = if let Some(bar) = &c.bar {
                 let beat = c.beat.as_ref().map(|b| *b.get_ref()).unwrap_or(1.0);
                 timeline
-                    .s_at_bar_beat(*bar.get_ref(), beat)
-                    .map_err(|r| fail(bar.span().start, format!("cue '{id}': {r}")))?
+                    .s_at_bar_beat_pass(*bar.get_ref(), beat, pass)
+                    .map_err(|r| {
+                        fail(
+                            pass_at.unwrap_or(bar.span().start),
+                            format!("cue '{id}': {r}"),
+                        )
+                    })?
+            } else if let Some((kind, t)) = c
+                .rehearsal
+                .as_ref()
+                .map(|t| (MarkKind::Rehearsal, t))
+                .or(c.text.as_ref().map(|t| (MarkKind::Words, t)))
+            {
+                timeline
+                    .s_at_mark(kind, t.get_ref().trim(), pass)
+                    .map_err(|r| fail(t.span().start, format!("cue '{id}': {r}")))?
             } else if let Some(s) = &c.score_s {
                 let v = *s.get_ref();
                 if !(v.is_finite() && (0.0..=timeline.duration_s).contains(&v)) {
@@ -586,6 +699,86 @@ impl CueList {
             settings: CueSettings::default(),
             path: path.to_path_buf(),
         })
+    }
+
+    /// Page turns from the score's own page breaks (a MusicXML score with more than one
+    /// page; None otherwise): every entry into a page in performance order (turning back
+    /// for a repeat included) becomes a cue `page-N` (`page-N-K` for its K-th entry) sending
+    /// `/scorefollow/page` (page i) to `targets`, `lead_s` early, as a page file's would; a
+    /// turn re-arms when the position falls back by half the shortest page (score s).
+    pub fn score_pages(
+        reference: &Reference,
+        lead_s: f64,
+        targets: Vec<SocketAddr>,
+    ) -> crate::Result<Option<CueList>> {
+        let Some(score) = reference.score() else {
+            return Ok(None);
+        };
+        let Some(layout) = score.printed.as_deref() else {
+            return Ok(None);
+        };
+        if layout.page_count < 2 || layout.pages.is_empty() {
+            return Ok(None);
+        }
+        if !(lead_s.is_finite() && (0.0..=MAX_LEAD_MS / 1000.0).contains(&lead_s)) {
+            return Err(Error::invalid(
+                "page lead time (s)",
+                lead_s.to_string(),
+                "must be from 0 to 60 s",
+            ));
+        }
+        let mut entries: std::collections::HashMap<u32, usize> = Default::default();
+        let mut cues: Vec<Cue> = Vec::with_capacity(layout.pages.len());
+        for p in &layout.pages {
+            let k = entries.entry(p.page).or_insert(0);
+            *k += 1;
+            let line = layout
+                .measures
+                .get(p.measure)
+                .and_then(|m| layout.printed.get(m.printed))
+                .map_or(0, |m| m.line);
+            let page = i32::try_from(p.page).unwrap_or(i32::MAX);
+            cues.push(Cue {
+                id: if *k == 1 {
+                    format!("page-{page}")
+                } else {
+                    format!("page-{page}-{k}")
+                },
+                point: CuePoint {
+                    score_s: score.s_at_beat(p.beat).min(reference.duration_s()),
+                    lead_s,
+                    on_skip: OnSkip::Fire,
+                },
+                targets: targets.clone(),
+                messages: vec![OscMessage {
+                    addr: super::osc::address::PAGE.into(),
+                    args: vec![OscType::Int(page)],
+                }],
+                line,
+                page: Some(page),
+            });
+        }
+        // A page turn re-arms only when the position falls back by half the shortest page
+        // (a restart), not when the lead-time prediction sags with the tempo estimate.
+        let shortest_s = cues
+            .windows(2)
+            .map(|w| w[1].point.score_s - w[0].point.score_s)
+            .filter(|d| *d > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        let defaults = CueSettings::default();
+        let settings = CueSettings {
+            hysteresis_s: if shortest_s.is_finite() {
+                defaults.hysteresis_s.max(shortest_s / 2.0)
+            } else {
+                defaults.hysteresis_s
+            },
+            ..defaults
+        };
+        Ok(Some(CueList {
+            cues,
+            settings,
+            path: score.path.clone(),
+        }))
     }
 
     /// Index of the cue with id `id`.
@@ -1145,7 +1338,7 @@ address = "/y"
             duration_s: 8.0,
         };
         let e = CueList::parse(&format!("{head}bar = 1\n{msg}"), Path::new("c.toml"), audio);
-        assert!(e.is_err_and(|e| e.to_string().contains("need a MIDI score")));
+        assert!(e.is_err_and(|e| e.to_string().contains("need a score")));
     }
 
     fn pt(score_s: f64, lead_s: f64, on_skip: OnSkip) -> CuePoint {

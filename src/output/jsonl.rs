@@ -3,7 +3,7 @@
 //!
 //! | type | keys after `type` |
 //! |---|---|
-//! | `position` | perf_time_s, score_time_s, beat (null without a score), bar, tempo, confidence, spread_s, heard_score_s |
+//! | `position` | perf_time_s, score_time_s, beat (null without a score), bar, tempo, confidence, spread_s, heard_score_s, pass, page, system, label |
 //! | `status` | state (`start`, `drops`, `relocated`, `end`), perf_time_s, dropped_samples, frames |
 //! | `relocation` | perf_time_s, from_score_s, to_score_s, confidence, key_shift, capture_wall_ns |
 //! | `ambiguous` | perf_time_s, candidates (`[{"score_s", "bar"}]`, the one followed first), capture_wall_ns |
@@ -164,6 +164,10 @@ fn event_line<W: Write>(w: &mut W, event: &Event) -> std::io::Result<()> {
             .f32("confidence", p.confidence)?
             .f32("spread_s", p.spread_s)?
             .f64("heard_score_s", p.heard_score_s)?
+            .int("pass", p.pass)?
+            .int("page", p.page)?
+            .int("system", p.system)?
+            .str("label", p.label.as_str())?
             .end(),
         Event::Status(s) => Obj::new(w, "status")?
             .str("state", s.kind.as_str())?
@@ -248,6 +252,10 @@ mod tests {
             tempo: 1.1,
             confidence: 0.9,
             spread_s: 0.05,
+            pass: 2,
+            page: 3,
+            system: 1,
+            label: "4\"a".into(),
             ..Default::default()
         };
         let v = line(&Event::Position(p));
@@ -255,7 +263,7 @@ mod tests {
             v,
             serde_json::json!({"type": "position", "perf_time_s": 1.02, "score_time_s": 0.987654321,
                 "beat": null, "bar": 0, "tempo": 1.1, "confidence": 0.9, "spread_s": 0.05,
-                "heard_score_s": 0.95})
+                "heard_score_s": 0.95, "pass": 2, "page": 3, "system": 1, "label": "4\"a"})
         );
         let v = line(&Event::Status(StatusEvent {
             kind: StatusKind::End,

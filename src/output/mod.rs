@@ -38,8 +38,88 @@ pub struct PositionEvent {
     /// Wall-clock time since the capture epoch (ns) when the frame's last sample was pushed
     /// into the ring by the audio thread.
     pub capture_wall_ns: u64,
+    /// Pass through the bar, 1-based: 2 the second time through a repeat of a MusicXML score
+    /// (or of a structure file's sections); 1 otherwise. Added in this version.
+    pub pass: u32,
+    /// Page of the printed score (1-based, from its page breaks); 0 when the score has no
+    /// layout (MIDI, recordings). Added in this version.
+    pub page: u32,
+    /// System on the page (1-based); 0 without a layout. Added in this version.
+    pub system: u32,
+    /// The measure's printed label ("12", "4a"); a MIDI score's bar number as text; empty
+    /// against a recording. Added in this version.
+    pub label: Label,
     /// What the confidence was computed from (for evaluation and diagnosis; not sent).
     pub evidence: crate::engine::confidence::Evidence,
+}
+
+/// A measure label carried by value (the events are `Copy` and cross threads every frame):
+/// up to [`Label::CAPACITY`] bytes of UTF-8 inline, a longer label cut at a character
+/// boundary. Building one allocates nothing.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Label {
+    len: u8,
+    bytes: [u8; Label::CAPACITY],
+}
+
+impl Label {
+    /// Longest label kept whole (bytes); printed measure labels are a few characters.
+    pub const CAPACITY: usize = 15;
+
+    /// `text`, cut to [`Label::CAPACITY`] bytes at a character boundary.
+    pub fn new(text: &str) -> Self {
+        let mut label = Label::default();
+        label.push_str(text);
+        label
+    }
+
+    /// The label's text.
+    pub fn as_str(&self) -> &str {
+        // Only whole characters are ever copied in.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+
+    /// True for the empty label.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn push_str(&mut self, text: &str) {
+        for c in text.chars() {
+            let n = c.len_utf8();
+            let at = self.len as usize;
+            if at + n > Self::CAPACITY {
+                break;
+            }
+            c.encode_utf8(&mut self.bytes[at..at + n]);
+            self.len += n as u8;
+        }
+    }
+}
+
+impl std::fmt::Write for Label {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.push_str(s);
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl From<&str> for Label {
+    fn from(text: &str) -> Self {
+        Label::new(text)
+    }
 }
 
 /// What the status message reports.
@@ -161,5 +241,34 @@ pub trait Sink: Send {
     /// version.
     fn delivery(&self) -> Vec<osc::TargetReport> {
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt::Write as _;
+
+    #[test]
+    fn labels_keep_short_text_and_cut_long_text_at_a_character() {
+        assert_eq!(Label::new("4a").as_str(), "4a");
+        assert!(Label::default().is_empty());
+        assert_eq!(Label::new("0123456789abcdefgh").as_str(), "0123456789abcde");
+        // 'é' is two bytes: the 15th byte would split it.
+        assert_eq!(Label::new("12345678901234é").as_str(), "12345678901234");
+        let mut l = Label::default();
+        let _ = write!(l, "{}", -12);
+        assert_eq!(l.to_string(), "-12");
+        assert_eq!(format!("{l:?}"), "\"-12\"");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_label_is_a_prefix_of_its_text(text in "\\PC{0,20}") {
+            let l = Label::new(&text);
+            proptest::prop_assert!(text.starts_with(l.as_str()));
+            proptest::prop_assert!(l.as_str().len() <= Label::CAPACITY);
+            proptest::prop_assert!(text.len() <= Label::CAPACITY || l.as_str().len() + 4 > Label::CAPACITY);
+        }
     }
 }

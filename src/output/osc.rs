@@ -2,7 +2,7 @@
 //!
 //! | address | arguments |
 //! |---|---|
-//! | `/scorefollow/position` | score_s f, beat f, bar i, tempo f, confidence f, spread_s f |
+//! | `/scorefollow/position` | score_s f, beat f, bar i, tempo f, confidence f, spread_s f, pass i, page i, system i, label s |
 //! | `/scorefollow/status` | state s ("start", "drops", "relocated", "end"), perf_time_s f, dropped_samples i, frames i |
 //! | `/scorefollow/theme` | theme_id s, start_s f, end_s f, score f |
 //!
@@ -419,6 +419,12 @@ impl Sink for OscSink {
                         OscType::Float(p.tempo),
                         OscType::Float(p.confidence),
                         OscType::Float(p.spread_s),
+                        // Appended after the six of earlier versions: receivers reading
+                        // six arguments by position keep working.
+                        OscType::Int(p.pass.min(i32::MAX as u32) as i32),
+                        OscType::Int(p.page.min(i32::MAX as u32) as i32),
+                        OscType::Int(p.system.min(i32::MAX as u32) as i32),
+                        OscType::String(p.label.as_str().to_string()),
                     ],
                 );
                 if let Some((epoch, log)) = self.latency_log.as_ref() {
@@ -614,6 +620,10 @@ mod tests {
             tempo: 1.1,
             confidence: 0.9,
             spread_s: 0.05,
+            pass: 2,
+            page: 3,
+            system: 4,
+            label: "7a".into(),
             ..Default::default()
         };
         sink.handle(&Event::Position(ev))
@@ -633,7 +643,11 @@ mod tests {
                 OscType::Int(7),
                 OscType::Float(1.1),
                 OscType::Float(0.9),
-                OscType::Float(0.05)
+                OscType::Float(0.05),
+                OscType::Int(2),
+                OscType::Int(3),
+                OscType::Int(4),
+                OscType::String("7a".into())
             ]
         );
     }

@@ -16,6 +16,12 @@ pub struct ScoreOptions {
     /// the print ([`Score::set_pickup_quarters`]); None = no pickup. A MusicXML score gives
     /// its own measures: a pickup given for one is an error.
     pub pickup_quarters: Option<f64>,
+    /// MusicXML: play the score at this constant tempo (quarter notes a minute) instead of its
+    /// tempo marks (added in this version); None: the marks. A MIDI score keeps its own.
+    pub qpm: Option<f64>,
+    /// MusicXML: play every tempo mark this many times faster (added in this version); None:
+    /// as marked.
+    pub tempo_scale: Option<f64>,
 }
 
 fn extension(path: &Path) -> Option<String> {
@@ -55,6 +61,8 @@ impl Score {
                 path,
                 &MusicXmlOptions {
                     repeats: options.repeats,
+                    qpm: options.qpm,
+                    tempo_scale: options.tempo_scale,
                 },
             );
         }

@@ -3,8 +3,10 @@
 //! re-locate.
 //!
 //! One section per line, in playing order; `#` starts a comment. A section is a range of bars
-//! (`1-8`: bars 1 to 8 inclusive, a single bar `9`) when following a MIDI score, or of score
-//! seconds with an `s` suffix (`0s-12.5s`) for any reference:
+//! (`1-8`: bars 1 to 8 inclusive, a single bar `9`) when following a score (a MusicXML score's
+//! printed measure numbers: it is then laid out as written, every measure once, and the file
+//! gives the order instead of its repeat signs), or of score seconds with an `s` suffix
+//! (`0s-12.5s`) for any reference:
 //!
 //! ```text
 //! # K. 331 theme with its repeats
@@ -92,7 +94,7 @@ pub fn parse(
                 Bound::Bar(bar) => bar_to_s(bar, end).ok_or_else(|| {
                     err(
                         line,
-                        format!("bar {bar} is not in the score (bars need a MIDI score)"),
+                        format!("bar {bar} is not in the score (bars need a score)"),
                     )
                 }),
             }
@@ -167,6 +169,24 @@ impl Unfolding {
         let (u, s, l) = self.segments[k];
         let off = (unfolded - u as f64).min(l as f64);
         s as f64 + off
+    }
+
+    /// How many times the sections up to unfolded frame `unfolded` (fractional) have played
+    /// the score frame it shows, that time included: 1 the first time, 2 when a section plays
+    /// it again. Allocates nothing.
+    pub fn pass_at(&self, unfolded: f64) -> u32 {
+        if self.segments.is_empty() {
+            return 1;
+        }
+        let k = self
+            .segments
+            .partition_point(|&(u, _, _)| (u as f64) <= unfolded)
+            .saturating_sub(1);
+        let score = self.to_score(unfolded).floor().max(0.0) as usize;
+        1 + self.segments[..k]
+            .iter()
+            .filter(|&&(_, s, l)| score >= s && score < s + l)
+            .count() as u32
     }
 
     /// Every unfolded frame showing score frame `score` (a section played twice shows it
@@ -246,6 +266,10 @@ mod tests {
         assert_eq!(u.to_unfolded(50).collect::<Vec<_>>(), vec![50, 150]);
         assert_eq!(u.to_unfolded(120).collect::<Vec<_>>(), vec![220]);
         assert_eq!(u.to_unfolded(260).count(), 0);
+        assert_eq!(u.pass_at(50.0), 1);
+        assert_eq!(u.pass_at(150.0), 2);
+        assert_eq!(u.pass_at(220.0), 1);
+        assert_eq!(u.pass_at(-3.0), 1);
     }
 
     proptest::proptest! {

@@ -224,6 +224,38 @@ fn bad_input_gives_one_line_errors() {
     ]);
     assert!(e.contains("truncated.flac"), "{e}");
 
+    // --tempo is for MusicXML scores, and a tempo it can play.
+    let e = run_err(&[
+        "follow", "--replay", perf, "--score", score, "--tempo", "72",
+    ]);
+    assert!(
+        e.contains("--tempo 72 is for MusicXML scores") && e.contains("score.mid"),
+        "{e}"
+    );
+    let xml = root().join("scores/bach_bwv66_6/score.musicxml");
+    let xml = xml.to_str().expect("utf8");
+    let e = run_err(&["follow", "--replay", perf, "--score", xml, "--tempo", "0"]);
+    assert!(e.contains("--tempo 0"), "{e}");
+    // A cue file naming a rehearsal mark the score does not have.
+    let cues = tmp(
+        "cues.toml",
+        b"[[cue]]\nid = \"c\"\nrehearsal = \"C\"\ntargets = [\"127.0.0.1:9000\"]\n[[cue.message]]\naddress = \"/c\"\n",
+    );
+    let e = run_err(&[
+        "follow",
+        "--replay",
+        perf,
+        "--score",
+        xml,
+        "--cues",
+        cues.to_str().expect("p"),
+    ]);
+    assert!(
+        e.contains("cues.toml:3") && e.contains("no rehearsal mark 'C'"),
+        "{e}"
+    );
+    let _ = std::fs::remove_file(&cues);
+
     let text_mid = tmp("text.mid", b"not a midi file\n");
     let e = run_err(&[
         "follow",
@@ -282,8 +314,9 @@ fn bad_input_gives_one_line_errors() {
     }
 }
 
-/// `follow` sends /scorefollow/status start, positions with six typed arguments, and status
-/// end to a real UDP socket; the CSV holds the documented columns.
+/// `follow` sends /scorefollow/status start, positions with ten typed arguments (the six of
+/// earlier versions, then pass, page, system and label), and status end to a real UDP socket;
+/// the CSV holds the documented columns.
 #[test]
 fn osc_and_csv_outputs() {
     let csv = std::env::temp_dir().join(format!("sf_follow_{}.csv", std::process::id()));
@@ -293,10 +326,20 @@ fn osc_and_csv_outputs() {
     for m in &messages {
         if m.addr == "/scorefollow/position" {
             positions += 1;
-            assert_eq!(m.args.len(), 6);
+            assert_eq!(m.args.len(), 10);
             assert!(matches!(m.args[0], rosc::OscType::Float(_)));
             if let rosc::OscType::Int(bar) = m.args[2] {
                 last_bar = bar;
+                // A MIDI score: one pass, no layout, the bar as its label.
+                assert_eq!(
+                    m.args[6..],
+                    [
+                        rosc::OscType::Int(1),
+                        rosc::OscType::Int(0),
+                        rosc::OscType::Int(0),
+                        rosc::OscType::String(bar.to_string())
+                    ]
+                );
             }
         }
     }
@@ -311,7 +354,7 @@ fn osc_and_csv_outputs() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("perf_time_s,score_time_s,beat,bar,tempo,confidence")
+        Some("perf_time_s,score_time_s,beat,bar,tempo,confidence,pass,page,system,label")
     );
     assert!(lines.count() > 1900);
     let _ = std::fs::remove_file(csv);
@@ -384,6 +427,16 @@ fn follow_and_receive(
     osc_rate: &str,
     extra: &[std::ffi::OsString],
 ) -> Vec<rosc::OscMessage> {
+    follow_score_and_receive(piece, "score.mid", osc_rate, extra)
+}
+
+/// As [`follow_and_receive`], following the piece's score file `score`.
+fn follow_score_and_receive(
+    piece: &str,
+    score: &str,
+    osc_rate: &str,
+    extra: &[std::ffi::OsString],
+) -> Vec<rosc::OscMessage> {
     let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
     rx.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .expect("timeout");
@@ -404,7 +457,7 @@ fn follow_and_receive(
         .arg("--replay")
         .arg(dir.join("performance.flac"))
         .arg("--score")
-        .arg(dir.join("score.mid"))
+        .arg(dir.join(score))
         .args(extra)
         .spawn()
         .expect("run");
@@ -465,4 +518,90 @@ fn fast_and_slow_performers_are_followed_with_the_tempo_model() {
             "tempo {tempo}: {with:?} against {without:?} without the tempo model"
         );
     }
+}
+
+/// A MusicXML score's page breaks turn the pages without a page file: the bundled chorale's
+/// three pages are sent in order, once each, over a real UDP socket, each before the
+/// performance reaches the page's first measure (ground truth: measure 3 at 10.97 s,
+/// measure 6 at 22.11 s) and at most 3 s before it (the lead is 1 s); the positions carry
+/// the printed bar, pass, page, system and label. A page file still overrides.
+#[test]
+fn musicxml_page_breaks_turn_pages_without_a_page_file() {
+    let log = std::env::temp_dir().join(format!("sf_pages_{}.jsonl", std::process::id()));
+    let messages = follow_score_and_receive(
+        "bach_bwv66_6",
+        "score.musicxml",
+        "10",
+        &["--jsonl".into(), log.clone().into()],
+    );
+    let pages: Vec<rosc::OscType> = messages
+        .iter()
+        .filter(|m| m.addr == "/scorefollow/page")
+        .flat_map(|m| m.args.clone())
+        .collect();
+    assert_eq!(
+        pages,
+        [1, 2, 3].map(rosc::OscType::Int),
+        "page turns {pages:?}"
+    );
+    let mut seen_pages = Vec::new();
+    for m in messages
+        .iter()
+        .filter(|m| m.addr == "/scorefollow/position")
+    {
+        assert_eq!(m.args.len(), 10);
+        let (rosc::OscType::Int(bar), rosc::OscType::Int(pass), rosc::OscType::Int(page)) =
+            (&m.args[2], &m.args[6], &m.args[7])
+        else {
+            panic!("argument types {:?}", m.args)
+        };
+        assert_eq!(m.args[9], rosc::OscType::String(bar.to_string()));
+        assert_eq!((*pass, m.args[8].clone()), (1, rosc::OscType::Int(1)));
+        // Pages 1, 2, 3: measures 0-2, 3-5, 6-9.
+        assert_eq!(
+            *page,
+            1 + (*bar >= 3) as i32 + (*bar >= 6) as i32,
+            "bar {bar}"
+        );
+        if seen_pages.last() != Some(page) {
+            seen_pages.push(*page);
+        }
+    }
+    assert_eq!(seen_pages, [1, 2, 3]);
+    let text = std::fs::read_to_string(&log).expect("log");
+    let _ = std::fs::remove_file(&log);
+    let fired: Vec<(i64, f64)> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .filter(|v| v["type"] == "page")
+        .map(|v| {
+            (
+                v["page"].as_i64().expect("page"),
+                v["perf_time_s"].as_f64().expect("time"),
+            )
+        })
+        .collect();
+    assert_eq!(fired.len(), 3, "{fired:?}");
+    for ((page, t), truth) in fired[1..].iter().zip([10.97, 22.11]) {
+        assert!(
+            *t < truth && *t > truth - 3.0,
+            "page {page} turned at {t:.2} s, its first measure is played at {truth} s"
+        );
+    }
+
+    let pages_file = std::env::temp_dir().join(format!("sf_pages_{}.csv", std::process::id()));
+    std::fs::write(&pages_file, "page,first_bar\n1,1\n7,5\n").expect("write");
+    let messages = follow_score_and_receive(
+        "bach_bwv66_6",
+        "score.musicxml",
+        "10",
+        &["--pages".into(), pages_file.clone().into()],
+    );
+    let _ = std::fs::remove_file(&pages_file);
+    let pages: Vec<rosc::OscType> = messages
+        .iter()
+        .filter(|m| m.addr == "/scorefollow/page")
+        .flat_map(|m| m.args.clone())
+        .collect();
+    assert_eq!(pages, [1, 7].map(rosc::OscType::Int), "{pages:?}");
 }

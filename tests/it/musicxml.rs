@@ -21,8 +21,14 @@ fn load(name: &str) -> Score {
 }
 
 fn load_mode(name: &str, repeats: RepeatMode) -> Score {
-    Score::load_musicxml(&data(name), &MusicXmlOptions { repeats })
-        .unwrap_or_else(|e| panic!("{e}"))
+    Score::load_musicxml(
+        &data(name),
+        &MusicXmlOptions {
+            repeats,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The performed measures as "label" or "label'pass".
@@ -193,6 +199,136 @@ address = "/b"
     assert_eq!(at, [("letter-a", 0.5), ("bar-2", 3.5)]);
 }
 
+/// A cue file entry at `position` (TOML lines) sending `/x`.
+fn cue_entry(id: &str, position: &str) -> String {
+    format!(
+        "[[cue]]\nid = \"{id}\"\n{position}\ntargets = [\"127.0.0.1:9000\"]\n\
+         [[cue.message]]\naddress = \"/x\"\n"
+    )
+}
+
+fn parse_cues(score: &Score, text: &str) -> scorefollow::Result<CueList> {
+    CueList::parse(
+        text,
+        Path::new("cues.toml"),
+        Timeline {
+            score: Some(score),
+            duration_s: score.duration_s,
+        },
+    )
+}
+
+/// Cues in the score's terms: a bar and beat on the second pass through a repeat, a
+/// rehearsal mark on either pass, words (case-insensitive); the D.S. al Coda file's "To
+/// Coda" on its two passes.
+#[test]
+fn cues_at_passes_rehearsal_marks_and_words() {
+    let s = load("pickup_voltas.musicxml");
+    let text = [
+        cue_entry("a-again", "rehearsal = \"A\"\npass = 2"),
+        cue_entry("a", "rehearsal = \"A\""),
+        cue_entry("tutti", "text = \"TUTTI\""),
+        cue_entry("bar1-again", "bar = 1\nbeat = 2.0\npass = 2"),
+        cue_entry("bar2", "bar = 2"),
+    ]
+    .concat();
+    let list = parse_cues(&s, &text).unwrap_or_else(|e| panic!("{e}"));
+    let at: Vec<(&str, f64)> = list
+        .cues
+        .iter()
+        .map(|c| (c.id.as_str(), c.point.score_s))
+        .collect();
+    // Performed 0 1 2 3 1 2 4 5 at 0.5 s a quarter note: bar 1 at quarter notes 1 and 13,
+    // bar 2 at 5, bar 4 (Tutti) at 21.
+    assert_eq!(
+        at,
+        [
+            ("a", 0.5),
+            ("bar2", 2.5),
+            ("a-again", 6.5),
+            ("bar1-again", 7.0),
+            ("tutti", 10.5)
+        ]
+    );
+
+    let s = load("ds_al_coda.musicxml");
+    let text = [
+        cue_entry("to-coda", "text = \"to coda\""),
+        cue_entry("to-coda-2", "text = \"To Coda\"\npass = 2"),
+        cue_entry("bar3-2", "bar = 3\npass = 2"),
+    ]
+    .concat();
+    let list = parse_cues(&s, &text).unwrap_or_else(|e| panic!("{e}"));
+    let at: Vec<(&str, f64)> = list
+        .cues
+        .iter()
+        .map(|c| (c.id.as_str(), c.point.score_s))
+        .collect();
+    // 1 2 3 4 2' 3' 5 6, 1 s a bar: "To Coda" ends bar 3 (3 s, and 6 s the second time);
+    // bar 3's second time starts at 5 s.
+    assert_eq!(at, [("to-coda", 3.0), ("bar3-2", 5.0), ("to-coda-2", 6.0)]);
+}
+
+/// A cue at a place the score does not have is refused before any audio, in one line
+/// naming the cue file and the cue's line.
+#[test]
+fn cues_at_unknown_places_name_the_file_and_line() {
+    let s = load("pickup_voltas.musicxml");
+    let cases = [
+        (
+            "rehearsal = \"C\"",
+            "no rehearsal mark 'C' in the score (it has 'A')",
+        ),
+        (
+            "text = \"Solo\"",
+            "no words 'Solo' in the score (it has 'Tutti')",
+        ),
+        (
+            "rehearsal = \"A\"\npass = 3",
+            "rehearsal mark 'A' is not played on pass 3",
+        ),
+        (
+            "bar = 1\npass = 3",
+            "bar 1 is played 2 times in the score: pass 3 does not exist",
+        ),
+        (
+            "bar = 4\npass = 2",
+            "bar 4 is played 1 time in the score: pass 2 does not exist",
+        ),
+        ("bar = 9", "bar 9 beat 1 is not in the score (bars 0 to 5)"),
+        (
+            "score_s = 1.0\npass = 2",
+            "pass goes with bar, rehearsal or text",
+        ),
+        ("rehearsal = \"A\"\nbar = 1", "give exactly one position"),
+    ];
+    for (position, want) in cases {
+        // The second cue's lines are 7 to 12, its position on 9 (and 10).
+        let text = [cue_entry("ok", "bar = 1"), cue_entry("bad", position)].concat();
+        let msg = parse_cues(&s, &text)
+            .map(|_| ())
+            .expect_err(position)
+            .to_string();
+        assert!(!msg.contains('\n'), "one line: {msg}");
+        assert!(msg.starts_with("cues.toml:"), "names the file: {msg}");
+        assert!(msg.contains(want), "{position}: {msg}");
+        let line: usize = msg
+            .split(':')
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .expect("line");
+        assert!((7..=10).contains(&line), "{position}: line {line} in {msg}");
+    }
+    // A MIDI score has no printed marks.
+    let midi = Score::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bwv66_6.mid"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let msg = parse_cues(&midi, &cue_entry("r", "rehearsal = \"A\""))
+        .map(|_| ())
+        .expect_err("no marks")
+        .to_string();
+    assert!(msg.contains("no printed marks"), "{msg}");
+}
+
 #[test]
 fn compressed_mxl_reads_its_rootfile() {
     let a = load("pickup_voltas.mxl");
@@ -286,6 +422,136 @@ fn dal_segno_al_coda_with_sound_attributes_and_from_words_alone() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(order(&s), "1 2 3 4 2'2 3'2 5 6");
     assert_eq!(onsets(&s), want);
+}
+
+/// Page turns from the score: a repeat that turns back to page 1 gives page 1 again (id
+/// `page-1-2`) and page 2 again (`page-2-2`), each at its entry in performance order, all
+/// sent to the targets with the page number; a score of one page and a MIDI score give none.
+#[test]
+fn page_turns_from_the_score_follow_the_performance_order() {
+    use scorefollow::features::FeatureConfig;
+    use scorefollow::score::reference::{Reference, ScoreRendering};
+    let c = "<note><pitch><step>C</step><octave>4</octave></pitch><duration>4</duration></note>";
+    let text = score_text(
+        "<attributes><divisions>1</divisions><time><beats>4</beats><beat-type>4</beat-type></time></attributes>",
+        &[
+            &format!("<barline location=\"left\"><repeat direction=\"forward\"/></barline>{c}"),
+            &format!("<print new-page=\"yes\"/>{c}<barline location=\"right\"><repeat direction=\"backward\"/></barline>"),
+            c,
+        ],
+    );
+    let path = Path::new("pages.musicxml");
+    let score = Score::from_musicxml_bytes(text.as_bytes(), path, &MusicXmlOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let reference = Reference::from_score(
+        score,
+        path,
+        &FeatureConfig::default(),
+        &ScoreRendering::default(),
+    );
+    let target: std::net::SocketAddr = "127.0.0.1:9000".parse().expect("addr");
+    let list = CueList::score_pages(&reference, 0.5, vec![target])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("page turns");
+    let turns: Vec<(&str, Option<i32>, f64)> = list
+        .cues
+        .iter()
+        .map(|c| (c.id.as_str(), c.page, c.point.score_s))
+        .collect();
+    // Performed 1 2 1 2 3 at 120 quarter notes a minute: 2 s a bar.
+    assert_eq!(
+        turns,
+        [
+            ("page-1", Some(1), 0.0),
+            ("page-2", Some(2), 2.0),
+            ("page-1-2", Some(1), 4.0),
+            ("page-2-2", Some(2), 6.0)
+        ]
+    );
+    assert!(list.cues.iter().all(|c| c.point.lead_s == 0.5
+        && c.targets == [target]
+        && c.messages.len() == 1
+        && c.messages[0].addr == "/scorefollow/page"
+        && c.messages[0].args == [rosc::OscType::Int(c.page.expect("page"))]));
+    // Re-armed only after falling back half the shortest page (2 s).
+    assert_eq!(list.settings.hysteresis_s, 1.0);
+
+    let one_page = Score::load(&data("dc_al_fine.musicxml")).unwrap_or_else(|e| panic!("{e}"));
+    let r = Reference::from_score(
+        one_page,
+        path,
+        &FeatureConfig::default(),
+        &ScoreRendering::default(),
+    );
+    assert!(CueList::score_pages(&r, 0.5, vec![target])
+        .expect("ok")
+        .is_none());
+    let midi = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bwv66_6.mid");
+    let r =
+        Reference::from_score_file(&midi, &FeatureConfig::default(), &ScoreRendering::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert!(CueList::score_pages(&r, 0.5, vec![target])
+        .expect("ok")
+        .is_none());
+}
+
+/// A constant tempo (`--tempo`) replaces the marks; a tempo scale multiplies them. The
+/// fixture has no mark: 120 quarter notes a minute.
+#[test]
+fn a_given_tempo_or_tempo_scale_retimes_the_printed_score() {
+    let at = |qpm: Option<f64>, tempo_scale: Option<f64>| {
+        let s = Score::load_musicxml(
+            &data("pickup_voltas.musicxml"),
+            &MusicXmlOptions {
+                qpm,
+                tempo_scale,
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        (
+            s.notes[1].onset_s,
+            s.duration_s,
+            s.beat_at_s(s.notes[1].onset_s),
+        )
+    };
+    let (onset, duration, beat) = at(None, None);
+    assert_eq!((onset, beat), (0.5, 1.0));
+    let (o, d, b) = at(Some(60.0), None);
+    assert!((o - 2.0 * onset).abs() < 1e-6 && (d - 2.0 * duration).abs() < 1e-6 && b == beat);
+    let (o, d, _) = at(None, Some(0.5));
+    assert!((o - 2.0 * onset).abs() < 1e-6 && (d - 2.0 * duration).abs() < 1e-6);
+    let (o, _, _) = at(Some(60.0), Some(2.0));
+    assert!((o - onset).abs() < 1e-6);
+}
+
+/// The bundled chorale's cue file by printed measure numbers and rehearsal marks
+/// (cues_printed.toml, for score.musicxml) puts every cue on the same quarter-note beat as
+/// cues.toml does on score.mid (whose bar 1 is the pickup).
+#[test]
+fn bundled_printed_cues_match_the_midi_cues() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scores/bach_bwv66_6");
+    let beats = |score: &str, cues: &str| -> Vec<(String, f64)> {
+        let s = Score::load(&dir.join(score)).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read_to_string(dir.join(cues)).expect("cue file");
+        let list = parse_cues(&s, &text).unwrap_or_else(|e| panic!("{cues}: {e}"));
+        list.cues
+            .iter()
+            .map(|c| (c.id.clone(), s.beat_at_s(c.point.score_s)))
+            .collect()
+    };
+    let midi = beats("score.mid", "cues.toml");
+    let printed = beats("score.musicxml", "cues_printed.toml");
+    assert_eq!(midi.len(), 12);
+    assert_eq!(midi.len(), printed.len());
+    for ((a, x), (b, y)) in midi.iter().zip(&printed) {
+        assert_eq!(a, b);
+        // A tempo map in whole microseconds a quarter note: 22.5 s is 1e-5 quarters off.
+        assert!(
+            (x - y).abs() < 1e-4,
+            "{a}: beat {x} (MIDI) vs {y} (printed)"
+        );
+    }
 }
 
 #[test]

@@ -198,7 +198,7 @@ fn follow_args(replay: &Path, speed: &str, extra: &[String]) -> Vec<String> {
 }
 
 /// The rows of a CSV position log; panics unless the file ends with a complete line and
-/// every row has the six columns.
+/// every row has the ten columns.
 fn csv_rows(path: &Path) -> Vec<Vec<f64>> {
     let text = std::fs::read_to_string(path).expect("csv");
     assert!(
@@ -209,7 +209,7 @@ fn csv_rows(path: &Path) -> Vec<Vec<f64>> {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("perf_time_s,score_time_s,beat,bar,tempo,confidence")
+        Some("perf_time_s,score_time_s,beat,bar,tempo,confidence,pass,page,system,label")
     );
     lines
         .map(|l| {
@@ -217,7 +217,7 @@ fn csv_rows(path: &Path) -> Vec<Vec<f64>> {
                 .split(',')
                 .map(|x| x.parse::<f64>().unwrap_or(f64::NAN))
                 .collect();
-            assert_eq!(f.len(), 6, "row {l}");
+            assert_eq!(f.len(), 10, "row {l}");
             assert!(f[0].is_finite() && f[1].is_finite(), "row {l}");
             f
         })

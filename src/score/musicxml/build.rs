@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use super::read::{nominal_ticks, xml_error, MeasureData, Parsed, DEFAULT_QPM};
 use super::unfold::unfold;
-use super::{
-    LayoutMeasure, MarkKind, PageStart, PrintedLayout, PrintedMeasure, RepeatMode, ScoreMark,
-};
+use super::{LayoutMeasure, MarkKind, PageStart, PrintedLayout, PrintedMeasure, ScoreMark};
 use crate::score::midi::{Marker, MarkerKind, Note, Score, MAX_DURATION_S};
 use crate::score::timemap::{MeterMap, TempoMap, TickTiming};
 use crate::Result;
@@ -125,9 +123,10 @@ pub(crate) fn build(
     mut parsed: Parsed,
     file: &Path,
     path: &Path,
-    repeats: RepeatMode,
+    options: &super::MusicXmlOptions,
     compressed: bool,
 ) -> Result<Score> {
+    let repeats = options.repeats;
     let tpq = parsed.tpq;
     let ms = &parsed.measures;
     let n = ms.len();
@@ -174,6 +173,14 @@ pub(crate) fn build(
             }
         }
         tempi.push((t, qpm));
+    }
+    if let Some(qpm) = options.qpm.filter(|q| q.is_finite() && *q > 0.0) {
+        tempi = vec![(0, qpm)];
+    }
+    if let Some(f) = options.tempo_scale.filter(|f| f.is_finite() && *f > 0.0) {
+        for t in &mut tempi {
+            t.1 *= f;
+        }
     }
     tempi.dedup_by(|b, a| a.1 == b.1);
     let (map_tpq, scale) = match u16::try_from(tpq) {

@@ -67,10 +67,17 @@ pub enum RepeatMode {
 }
 
 /// How a MusicXML file is read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct MusicXmlOptions {
     /// The order of the measures.
     pub repeats: RepeatMode,
+    /// Play the score at this constant tempo (quarter notes a minute) instead of its tempo
+    /// marks (the performer's tempo, when it is known; added in this version). None: the
+    /// marks.
+    pub qpm: Option<f64>,
+    /// Play every tempo mark this many times faster (0.8: at 80 % of the marks; added in
+    /// this version). None: as marked. Applied after [`MusicXmlOptions::qpm`].
+    pub tempo_scale: Option<f64>,
 }
 
 /// One part of the score.
@@ -369,7 +376,7 @@ impl Score {
             read::xml_error(path, lines.line(pos), format!("malformed XML: {reason}"))
         })?;
         let parsed = read::Reader::new(path, &lines, &doc).read()?;
-        build::build(parsed, file, path, options.repeats, compressed)
+        build::build(parsed, file, path, options, compressed)
     }
 }
 
