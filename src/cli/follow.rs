@@ -231,21 +231,7 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     super::signal::stop_on_signals(Arc::clone(&stop))?;
 
-    let capture = if let Some(path) = &args.replay {
-        Capture::replay(
-            path,
-            ReplayOptions {
-                speed: args.speed,
-                drop_chunks: args.drop.map(|d| (d.prob, d.seed)),
-                ..ReplayOptions::default()
-            },
-        )
-        .with_context(|| format!("replaying {}", path.display()))?
-    } else if args.live {
-        open_live(args.device.as_deref())?
-    } else {
-        bail!("give the input: --replay AUDIO, or --live for a sound card");
-    };
+    let capture = open_input(&args)?;
 
     let mut latency_log = None;
     if !targets.is_empty() {
@@ -283,6 +269,47 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
         .with_control(show.control_commands())
         .with_stop(stop);
     let summary = crate::engine::follow(&config, source, sinks)?;
+    report_run(&summary, &input_stats, latency_log, config.features.hop_s());
+    eprint!("{}", show.finish());
+    for t in summary.osc_delivery.iter().filter(|t| t.failed > 0) {
+        eprintln!("warning: {t}");
+    }
+    for e in &summary.sink_errors {
+        eprintln!("warning: output error: {e}");
+    }
+    match summary.input_error {
+        Some(e) => Err(super::InputEndedEarly(e).into()),
+        None => Ok(()),
+    }
+}
+
+/// The input: a recording replayed (`--replay`) or a sound card (`--live`).
+fn open_input(args: &FollowArgs) -> anyhow::Result<Capture> {
+    if let Some(path) = &args.replay {
+        Ok(Capture::replay(
+            path,
+            ReplayOptions {
+                speed: args.speed,
+                drop_chunks: args.drop.map(|d| (d.prob, d.seed)),
+                ..ReplayOptions::default()
+            },
+        )
+        .with_context(|| format!("replaying {}", path.display()))?)
+    } else if args.live {
+        open_live(args.device.as_deref())
+    } else {
+        bail!("give the input: --replay AUDIO, or --live for a sound card");
+    }
+}
+
+/// The run's summary on stderr: how it stopped, speed and drops, replaced samples, and the
+/// OSC latency when `--latency` logged it (`hop_s`: the frame hop, s).
+fn report_run(
+    summary: &crate::engine::FollowSummary,
+    input_stats: &crate::audio::ring::SourceStats,
+    latency_log: Option<crate::output::osc::LatencyLog>,
+    hop_s: f64,
+) {
     if summary.stopped {
         let by = super::signal::received().unwrap_or("/scorefollow/quit");
         eprintln!(
@@ -317,19 +344,8 @@ pub fn run(args: FollowArgs) -> anyhow::Result<()> {
             percentile_ns(&lat, 50.0) / 1e6,
             percentile_ns(&lat, 99.0) / 1e6,
             lat.last().copied().unwrap_or(0) as f64 / 1e6,
-            1000.0 * config.features.hop_s()
+            1000.0 * hop_s
         );
-    }
-    eprint!("{}", show.finish());
-    for t in summary.osc_delivery.iter().filter(|t| t.failed > 0) {
-        eprintln!("warning: {t}");
-    }
-    for e in &summary.sink_errors {
-        eprintln!("warning: output error: {e}");
-    }
-    match summary.input_error {
-        Some(e) => Err(super::InputEndedEarly(e).into()),
-        None => Ok(()),
     }
 }
 

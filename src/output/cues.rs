@@ -363,6 +363,255 @@ fn check_lead_ms(ms: f64) -> Result<f64, String> {
     }
 }
 
+/// What a cue takes from `[defaults]` when it does not say.
+struct CueDefaults {
+    targets: Option<Vec<SocketAddr>>,
+    lead_s: f64,
+    on_skip: OnSkip,
+}
+
+/// The state of reading one cue file: the text (for line numbers), the score it is checked
+/// against and the named targets.
+struct CueFileParser<'a> {
+    text: &'a str,
+    path: &'a Path,
+    timeline: Timeline<'a>,
+    named: std::collections::BTreeMap<String, SocketAddr>,
+}
+
+impl CueFileParser<'_> {
+    /// An error at byte `offset` of the file.
+    fn fail(&self, offset: usize, reason: String) -> Error {
+        Error::Parse {
+            path: self.path.to_path_buf(),
+            line: line_of(self.text, offset),
+            reason,
+        }
+    }
+
+    fn settings(&self, raw: Option<Spanned<CueSettings>>) -> crate::Result<CueSettings> {
+        let Some(s) = raw else {
+            return Ok(CueSettings::default());
+        };
+        let v = *s.get_ref();
+        let ok = (0.0..=1.0).contains(&v.min_confidence)
+            && v.hysteresis_s.is_finite()
+            && v.hysteresis_s >= 0.0
+            && v.jump_s.is_finite()
+            && v.jump_s > 0.0;
+        if !ok {
+            return Err(self.fail(
+                s.span().start,
+                "settings: min_confidence must be in [0, 1], hysteresis_s >= 0, jump_s > 0".into(),
+            ));
+        }
+        Ok(v)
+    }
+
+    fn defaults(&self, raw: RawDefaults) -> crate::Result<CueDefaults> {
+        Ok(CueDefaults {
+            targets: raw.targets.as_ref().map(|t| self.targets(t)).transpose()?,
+            lead_s: match &raw.lead_ms {
+                Some(ms) => {
+                    check_lead_ms(*ms.get_ref()).map_err(|r| self.fail(ms.span().start, r))?
+                }
+                None => 0.0,
+            },
+            on_skip: raw.on_skip.unwrap_or_default(),
+        })
+    }
+
+    /// A list of targets: names from `[targets]` or HOST:PORT.
+    fn targets(&self, list: &Spanned<Vec<Spanned<String>>>) -> crate::Result<Vec<SocketAddr>> {
+        if list.get_ref().is_empty() {
+            return Err(self.fail(list.span().start, "targets is empty".into()));
+        }
+        list.get_ref()
+            .iter()
+            .map(|t| match self.named.get(t.get_ref()) {
+                Some(a) => Ok(*a),
+                None if t.get_ref().contains(':') => {
+                    parse_target(t.get_ref()).map_err(|e| self.fail(t.span().start, e.to_string()))
+                }
+                None => Err(self.fail(
+                    t.span().start,
+                    format!(
+                        "unknown target '{}': give HOST:PORT or a name from [targets]",
+                        t.get_ref()
+                    ),
+                )),
+            })
+            .collect()
+    }
+
+    /// One `[[cue]]`, checked against the score; `seen` maps the ids so far to their lines.
+    fn cue(
+        &self,
+        raw: &Spanned<RawCue>,
+        defaults: &CueDefaults,
+        seen: &mut std::collections::HashMap<String, usize>,
+    ) -> crate::Result<Cue> {
+        let at = raw.span().start;
+        let c = raw.get_ref();
+        let id = c.id.get_ref().trim().to_string();
+        if id.is_empty() {
+            return Err(self.fail(c.id.span().start, "empty cue id".into()));
+        }
+        let id_at = c.id.span().start;
+        if let Some(first) = seen.insert(id.clone(), line_of(self.text, id_at)) {
+            return Err(self.fail(
+                id_at,
+                format!("duplicate cue id '{id}' (first on line {first})"),
+            ));
+        }
+        let score_s = self.position(c, &id, at)?;
+        let lead_s = match &c.lead_ms {
+            Some(ms) => check_lead_ms(*ms.get_ref())
+                .map_err(|r| self.fail(ms.span().start, format!("cue '{id}': {r}")))?,
+            None => defaults.lead_s,
+        };
+        let targets = match (&c.targets, &defaults.targets) {
+            (Some(t), _) => self.targets(t)?,
+            (None, Some(d)) => d.clone(),
+            (None, None) => {
+                return Err(self.fail(
+                    at,
+                    format!("cue '{id}' has no targets (give targets, or [defaults] targets)"),
+                ))
+            }
+        };
+        if c.message.is_empty() {
+            return Err(self.fail(at, format!("cue '{id}' has no [[cue.message]]")));
+        }
+        let messages = c
+            .message
+            .iter()
+            .map(|m| self.message(m.get_ref(), &id))
+            .collect::<crate::Result<Vec<_>>>()?;
+        Ok(Cue {
+            point: CuePoint {
+                score_s,
+                lead_s,
+                on_skip: c.on_skip.unwrap_or(defaults.on_skip),
+            },
+            id,
+            targets,
+            messages,
+            line: line_of(self.text, at),
+            page: None,
+        })
+    }
+
+    /// Where cue `id` (starting at byte `at`) is, in score seconds: exactly one of a bar (and
+    /// beat, pass), a rehearsal mark or words (and pass), score seconds, a MIDI marker.
+    fn position(&self, c: &RawCue, id: &str, at: usize) -> crate::Result<f64> {
+        let given = c.bar.is_some() as u8
+            + c.score_s.is_some() as u8
+            + c.marker.is_some() as u8
+            + c.rehearsal.is_some() as u8
+            + c.text.is_some() as u8;
+        if given != 1 {
+            return Err(self.fail(
+                at,
+                format!(
+                    "cue '{id}': give exactly one position: bar (and beat), score_s, marker, \
+                     rehearsal or text"
+                ),
+            ));
+        }
+        if let (Some(b), None) = (&c.beat, &c.bar) {
+            return Err(self.fail(b.span().start, format!("cue '{id}': beat needs a bar")));
+        }
+        if let Some(p) = &c.pass {
+            if c.score_s.is_some() || c.marker.is_some() {
+                return Err(self.fail(
+                    p.span().start,
+                    format!("cue '{id}': pass goes with bar, rehearsal or text"),
+                ));
+            }
+        }
+        let pass = c.pass.as_ref().map_or(1, |p| *p.get_ref());
+        let pass_at = c.pass.as_ref().map(|p| p.span().start);
+        let timeline = &self.timeline;
+        if let Some(bar) = &c.bar {
+            let beat = c.beat.as_ref().map(|b| *b.get_ref()).unwrap_or(1.0);
+            return timeline
+                .s_at_bar_beat_pass(*bar.get_ref(), beat, pass)
+                .map_err(|r| {
+                    self.fail(
+                        pass_at.unwrap_or(bar.span().start),
+                        format!("cue '{id}': {r}"),
+                    )
+                });
+        }
+        if let Some((kind, t)) = c
+            .rehearsal
+            .as_ref()
+            .map(|t| (MarkKind::Rehearsal, t))
+            .or(c.text.as_ref().map(|t| (MarkKind::Words, t)))
+        {
+            return timeline
+                .s_at_mark(kind, t.get_ref().trim(), pass)
+                .map_err(|r| self.fail(t.span().start, format!("cue '{id}': {r}")));
+        }
+        if let Some(s) = &c.score_s {
+            let v = *s.get_ref();
+            if !(v.is_finite() && (0.0..=timeline.duration_s).contains(&v)) {
+                return Err(self.fail(
+                    s.span().start,
+                    format!(
+                        "cue '{id}': score_s {v} is outside the score (0 to {:.3} s)",
+                        timeline.duration_s
+                    ),
+                ));
+            }
+            return Ok(v);
+        }
+        // Exactly one position was given: the marker.
+        let m = c
+            .marker
+            .as_ref()
+            .ok_or_else(|| self.fail(at, format!("cue '{id}': no position")))?;
+        let name = m.get_ref().trim();
+        let markers = timeline.score.map(|s| s.markers.as_slice()).unwrap_or(&[]);
+        match markers.iter().find(|mk| mk.name == name) {
+            Some(mk) => Ok(mk.time_s),
+            None => {
+                let known: Vec<&str> = markers.iter().map(|mk| mk.name.as_str()).collect();
+                Err(self.fail(
+                    m.span().start,
+                    format!(
+                        "cue '{id}': unknown marker '{name}' (the score has {})",
+                        if known.is_empty() {
+                            "no markers".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// One `[[cue.message]]` of cue `id`.
+    fn message(&self, m: &RawMessage, id: &str) -> crate::Result<OscMessage> {
+        check_address(m.address.get_ref())
+            .map_err(|r| self.fail(m.address.span().start, format!("cue '{id}': {r}")))?;
+        let args = m
+            .args
+            .iter()
+            .map(|a| {
+                osc_arg(a.get_ref())
+                    .map_err(|r| self.fail(a.span().start, format!("cue '{id}': {r}")))
+            })
+            .collect::<crate::Result<Vec<_>>>()?;
+        Ok(OscMessage {
+            addr: m.address.get_ref().clone(),
+            args,
+        })
+    }
+}
+
 impl CueList {
     /// Read and validate a cue file against `reference`.
     pub fn load(path: &Path, reference: &Reference) -> crate::Result<CueList> {
@@ -372,220 +621,27 @@ impl CueList {
 
     /// Parse and validate cue-file text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path, timeline: Timeline<'_>) -> crate::Result<CueList> {
-        let fail = |offset: usize, reason: String| Error::Parse {
-            path: path.to_path_buf(),
-            line: line_of(text, offset),
-            reason,
+        let mut p = CueFileParser {
+            text,
+            path,
+            timeline,
+            named: std::collections::BTreeMap::new(),
         };
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let at = e.span().map(|s| s.start).unwrap_or(0);
-            fail(at, e.message().trim().to_string())
+            p.fail(at, e.message().trim().to_string())
         })?;
-        let settings = match raw.settings {
-            Some(s) => {
-                let v = *s.get_ref();
-                let ok = (0.0..=1.0).contains(&v.min_confidence)
-                    && v.hysteresis_s.is_finite()
-                    && v.hysteresis_s >= 0.0
-                    && v.jump_s.is_finite()
-                    && v.jump_s > 0.0;
-                if !ok {
-                    return Err(fail(
-                        s.span().start,
-                        "settings: min_confidence must be in [0, 1], hysteresis_s >= 0, jump_s > 0"
-                            .into(),
-                    ));
-                }
-                v
-            }
-            None => CueSettings::default(),
-        };
-        let mut named = std::collections::BTreeMap::new();
+        let settings = p.settings(raw.settings)?;
         for (name, addr) in &raw.targets {
-            let a =
-                parse_target(addr.get_ref()).map_err(|e| fail(addr.span().start, e.to_string()))?;
-            named.insert(name.clone(), a);
+            let a = parse_target(addr.get_ref())
+                .map_err(|e| p.fail(addr.span().start, e.to_string()))?;
+            p.named.insert(name.clone(), a);
         }
-        let resolve_targets =
-            |list: &Spanned<Vec<Spanned<String>>>| -> crate::Result<Vec<SocketAddr>> {
-                if list.get_ref().is_empty() {
-                    return Err(fail(list.span().start, "targets is empty".into()));
-                }
-                list.get_ref()
-                    .iter()
-                    .map(|t| match named.get(t.get_ref()) {
-                        Some(a) => Ok(*a),
-                        None if t.get_ref().contains(':') => parse_target(t.get_ref())
-                            .map_err(|e| fail(t.span().start, e.to_string())),
-                        None => Err(fail(
-                            t.span().start,
-                            format!(
-                                "unknown target '{}': give HOST:PORT or a name from [targets]",
-                                t.get_ref()
-                            ),
-                        )),
-                    })
-                    .collect()
-            };
-        let defaults = raw.defaults.unwrap_or_default();
-        let default_targets = defaults
-            .targets
-            .as_ref()
-            .map(&resolve_targets)
-            .transpose()?;
-        let default_lead_s = match &defaults.lead_ms {
-            Some(ms) => check_lead_ms(*ms.get_ref()).map_err(|r| fail(ms.span().start, r))?,
-            None => 0.0,
-        };
-        let default_on_skip = defaults.on_skip.unwrap_or_default();
-
+        let defaults = p.defaults(raw.defaults.unwrap_or_default())?;
         let mut cues = Vec::with_capacity(raw.cue.len());
         let mut seen = std::collections::HashMap::new();
         for c in &raw.cue {
-            let at = c.span().start;
-            let c = c.get_ref();
-            let id = c.id.get_ref().trim().to_string();
-            if id.is_empty() {
-                return Err(fail(c.id.span().start, "empty cue id".into()));
-            }
-            if let Some(first) = seen.insert(id.clone(), line_of(text, c.id.span().start)) {
-                return Err(fail(
-                    c.id.span().start,
-                    format!("duplicate cue id '{id}' (first on line {first})"),
-                ));
-            }
-            let given = c.bar.is_some() as u8
-                + c.score_s.is_some() as u8
-                + c.marker.is_some() as u8
-                + c.rehearsal.is_some() as u8
-                + c.text.is_some() as u8;
-            if given != 1 {
-                return Err(fail(
-                    at,
-                    format!(
-                        "cue '{id}': give exactly one position: bar (and beat), score_s, marker, \
-                         rehearsal or text"
-                    ),
-                ));
-            }
-            if let (Some(b), None) = (&c.beat, &c.bar) {
-                return Err(fail(
-                    b.span().start,
-                    format!("cue '{id}': beat needs a bar"),
-                ));
-            }
-            if let Some(p) = &c.pass {
-                if c.score_s.is_some() || c.marker.is_some() {
-                    return Err(fail(
-                        p.span().start,
-                        format!("cue '{id}': pass goes with bar, rehearsal or text"),
-                    ));
-                }
-            }
-            let pass = c.pass.as_ref().map_or(1, |p| *p.get_ref());
-            let pass_at = c.pass.as_ref().map(|p| p.span().start);
-            let score_s = if let Some(bar) = &c.bar {
-                let beat = c.beat.as_ref().map(|b| *b.get_ref()).unwrap_or(1.0);
-                timeline
-                    .s_at_bar_beat_pass(*bar.get_ref(), beat, pass)
-                    .map_err(|r| {
-                        fail(
-                            pass_at.unwrap_or(bar.span().start),
-                            format!("cue '{id}': {r}"),
-                        )
-                    })?
-            } else if let Some((kind, t)) = c
-                .rehearsal
-                .as_ref()
-                .map(|t| (MarkKind::Rehearsal, t))
-                .or(c.text.as_ref().map(|t| (MarkKind::Words, t)))
-            {
-                timeline
-                    .s_at_mark(kind, t.get_ref().trim(), pass)
-                    .map_err(|r| fail(t.span().start, format!("cue '{id}': {r}")))?
-            } else if let Some(s) = &c.score_s {
-                let v = *s.get_ref();
-                if !(v.is_finite() && (0.0..=timeline.duration_s).contains(&v)) {
-                    return Err(fail(
-                        s.span().start,
-                        format!(
-                            "cue '{id}': score_s {v} is outside the score (0 to {:.3} s)",
-                            timeline.duration_s
-                        ),
-                    ));
-                }
-                v
-            } else if let Some(m) = &c.marker {
-                let name = m.get_ref().trim();
-                let markers = timeline.score.map(|s| s.markers.as_slice()).unwrap_or(&[]);
-                match markers.iter().find(|mk| mk.name == name) {
-                    Some(mk) => mk.time_s,
-                    None => {
-                        let known: Vec<&str> = markers.iter().map(|mk| mk.name.as_str()).collect();
-                        return Err(fail(
-                            m.span().start,
-                            format!(
-                                "cue '{id}': unknown marker '{name}' (the score has {})",
-                                if known.is_empty() {
-                                    "no markers".to_string()
-                                } else {
-                                    known.join(", ")
-                                }
-                            ),
-                        ));
-                    }
-                }
-            } else {
-                unreachable!("exactly one position was checked above")
-            };
-            let lead_s = match &c.lead_ms {
-                Some(ms) => check_lead_ms(*ms.get_ref())
-                    .map_err(|r| fail(ms.span().start, format!("cue '{id}': {r}")))?,
-                None => default_lead_s,
-            };
-            let targets = match (&c.targets, &default_targets) {
-                (Some(t), _) => resolve_targets(t)?,
-                (None, Some(d)) => d.clone(),
-                (None, None) => {
-                    return Err(fail(
-                        at,
-                        format!("cue '{id}' has no targets (give targets, or [defaults] targets)"),
-                    ))
-                }
-            };
-            if c.message.is_empty() {
-                return Err(fail(at, format!("cue '{id}' has no [[cue.message]]")));
-            }
-            let mut messages = Vec::with_capacity(c.message.len());
-            for m in &c.message {
-                let m = m.get_ref();
-                check_address(m.address.get_ref())
-                    .map_err(|r| fail(m.address.span().start, format!("cue '{id}': {r}")))?;
-                let args = m
-                    .args
-                    .iter()
-                    .map(|a| {
-                        osc_arg(a.get_ref())
-                            .map_err(|r| fail(a.span().start, format!("cue '{id}': {r}")))
-                    })
-                    .collect::<crate::Result<Vec<_>>>()?;
-                messages.push(OscMessage {
-                    addr: m.address.get_ref().clone(),
-                    args,
-                });
-            }
-            cues.push(Cue {
-                id,
-                point: CuePoint {
-                    score_s,
-                    lead_s,
-                    on_skip: c.on_skip.unwrap_or(default_on_skip),
-                },
-                targets,
-                messages,
-                line: line_of(text, at),
-                page: None,
-            });
+            cues.push(p.cue(c, &defaults, &mut seen)?);
         }
         cues.sort_by(|a, b| a.point.score_s.total_cmp(&b.point.score_s));
         Ok(CueList {

@@ -251,7 +251,7 @@ fn follow_rejects_bad_show_files_by_line() {
     );
     let e = run_err(&["--cues", bad_bar.to_str().expect("p")]);
     assert!(
-        e.contains("bar.toml:97:") && e.contains("bar 12 beat 1 is not in the score (bars 1 to 9)"),
+        e.contains("bar.toml:98:") && e.contains("bar 12 beat 1 is not in the score (bars 1 to 9)"),
         "{e}"
     );
     let bad_marker = tmp(
@@ -260,7 +260,7 @@ fn follow_rejects_bad_show_files_by_line() {
     );
     let e = run_err(&["--cues", bad_marker.to_str().expect("p")]);
     assert!(
-        e.contains("marker.toml:116:") && e.contains("unknown marker 'Coda'"),
+        e.contains("marker.toml:117:") && e.contains("unknown marker 'Coda'"),
         "{e}"
     );
     let bad_addr = tmp(
@@ -269,7 +269,7 @@ fn follow_rejects_bad_show_files_by_line() {
     );
     let e = run_err(&["--cues", bad_addr.to_str().expect("p")]);
     assert!(
-        e.contains("addr.toml:112:") && e.contains("must start with '/'"),
+        e.contains("addr.toml:113:") && e.contains("must start with '/'"),
         "{e}"
     );
     let pages = tmp("pages.csv", "1,1\n2,4\n3,99\n");
