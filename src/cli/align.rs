@@ -21,7 +21,8 @@ pub struct AlignArgs {
     /// The score or recording to align against.
     #[command(flatten)]
     pub reference: ReferenceArgs,
-    /// Where to write the alignment: perf_time_s,score_time_s,beat,bar (one row per frame).
+    /// Where to write the alignment: perf_time_s,score_time_s,beat,bar,pass,page,system,label
+    /// (one row per frame; the last four added in this version).
     #[arg(long, value_name = "FILE.csv")]
     pub out: PathBuf,
     /// The performance may stop before the end of the reference (default) or must reach it.
@@ -72,13 +73,33 @@ pub fn run(args: AlignArgs) -> anyhow::Result<()> {
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     let mut w = std::io::BufWriter::new(file);
-    writeln!(w, "perf_time_s,score_time_s,beat,bar")?;
+    writeln!(
+        w,
+        "perf_time_s,score_time_s,beat,bar,pass,page,system,label"
+    )?;
+    let is_score = reference.score().is_some();
     for &(t, s) in &alignment.rows {
-        let (beat, bar, _) = reference.musical_position(s);
-        if beat.is_finite() {
-            writeln!(w, "{t:.4},{s:.4},{beat:.4},{bar}")?;
+        let at = reference.score_position(reference.ref_frame_at_score_s(s));
+        // As `follow --out`: a printed label, a MIDI score's bar as text, nothing without a score.
+        let label = match at.label {
+            Some(l) => l.to_string(),
+            None if is_score => at.bar.to_string(),
+            None => String::new(),
+        };
+        let (pass, page, system, label) = (
+            at.pass,
+            at.page,
+            at.system,
+            crate::output::csv::CsvField(&label),
+        );
+        if is_score {
+            let (beat, bar, _) = reference.musical_position(s);
+            writeln!(
+                w,
+                "{t:.4},{s:.4},{beat:.4},{bar},{pass},{page},{system},{label}"
+            )?;
         } else {
-            writeln!(w, "{t:.4},{s:.4},,")?;
+            writeln!(w, "{t:.4},{s:.4},,,{pass},{page},{system},{label}")?;
         }
     }
     w.flush()

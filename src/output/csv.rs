@@ -80,7 +80,7 @@ fn num(x: f64) -> String {
 
 /// A CSV field, quoted (RFC 4180) when it holds a comma, quote or line break: a printed
 /// measure label is the user's text.
-struct CsvField<'a>(&'a str);
+pub(crate) struct CsvField<'a>(pub(crate) &'a str);
 
 impl std::fmt::Display for CsvField<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -246,6 +246,20 @@ impl Reference {
         frame.min(self.frames.len().saturating_sub(1))
     }
 
+    /// Fractional reference frame at score time `t_s` (the inverse of
+    /// [`Reference::score_time_s`]; its first occurrence when the reference is unfolded).
+    pub fn ref_frame_at_score_s(&self, t_s: f64) -> f64 {
+        let lag = 0.5 * self.config.window_samples as f64 / self.config.sample_rate_hz as f64;
+        let frame = ((t_s + lag) / self.config.hop_s() - 1.0).max(0.0);
+        match &self.unfolding {
+            Some(u) => u
+                .to_unfolded(frame.floor() as usize)
+                .next()
+                .map_or(frame, |k| k as f64 + frame.fract()),
+            None => frame,
+        }
+    }
+
     /// Read a structure file (see [`crate::score::structure`]) against this reference.
     pub fn read_structure(&self, path: &Path) -> crate::Result<Vec<Section>> {
         let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;

@@ -96,7 +96,13 @@ fn offline_alignment_matches_golden_and_truth() {
     let out = std::env::temp_dir().join(format!("sf_align_{}.csv", std::process::id()));
     align_mozart_performance("--score", &dir.join("score.mid"), &out);
     let text = std::fs::read_to_string(&out).expect("output");
-    assert!(text.starts_with("perf_time_s,score_time_s,beat,bar\n"));
+    // Today's four columns first, the printed score's terms appended.
+    assert!(text.starts_with("perf_time_s,score_time_s,beat,bar,pass,page,system,label\n"));
+    let row: Vec<&str> = text.lines().nth(200).expect("a row").split(',').collect();
+    assert_eq!(row.len(), 8, "{row:?}");
+    // A MIDI score: one pass, no pages, the bar as its label.
+    assert_eq!((row[4], row[5], row[6]), ("1", "0", "0"), "{row:?}");
+    assert_eq!(row[7], row[3], "{row:?}");
     let got = eval::read_xy(&out).expect("read");
     let golden = eval::read_xy(&root().join("tests/golden/mozart_k331_align.csv")).expect("golden");
     assert_eq!(got.0.len(), golden.0.len());

@@ -861,3 +861,54 @@ fn bundled_chorale_musicxml_matches_its_midi() {
     let layout = xml.printed.as_deref().expect("layout");
     assert!(layout.page_count >= 3, "the bundled file has page breaks");
 }
+
+/// `align` against the bundled chorale's printed score writes its positions in the score's
+/// terms: printed bars (the pickup is bar 0) as labels, and the three pages in order.
+#[test]
+fn align_writes_printed_bars_pages_and_systems() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scores/bach_bwv66_6");
+    let out = std::env::temp_dir().join(format!("sf_align_mx_{}.csv", std::process::id()));
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_scorefollow"))
+        .arg("align")
+        .arg(dir.join("performance.flac"))
+        .arg("--score")
+        .arg(dir.join("score.musicxml"))
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .status()
+        .expect("run");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&out).expect("output");
+    let _ = std::fs::remove_file(&out);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("perf_time_s,score_time_s,beat,bar,pass,page,system,label")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let pages: Vec<u32> = rows.iter().map(|r| r[5].parse().expect("page")).collect();
+    assert!(pages.windows(2).all(|w| w[0] <= w[1]), "pages go forward");
+    assert_eq!((pages[0], pages[pages.len() - 1]), (1, 3));
+    for r in &rows {
+        assert_eq!(r.len(), 8, "{r:?}");
+        assert_eq!(
+            r[7], r[3],
+            "the label of a whole-numbered measure is its bar: {r:?}"
+        );
+        assert_eq!(r[4], "1", "no repeat in the chorale: {r:?}");
+        let (bar, page): (i32, u32) = (r[3].parse().expect("bar"), r[5].parse().expect("page"));
+        // Pages 1, 2, 3 hold measures 0-2, 3-5, 6-9.
+        assert_eq!(
+            page,
+            if bar < 3 {
+                1
+            } else if bar < 6 {
+                2
+            } else {
+                3
+            },
+            "{r:?}"
+        );
+    }
+}
