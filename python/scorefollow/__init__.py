@@ -85,6 +85,10 @@ ArrayLike = Any
 #: - ``spread_s``: standard deviation of the estimate (s of score time)
 #: - ``heard_score_s``: like ``score_time_s`` but never past a score onset not heard yet
 #: - ``beat_in_bar``: beat within the bar, 1-based (scores; NaN against a recording)
+#: - ``pass``: the pass through a repeat, 1 the first time (a MusicXML score's repeats or a
+#:   structure file's sections)
+#: - ``page``, ``system``: where the bar is in a MusicXML score's layout (0 without one)
+#: - ``label``: the measure's printed label (UTF-8 bytes, e.g. ``b"4a"``; a MIDI score's bar)
 POSITION_DTYPE = np.dtype(
     [
         ("perf_time_s", np.float64),
@@ -96,13 +100,18 @@ POSITION_DTYPE = np.dtype(
         ("spread_s", np.float32),
         ("heard_score_s", np.float64),
         ("beat_in_bar", np.float64),
+        ("pass", np.uint32),
+        ("page", np.uint32),
+        ("system", np.uint32),
+        ("label", "S16"),
     ]
 )
 assert POSITION_DTYPE.itemsize == _native._RECORD_BYTES  # the Rust side writes this layout
 
 
 class Position(NamedTuple):
-    """One position reported by :func:`follow_file` (fields as :data:`POSITION_DTYPE`)."""
+    """One position reported by :func:`follow_file` (fields as :data:`POSITION_DTYPE`;
+    ``pass`` is ``pass_`` here, ``pass`` being a Python keyword, and ``label`` a str)."""
 
     perf_time_s: float
     score_time_s: float
@@ -113,6 +122,10 @@ class Position(NamedTuple):
     spread_s: float
     heard_score_s: float
     beat_in_bar: float
+    pass_: int
+    page: int
+    system: int
+    label: str
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -710,4 +723,4 @@ def follow_file(
                 if wait > 0:
                     time.sleep(wait)
             for row in follower.push(chunk, rate).tolist():
-                yield Position(*row)
+                yield Position(*row[:-1], row[-1].decode("utf-8", "replace"))

@@ -29,7 +29,9 @@ use scorefollow::output::PositionEvent;
 use crate::{detached, invalid, samples_vec};
 
 /// Bytes of one position record; the layout is `POSITION_DTYPE` in `scorefollow/__init__.py`.
-const RECORD_BYTES: usize = 56;
+const RECORD_BYTES: usize = 56 + 12 + LABEL_BYTES;
+/// Bytes of the measure label at the end of a record (UTF-8, zero-padded).
+const LABEL_BYTES: usize = 16;
 
 /// One position as the record Python views through `POSITION_DTYPE` (native byte order,
 /// fields at their natural alignment, no padding).
@@ -43,6 +45,14 @@ fn write_record(out: &mut Vec<u8>, p: &PositionEvent) {
     out.extend_from_slice(&p.spread_s.to_ne_bytes());
     out.extend_from_slice(&p.heard_score_s.to_ne_bytes());
     out.extend_from_slice(&p.beat_in_bar.to_ne_bytes());
+    out.extend_from_slice(&p.pass.to_ne_bytes());
+    out.extend_from_slice(&p.page.to_ne_bytes());
+    out.extend_from_slice(&p.system.to_ne_bytes());
+    let mut label = [0u8; LABEL_BYTES];
+    let text = p.label.as_str().as_bytes();
+    let n = text.len().min(LABEL_BYTES);
+    label[..n].copy_from_slice(&text[..n]);
+    out.extend_from_slice(&label);
 }
 
 /// Something besides a position, kept until `events()` collects it.

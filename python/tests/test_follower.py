@@ -27,13 +27,15 @@ def chunks_of(total, size):
 def as_csv_rows(pos):
     return [
         [fmt(p["perf_time_s"]), fmt(p["score_time_s"]), fmt(p["beat"]), str(p["bar"]),
-         fmt(p["tempo"]), fmt(p["confidence"])]
+         fmt(p["tempo"]), fmt(p["confidence"]), str(p["pass"]), str(p["page"]), str(p["system"]),
+         p["label"].decode()]
         for p in pos
     ]
 
 
 def cli_rows(path):
-    return [[r["perf_time_s"], r["score_time_s"], r["beat"], r["bar"], r["tempo"], r["confidence"]]
+    return [[r["perf_time_s"], r["score_time_s"], r["beat"], r["bar"], r["tempo"], r["confidence"],
+             r["pass"], r["page"], r["system"], r["label"]]
             for r in read_csv(path)]
 
 
@@ -55,7 +57,7 @@ def test_same_positions_as_the_cli(cli, tmp_path, name):
     assert f.frames == len(pos) and f.is_score
     # follow_file: the same, one Position per frame
     rows = list(sf.follow_file(p["performance"], score=p["score"]))
-    assert [tuple(r) for r in rows] == [tuple(x) for x in pos.tolist()]
+    assert [tuple(r) for r in rows] == [(*x[:-1], x[-1].decode()) for x in pos.tolist()]
     assert isinstance(rows[0], sf.Position) and rows[-1].bar == pos["bar"][-1]
 
 
