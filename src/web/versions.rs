@@ -238,6 +238,15 @@ impl Versions {
 
 /// Bar starts of a score as (number, s), from its first bar to its last, none before 0.
 pub fn bar_starts(score: &Score) -> Vec<(i32, f64)> {
+    if let Some(layout) = score.printed.as_deref() {
+        // A printed score: every measure as performed (a repeat's measures again), with its
+        // printed number (the pickup is 0).
+        return layout
+            .measures
+            .iter()
+            .map(|m| (m.bar, score.s_at_beat(m.start_beat).max(0.0)))
+            .collect();
+    }
     (score.meter_map.first_bar()..=score.bar_count())
         .filter_map(|b| score.s_at_bar_beat(b, 1.0).map(|t| (b, t.max(0.0))))
         .collect()

@@ -912,3 +912,17 @@ fn align_writes_printed_bars_pages_and_systems() {
         );
     }
 }
+
+/// The bar lines the live view and the switcher draw for a printed score: every measure as
+/// performed, the repeat's measures again, under their printed numbers (the pickup is 0).
+#[test]
+fn bar_lines_of_a_printed_score_follow_the_performed_order() {
+    let s = load("pickup_voltas.musicxml");
+    let bars = scorefollow::web::versions::bar_starts(&s);
+    let numbers: Vec<i32> = bars.iter().map(|b| b.0).collect();
+    assert_eq!(numbers, [0, 1, 2, 3, 1, 2, 4, 5]);
+    // Each measure starts with a note here (quarter notes 0, 1, 5, ... at MusicXML's 120 a
+    // minute without a tempo mark): the bar lines are the notes' onsets.
+    let starts: Vec<f64> = bars.iter().map(|b| b.1).collect();
+    assert_eq!(starts, [0.0, 0.5, 2.5, 4.5, 6.5, 8.5, 10.5, 12.5]);
+}
