@@ -759,6 +759,8 @@ impl Follower {
             spread_s: (tracked.spread_frames as f64 * reference.config.hop_s()) as f32,
             capture_wall_ns,
             evidence: *evidence,
+            key_shift: self.aligner.key_shift().map_or(-1, |k| k as i8),
+            tuning_cents: self.extractor.tuning_cents(),
             pass: at.pass,
             page: at.page,
             system: at.system,

@@ -51,6 +51,12 @@ pub struct PositionEvent {
     pub label: Label,
     /// What the confidence was computed from (for evaluation and diagnosis; not sent).
     pub evidence: crate::engine::confidence::Evidence,
+    /// The key followed: semitones the performance is above the score (0-11), -1 while the
+    /// key trial runs (the live view shows it; added in this version).
+    pub key_shift: i8,
+    /// The tuning the extractor assumes (cents from A4 = 440 Hz; estimated from the first
+    /// seconds, tracked with `--tuning auto`; added in this version).
+    pub tuning_cents: f32,
 }
 
 /// A measure label carried by value (the events are `Copy` and cross threads every frame):

@@ -485,6 +485,8 @@ impl WebSink {
         json_num(b, level_db, 1);
         b.push_str(",\"dropped\":");
         json_num(b, dropped, 0);
+        let _ = write!(b, ",\"key\":{},\"tuning\":", p.key_shift);
+        json_num(b, p.tuning_cents as f64, 1);
         b.push_str(",\"cap_ms\":");
         json_num(b, self.clock.unix_ms(p.capture_wall_ns), 3);
         b.push_str(",\"t_ms\":");

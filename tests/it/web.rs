@@ -568,6 +568,19 @@ fn live_view_in_a_browser() {
         "document.getElementById('level').textContent.endsWith('dBFS')",
         Duration::from_secs(5),
     );
+    // The key the follower detected (the chorale is played as written) and the tuning it
+    // assumes, not only what was asked for.
+    let key = page
+        .wait_for(
+            "document.getElementById('key').textContent.startsWith('as written') && document.getElementById('key').textContent",
+            Duration::from_secs(15),
+        )
+        .to_string();
+    assert!(key.contains("(auto)"), "{key}");
+    let tuning = page
+        .eval("document.getElementById('tuning').textContent")
+        .to_string();
+    assert!(tuning.contains("cents (fixed)"), "{tuning}");
     // A cue the follower fired, listed by its id from cues.toml.
     let fired = page
         .wait_for(

@@ -52,6 +52,7 @@ function onMessage(ev) {
     case 'pos':
       if (m.t_ms) push(latency.arrived, arrived - m.t_ms, MAX_SAMPLES);
       pos = m;
+      showKeyAndTuning(m);
       if (m.dropped != null) dropped = m.dropped;
       if (state !== 'ended' && !paused) state = 'following';
       break;
@@ -287,6 +288,26 @@ function frame() {
   requestAnimationFrame(frame);
 }
 
+function tuningOfReference() {
+  return score && score.kind === 'recording'
+    ? '; reference ' + score.info.reference_tuning_cents.toFixed(1) + ' cents' : '';
+}
+
+// What the follower assumes now: the key the trial found (or a relocation changed to) and the
+// tuning the extractor uses, with what the user asked for.
+function showKeyAndTuning(m) {
+  if (!score || m.key == null) return;
+  const asked = score.info.transpose === 'auto' ? 'auto' : 'fixed';
+  const key = m.key < 0 ? 'detecting (first seconds)'
+    : (m.key === 0 ? 'as written' : '+' + m.key + ' semitones') + ' (' + asked + ')';
+  if ($('key').textContent !== key) $('key').textContent = key;
+  if (m.tuning != null) {
+    const t = (m.tuning >= 0 ? '+' : '') + m.tuning.toFixed(1) + ' cents ('
+      + (score.info.tuning === 'auto' ? 'tracked' : 'fixed') + ')' + tuningOfReference();
+    if ($('tuning').textContent !== t) $('tuning').textContent = t;
+  }
+}
+
 async function init() {
   const r = await fetch(withToken('score.json'));
   if (!r.ok) { $('state').textContent = 'cannot load the score: ' + r.status; return; }
@@ -297,7 +318,7 @@ async function init() {
   $('input').textContent = info.input;
   $('key').textContent = info.transpose === 'auto' ? 'detected from the first seconds' : info.transpose;
   $('tuning').textContent = (info.tuning === 'auto' ? 'estimated and tracked' : info.tuning)
-    + (score.kind === 'recording' ? '; reference ' + info.reference_tuning_cents.toFixed(1) + ' cents' : '');
+    + tuningOfReference();
   const sel = $('fire-id');
   for (const c of score.cues) { const o = document.createElement('option'); o.value = o.textContent = c.id; sel.appendChild(o); }
   $('fire-form').hidden = !score.cues.length;
