@@ -102,7 +102,7 @@ pub fn align_file(
     Ok(align_samples(&audio, reference, opts, progress))
 }
 
-/// Performance seconds of each window [`performed_qpm`] measures a tempo over.
+/// Performance seconds of each window [`performed_tempo_scale`] measures a tempo over.
 const TEMPO_WINDOW_S: f64 = 10.0;
 
 /// The performer's tempo over `alignment` as a multiple of the score's (score seconds per
@@ -135,40 +135,10 @@ pub fn performed_tempo_scale(alignment: &Alignment) -> Option<f64> {
     Some(scales[scales.len() / 2].clamp(0.05, 20.0))
 }
 
-/// The performer's tempo (quarter notes a minute) over `alignment` to `score`: the median of
-/// the tempi of consecutive 10 s windows (the score's quarter notes covered per minute), so a
-/// skip or a repeat, which moves the score position in one window, does not count. None
-/// when no window moves forward.
-pub fn performed_qpm(alignment: &Alignment, score: &Score) -> Option<f64> {
-    let rows = &alignment.rows;
-    let mut tempi = Vec::new();
-    let mut i = 0;
-    while i < rows.len() {
-        let (t0, s0) = rows[i];
-        let j = i + rows[i..].partition_point(|r| r.0 < t0 + TEMPO_WINDOW_S);
-        if j >= rows.len() {
-            break;
-        }
-        let (t1, s1) = rows[j];
-        let qpm = (score.beat_at_s(s1) - score.beat_at_s(s0)) / (t1 - t0) * 60.0;
-        if qpm.is_finite() && qpm > 0.0 {
-            tempi.push(qpm);
-        }
-        i = j;
-    }
-    if tempi.is_empty() {
-        // Shorter than a window: the whole of it.
-        let (&(t0, s0), &(t1, s1)) = (rows.first()?, rows.last()?);
-        let qpm = (score.beat_at_s(s1) - score.beat_at_s(s0)) / (t1 - t0) * 60.0;
-        return (qpm.is_finite() && qpm > 0.0).then_some(qpm.clamp(4.0, 1000.0));
-    }
-    tempi.sort_by(f64::total_cmp);
-    Some(tempi[tempi.len() / 2].clamp(4.0, 1000.0))
-}
-
 /// Align a printed score (MusicXML) at the performer's tempo: `first` (the score at its tempo
 /// marks, read from `path` with `options`) was aligned to `audio` as `alignment`; the score is
-/// rendered again at the tempo that alignment found ([`performed_qpm`]) and aligned once more.
+/// rendered again at the tempo that alignment found ([`performed_tempo_scale`]) and aligned once
+/// more.
 /// A printed score's marks are often not the performer's tempo (120 quarter notes a minute
 /// when it has none), and the rendering's note lengths and the aligner's step costs both fit
 /// the performance better at its own tempo. Any other reference, a score given a tempo
