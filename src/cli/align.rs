@@ -80,12 +80,8 @@ pub fn run(args: AlignArgs) -> anyhow::Result<()> {
     let is_score = reference.score().is_some();
     for &(t, s) in &alignment.rows {
         let at = reference.score_position(reference.ref_frame_at_score_s(s));
-        // As `follow --out`: a printed label, a MIDI score's bar as text, nothing without a score.
-        let label = match at.label {
-            Some(l) => l.to_string(),
-            None if is_score => at.bar.to_string(),
-            None => String::new(),
-        };
+        let mut label = String::new();
+        at.write_label(&mut label)?;
         let (pass, page, system, label) = (
             at.pass,
             at.page,

@@ -13,9 +13,6 @@
 //! --fit-confidence` refits them and prints the calibration of a leave-one-piece-out
 //! cross-validation, so the table shows how it does on pieces it was not fitted on).
 
-use crate::features::FeatureFrame;
-use crate::score::reference::Reference;
-
 /// What the confidence is computed from, per frame (also in each
 /// [`PositionEvent`](crate::output::PositionEvent), for evaluation and diagnosis).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -200,20 +197,10 @@ impl EvidenceTracker {
         };
     }
 
-    /// One frame: `in_key` (the performance frame in the reference's key) was matched at
-    /// reference frame `ref_frame` with posterior mass `mass`.
-    pub(crate) fn update(
-        &mut self,
-        reference: &Reference,
-        in_key: &FeatureFrame,
-        ref_frame: f64,
-        mass: f32,
-    ) -> Running {
-        let idx =
-            (ref_frame.round().max(0.0) as usize).min(reference.frames.len().saturating_sub(1));
-        let cost = reference.frames.get(idx).map_or(1.0, |rf| {
-            crate::align::cost::cosine_distance(&in_key.chroma, &rf.chroma)
-        });
+    /// One frame, matched with local cost `cost` (`1 - cos` between the performance's chroma
+    /// and the reference's where it was matched; NaN counts as a poor match) and posterior
+    /// mass `mass`.
+    pub(crate) fn update(&mut self, cost: f32, mass: f32) -> Running {
         let cost = if cost.is_finite() {
             cost.clamp(0.0, 2.0)
         } else {

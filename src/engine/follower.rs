@@ -14,7 +14,6 @@
 //! Nothing here allocates per frame after construction (checked by an allocation-counting
 //! test), blocks, or knows about threads and outputs: [`super::run`] does that.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use super::confidence::{ConfidenceModel, Evidence, EvidenceTracker};
@@ -618,9 +617,7 @@ impl Follower {
             self.evidence.jumped();
         }
         let run = self.evidence.update(
-            &self.reference,
-            &in_key,
-            tracked.raw_ref_frame,
+            local_cost(&self.reference, &in_key, tracked.raw_ref_frame),
             tracked.confidence,
         );
         let hop_s = self.reference.config.hop_s();
@@ -736,16 +733,8 @@ impl Follower {
     ) -> PositionEvent {
         let reference = &self.reference;
         let at = reference.score_position(tracked.ref_frame_now);
-        let label = match at.label {
-            Some(text) => Label::new(text),
-            // A MIDI score's bar stands for its label; a recording has none.
-            None if reference.score().is_some() => {
-                let mut l = Label::default();
-                let _ = write!(l, "{}", at.bar);
-                l
-            }
-            None => Label::default(),
-        };
+        let mut label = Label::default();
+        let _ = at.write_label(&mut label);
         PositionEvent {
             frame: k as u64,
             perf_time_s: reference.config.frame_end_s(k),

@@ -96,6 +96,19 @@ pub struct ScorePosition<'a> {
     pub label: Option<&'a str>,
 }
 
+impl ScorePosition<'_> {
+    /// Write the measure's label as the outputs report it: the printed label of a MusicXML
+    /// score, a MIDI score's bar number (it stands for its label), nothing against a
+    /// recording (whose beat is NaN). Allocates nothing of its own.
+    pub fn write_label(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+        match self.label {
+            Some(text) => out.write_str(text),
+            None if self.beat.is_finite() => write!(out, "{}", self.bar),
+            None => Ok(()),
+        }
+    }
+}
+
 /// True when `path` has a MIDI extension.
 pub fn is_midi_path(path: &Path) -> bool {
     matches!(

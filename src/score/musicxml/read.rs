@@ -998,17 +998,7 @@ impl<'a, 'input> Reader<'a, 'input> {
                 let first = mine[0].slot;
                 for x in mine {
                     let at = onset + (x.slot - first) as i64 * g;
-                    self.push_note(
-                        part,
-                        mi,
-                        at,
-                        g as u64,
-                        x.pitch,
-                        x.velocity,
-                        x.tie_start,
-                        false,
-                        Some(n),
-                    );
+                    self.push_grace(part, mi, at, g as u64, &x, n);
                 }
             }
             return Ok(());
@@ -1041,17 +1031,7 @@ impl<'a, 'input> Reader<'a, 'input> {
                 } else {
                     onset + k * g
                 };
-                self.push_note(
-                    part,
-                    mi,
-                    at,
-                    g as u64,
-                    x.pitch,
-                    x.velocity,
-                    x.tie_start,
-                    false,
-                    Some(n),
-                );
+                self.push_grace(part, mi, at, g as u64, x, n);
             }
             if !before {
                 *chord_shift = Some((onset, slots * g));
@@ -1093,6 +1073,22 @@ impl<'a, 'input> Reader<'a, 'input> {
             );
         }
         Ok(())
+    }
+
+    /// A grace note of `Grace` `x` at `onset` lasting `dur` ticks (errors point at node `n`,
+    /// the note it leans on).
+    fn push_grace(&mut self, part: usize, mi: usize, onset: i64, dur: u64, x: &Grace, n: Node) {
+        self.push_note(
+            part,
+            mi,
+            onset,
+            dur,
+            x.pitch,
+            x.velocity,
+            x.tie_start,
+            false,
+            Some(n),
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
