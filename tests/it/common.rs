@@ -113,3 +113,26 @@ pub fn follow_in_chunks(
         key_at_end: f.key_shift(),
     }
 }
+
+/// A full-speed replay sends a datagram every few hundred microseconds while the tests
+/// load both cores; the default receive buffer (about 200 datagrams) overflowed when the
+/// receiving thread was not scheduled for a second (CI lost 34 of 1946). Ask for 4 MiB
+/// (the kernel caps it at `net.core.rmem_max`).
+pub fn enlarge_receive_buffer(socket: &std::net::UdpSocket) {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let bytes: libc::c_int = 4 << 20;
+        // SAFETY: a valid descriptor and a pointer to an int of the size passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&bytes as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
+    }
+}

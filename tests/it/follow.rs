@@ -444,6 +444,7 @@ fn follow_score_and_receive(
     extra: &[std::ffi::OsString],
 ) -> Vec<rosc::OscMessage> {
     let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    crate::common::enlarge_receive_buffer(&rx);
     rx.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .expect("timeout");
     let port = rx.local_addr().expect("addr").port();

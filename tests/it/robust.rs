@@ -562,6 +562,7 @@ fn ten_hour_replay_streams_in_bounded_memory() {
 fn simulated_dropouts_are_reported_and_survived() {
     let dir = root().join("scores/bach_bwv66_6");
     let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    crate::common::enlarge_receive_buffer(&rx);
     rx.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let port = rx.local_addr().expect("addr").port();

@@ -87,6 +87,7 @@ fn bundled_cues_fire_once_in_order_near_the_truth() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(4.0);
     let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    crate::common::enlarge_receive_buffer(&rx);
     rx.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
     let addr = rx.local_addr().expect("addr").to_string();
@@ -295,6 +296,7 @@ fn follow_rejects_bad_show_files_by_line() {
 #[test]
 fn follow_sends_pages_and_obeys_remote_control() {
     let osc = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    crate::common::enlarge_receive_buffer(&osc);
     osc.set_read_timeout(Some(Duration::from_millis(100)))
         .expect("timeout");
     let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
