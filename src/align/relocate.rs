@@ -624,8 +624,10 @@ impl Relocator {
         consider(place);
         // The best match goes first (measured: taking the nearest place instead cost the dev
         // corpus's Chopin skip and chorale repeat 30 and 11 points within 300 ms, each landing
-        // on the other statement of identical music); the others are followed alongside it
-        // until the music tells them apart.
+        // on the other statement of identical music); the others are followed alongside its
+        // check, and the follower lands on a nearer one in the jump's direction only if it
+        // matched as well (`NEARER_PLACE_COST_TOLERANCE` in `engine/follower.rs`), then
+        // follows the rest until the music tells them apart.
         let (e, cost) = (best_e, best_cost);
         let best_now = self.to_now(e, self.curve_scale[e], newest_input_frame, at_frame);
         let scale = self.curve_scale[e];
