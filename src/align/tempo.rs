@@ -510,6 +510,11 @@ mod tests {
     }
 
     fn adaptive(reference: &[FeatureFrame]) -> TempoAdaptive {
+        adaptive_with(reference, TempoAdaptiveConfig::default())
+    }
+
+    /// A tempo-adaptive soft aligner on the default scales of `reference`, configured by `cfg`.
+    fn adaptive_with(reference: &[FeatureFrame], cfg: TempoAdaptiveConfig) -> TempoAdaptive {
         let unit = Arc::new(TransposedReference::new(reference));
         let scales = Arc::new(TempoScales::new(
             reference,
@@ -519,7 +524,7 @@ mod tests {
         TempoAdaptive::new(
             scales,
             TempoAdaptive::soft_config(SoftOnlineConfig::default()),
-            TempoAdaptiveConfig::default(),
+            cfg,
         )
     }
 
@@ -628,13 +633,7 @@ mod tests {
     fn the_start_up_trial_follows_an_off_tempo_performer_from_the_start() {
         let r = blocks(60, 30);
         for tempo in [0.7, 1.4] {
-            let unit = Arc::new(TransposedReference::new(&r));
-            let scales = Arc::new(TempoScales::new(&r, unit, &TempoScales::default_scales()));
-            let mut a = TempoAdaptive::new(
-                scales,
-                TempoAdaptive::soft_config(SoftOnlineConfig::default()),
-                TempoAdaptiveConfig::for_printed_score(),
-            );
+            let mut a = adaptive_with(&r, TempoAdaptiveConfig::for_printed_score());
             assert!(a.trial);
             let worst = max_error(&mut a, &r, tempo, 100);
             assert!(!a.trial, "the trial ends after {STARTUP_FRAMES} frames");
@@ -642,13 +641,7 @@ mod tests {
         }
         let a = adaptive(&r);
         assert!(!a.trial, "no trial by default");
-        let unit = Arc::new(TransposedReference::new(&r));
-        let scales = Arc::new(TempoScales::new(&r, unit, &TempoScales::default_scales()));
-        let mut b = TempoAdaptive::new(
-            scales,
-            TempoAdaptive::soft_config(SoftOnlineConfig::default()),
-            TempoAdaptiveConfig::for_printed_score(),
-        );
+        let mut b = adaptive_with(&r, TempoAdaptiveConfig::for_printed_score());
         b.reset_to(300);
         assert!(!b.trial, "a reset ends the trial");
     }

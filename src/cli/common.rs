@@ -23,6 +23,15 @@ pub struct ReferenceArgs {
     /// A reference recording of the piece (WAV, FLAC, MP3, OGG) instead of a score.
     #[arg(long, value_name = "AUDIO")]
     pub reference: Option<PathBuf>,
+    /// How a score file is read.
+    #[command(flatten)]
+    pub reading: ScoreReadingArgs,
+}
+
+/// How a score file is read: the flags the subcommands that read a score share (`follow`,
+/// `align`, `switch`, `score`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ScoreReadingArgs {
     /// MusicXML: play every section once (no repeat is taken; the last ending of each group).
     /// D.C., D.S., Fine and codas are still followed.
     #[arg(long)]
@@ -37,6 +46,18 @@ pub struct ReferenceArgs {
     /// the second time at the tempo the first found.
     #[arg(long, value_name = "QPM")]
     pub tempo: Option<f64>,
+}
+
+impl ScoreReadingArgs {
+    /// The options a score is loaded with, its measures in the order `repeats` gives.
+    pub fn options(&self, repeats: RepeatMode) -> ScoreOptions {
+        ScoreOptions {
+            qpm: self.tempo,
+            tempo_scale: None,
+            repeats,
+            pickup_quarters: self.pickup,
+        }
+    }
 }
 
 impl ReferenceArgs {
@@ -65,17 +86,22 @@ impl ReferenceArgs {
         let path = self.path()?;
         let score = self.kind()? == ReferenceKind::Score;
         let musicxml = score && is_musicxml_path(path);
-        if self.no_repeats && !musicxml {
+        let ScoreReadingArgs {
+            no_repeats,
+            pickup,
+            tempo,
+        } = self.reading;
+        if no_repeats && !musicxml {
             bail!(
                 "--no-repeats is for MusicXML scores: {} has no repeat signs (a structure file \
                  gives the order of a MIDI score's sections)",
                 path.display()
             );
         }
-        if self.no_repeats && structure {
+        if no_repeats && structure {
             bail!("--no-repeats and --structure both give the order of the measures: give one");
         }
-        if let Some(p) = self.pickup {
+        if let Some(p) = pickup {
             if !score || musicxml {
                 bail!(
                     "--pickup {p} is for MIDI scores: {} {}",
@@ -88,7 +114,7 @@ impl ReferenceArgs {
                 );
             }
         }
-        if let Some(q) = self.tempo {
+        if let Some(q) = tempo {
             if !musicxml {
                 bail!(
                     "--tempo {q} is for MusicXML scores: {} keeps its own tempo",
@@ -99,16 +125,13 @@ impl ReferenceArgs {
                 bail!("--tempo {q}: give quarter notes a minute, from 4 to 1000");
             }
         }
-        Ok(ScoreOptions {
-            qpm: self.tempo,
-            tempo_scale: None,
-            repeats: match (musicxml && structure, self.no_repeats) {
+        Ok(self
+            .reading
+            .options(match (musicxml && structure, no_repeats) {
                 (true, _) => RepeatMode::AsWritten,
                 (false, true) => RepeatMode::NoRepeats,
                 (false, false) => RepeatMode::Performed,
-            },
-            pickup_quarters: self.pickup,
-        })
+            }))
     }
 
     /// Load it, analysed with `features` (a score rendered with `rendering`).

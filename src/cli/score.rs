@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use crate::cli::common::ScoreReadingArgs;
 use crate::score::musicxml::{MarkKind, PrintedLayout, RepeatMode};
-use crate::score::{Score, ScoreOptions};
+use crate::score::Score;
 
 /// Inspect a score or write it as MIDI.
 #[derive(Debug, Args)]
@@ -34,15 +35,9 @@ pub struct ReadArgs {
     /// The score: MIDI (.mid) or MusicXML (.musicxml, .xml, .mxl).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// MusicXML: play every section once (no repeat barline is taken; last endings).
-    #[arg(long)]
-    pub no_repeats: bool,
-    /// MIDI: length of the pickup in quarter notes, so bar numbers match the print.
-    #[arg(long, value_name = "QUARTERS")]
-    pub pickup: Option<f64>,
-    /// MusicXML: a constant tempo (quarter notes a minute) instead of the score's marks.
-    #[arg(long, value_name = "QPM")]
-    pub tempo: Option<f64>,
+    /// How it is read.
+    #[command(flatten)]
+    pub reading: ScoreReadingArgs,
 }
 
 /// `score midi` arguments.
@@ -58,16 +53,11 @@ pub struct MidiArgs {
 
 impl ReadArgs {
     fn load(&self) -> anyhow::Result<Score> {
-        let options = ScoreOptions {
-            repeats: if self.no_repeats {
-                RepeatMode::NoRepeats
-            } else {
-                RepeatMode::Performed
-            },
-            pickup_quarters: self.pickup,
-            qpm: self.tempo,
-            tempo_scale: None,
-        };
+        let options = self.reading.options(if self.reading.no_repeats {
+            RepeatMode::NoRepeats
+        } else {
+            RepeatMode::Performed
+        });
         Score::load_with(&self.file, &options)
             .with_context(|| format!("reading the score {}", self.file.display()))
     }

@@ -348,17 +348,19 @@ impl Reference {
             .unfolding
             .as_deref()
             .map_or(1, |u| u.pass_at(ref_frame));
+        // Off the printed page: no page, system or label.
+        let unprinted = |beat: f64, bar: i32, beat_in_bar: f64| ScorePosition {
+            time_s,
+            beat,
+            bar,
+            beat_in_bar,
+            pass: structure_pass,
+            page: 0,
+            system: 0,
+            label: None,
+        };
         let Some(score) = self.score() else {
-            return ScorePosition {
-                time_s,
-                beat: f64::NAN,
-                bar: 0,
-                beat_in_bar: f64::NAN,
-                pass: structure_pass,
-                page: 0,
-                system: 0,
-                label: None,
-            };
+            return unprinted(f64::NAN, 0, f64::NAN);
         };
         let beat = score.beat_at_s(time_s);
         match score.printed.as_deref() {
@@ -379,29 +381,11 @@ impl Reference {
                     system: p.system,
                     label: Some(p.label),
                 },
-                None => ScorePosition {
-                    time_s,
-                    beat,
-                    bar: 0,
-                    beat_in_bar: f64::NAN,
-                    pass: structure_pass,
-                    page: 0,
-                    system: 0,
-                    label: None,
-                },
+                None => unprinted(beat, 0, f64::NAN),
             },
             None => {
                 let bb = score.meter_map.bar_beat_at_beat(beat);
-                ScorePosition {
-                    time_s,
-                    beat,
-                    bar: bb.bar,
-                    beat_in_bar: bb.beat,
-                    pass: structure_pass,
-                    page: 0,
-                    system: 0,
-                    label: None,
-                }
+                unprinted(beat, bb.bar, bb.beat)
             }
         }
     }

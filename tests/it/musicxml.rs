@@ -218,6 +218,14 @@ fn parse_cues(score: &Score, text: &str) -> scorefollow::Result<CueList> {
     )
 }
 
+/// Each cue's id and score time (s), in the list's order.
+fn cue_times(list: &CueList) -> Vec<(&str, f64)> {
+    list.cues
+        .iter()
+        .map(|c| (c.id.as_str(), c.point.score_s))
+        .collect()
+}
+
 /// Cues in the score's terms: a bar and beat on the second pass through a repeat, a
 /// rehearsal mark on either pass, words (case-insensitive); the D.S. al Coda file's "To
 /// Coda" on its two passes.
@@ -233,11 +241,7 @@ fn cues_at_passes_rehearsal_marks_and_words() {
     ]
     .concat();
     let list = parse_cues(&s, &text).unwrap_or_else(|e| panic!("{e}"));
-    let at: Vec<(&str, f64)> = list
-        .cues
-        .iter()
-        .map(|c| (c.id.as_str(), c.point.score_s))
-        .collect();
+    let at = cue_times(&list);
     // Performed 0 1 2 3 1 2 4 5 at 0.5 s a quarter note: bar 1 at quarter notes 1 and 13,
     // bar 2 at 5, bar 4 (Tutti) at 21.
     assert_eq!(
@@ -259,11 +263,7 @@ fn cues_at_passes_rehearsal_marks_and_words() {
     ]
     .concat();
     let list = parse_cues(&s, &text).unwrap_or_else(|e| panic!("{e}"));
-    let at: Vec<(&str, f64)> = list
-        .cues
-        .iter()
-        .map(|c| (c.id.as_str(), c.point.score_s))
-        .collect();
+    let at = cue_times(&list);
     // 1 2 3 4 2' 3' 5 6, 1 s a bar: "To Coda" ends bar 3 (3 s, and 6 s the second time);
     // bar 3's second time starts at 5 s.
     assert_eq!(at, [("to-coda", 3.0), ("bar3-2", 5.0), ("to-coda-2", 6.0)]);
