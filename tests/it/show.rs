@@ -184,8 +184,11 @@ fn bundled_cues_fire_once_in_order_near_the_truth() {
             .find(|(_, m)| *m == cue.2)
             .map(|r| r.0)
             .expect("datagram of the cue");
+        // The wall time from the frame's capture to the datagram is what a show at real pace
+        // waits on top of the firing position; scaled by the replay speed, a single
+        // scheduling hiccup on a busy machine (21 ms in one CI run) counted four times over.
         let arrival_perf_s =
-            f.perf_time_s + (arrival_ns.saturating_sub(f.capture_wall_ns)) as f64 * speed / 1e9;
+            f.perf_time_s + arrival_ns.saturating_sub(f.capture_wall_ns) as f64 / 1e9;
         let truth_s = truth_crossing(&gt, cue.3) - cue.4;
         let late = 1000.0 * (arrival_perf_s - truth_s);
         table += &format!(
