@@ -59,6 +59,10 @@ pub struct Tracked {
     pub confidence: f32,
     /// Spread (reference frames).
     pub spread_frames: f32,
+    /// Frames in a row the position has waited at the next unheard onset (the flow would
+    /// have gone on): the longer, the likelier the performer is past it and the onset was
+    /// not heard.
+    pub waiting_frames: u32,
 }
 
 /// Position tracker with a fixed-size history (no allocation per frame).
@@ -77,6 +81,7 @@ pub struct Tracker {
     flowing: f64,
     /// The same flow without the onset allowance, for [`Tracked::heard_ref_frame`].
     flowing_heard: f64,
+    waiting_frames: u32,
 }
 
 impl Tracker {
@@ -91,6 +96,7 @@ impl Tracker {
             onsets: None,
             flowing: 0.0,
             flowing_heard: 0.0,
+            waiting_frames: 0,
         }
     }
 
@@ -119,6 +125,7 @@ impl Tracker {
         self.tempo = 1.0;
         self.flowing = 0.0;
         self.flowing_heard = 0.0;
+        self.waiting_frames = 0;
     }
 
     /// Current tempo ratio.
@@ -154,7 +161,10 @@ impl Tracker {
                 *flowing = ((*flowing + tempo).min(cap)).max(raw);
                 (*flowing + tempo * lag).min(cap.max(*flowing))
             };
-            let now = flow(&mut self.flowing, (before_unheard + allowance).max(raw));
+            let cap = (before_unheard + allowance).max(raw);
+            let waiting = self.flowing + tempo > cap && cap > raw;
+            self.waiting_frames = if waiting { self.waiting_frames + 1 } else { 0 };
+            let now = flow(&mut self.flowing, cap);
             let heard = flow(&mut self.flowing_heard, before_unheard);
             (now, heard)
         } else {
@@ -168,6 +178,7 @@ impl Tracker {
             tempo: self.tempo,
             confidence: step.confidence,
             spread_frames: step.spread_frames,
+            waiting_frames: self.waiting_frames,
         }
     }
 }
@@ -192,6 +203,46 @@ mod tests {
         }
         assert!((out.tempo - 1.5).abs() < 1e-9);
         assert!((out.ref_frame_now - (1.5 * 199.0 + 6.0)).abs() < 1e-9);
+    }
+
+    /// The wait at an unheard onset is counted from the frame the flow reaches it until the
+    /// aligner matches the onset, and not while the flow is still on its way.
+    #[test]
+    fn waiting_counts_the_frames_held_at_an_unheard_onset() {
+        let mut t = Tracker::new(TrackerConfig {
+            onset_allowance_frames: 0.0,
+            ..TrackerConfig::default()
+        })
+        .with_onsets(vec![0u32, 30, 100].into());
+        let mut waits = Vec::new();
+        for i in 0..80 {
+            // The aligner keeps to tempo 1 up to frame 20, then stays in the note until the
+            // onset at 30 is heard at frame 70.
+            let raw = if i < 70 {
+                (i as f64).min(20.0)
+            } else {
+                30.0 + (i - 70) as f64
+            };
+            let out = t.update(&AlignStep {
+                ref_frame: raw,
+                confidence: 1.0,
+                ..AlignStep::default()
+            });
+            waits.push(out.waiting_frames);
+        }
+        // The flow reaches frame 29, the last before the onset, at about the tempo of the
+        // frames before; from then on every frame counts, and the first matched frame past
+        // the onset ends the wait.
+        let first = waits
+            .iter()
+            .position(|&w| w > 0)
+            .expect("the flow reached the onset");
+        assert!((29..40).contains(&first), "first wait at frame {first}");
+        for (i, &w) in waits.iter().enumerate().take(70).skip(first) {
+            assert_eq!(w as usize, i - first + 1, "frame {i}");
+        }
+        assert!(waits[70..].iter().all(|&w| w == 0), "{:?}", &waits[70..]);
+        assert!(waits[..first].iter().all(|&w| w == 0));
     }
 
     /// Inside a held note the position flows on at the tempo, up to the next unheard onset

@@ -206,7 +206,7 @@ fn print_confidence_fit(report: &crate::eval::alignment::AlignmentReport) {
     println!(
         "\nconfidence model fitted on {} events of {} pieces (inputs: mass, spread_s, \
          fit_fast, fit_slow, since_jump/10 s, doubt, holding, fit_slow - fit_usual, \
-         mass_recent_min, |ln tempo|, |flow_s|), as Rust:\n",
+         mass_recent_min, |ln tempo|, |flow_s|, waiting_s), as Rust:\n",
         samples.samples.len(),
         samples.pieces.len(),
     );

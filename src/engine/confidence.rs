@@ -44,6 +44,8 @@ pub struct Evidence {
     /// How far the reported position is from the aligner's raw match (s of score time): the
     /// tracker's flow between matches, its lag compensation.
     pub flow_s: f32,
+    /// How long the position has waited at the next onset not heard yet (performance s).
+    pub waiting_s: f32,
 }
 
 impl Evidence {
@@ -68,12 +70,13 @@ impl Evidence {
                 2.0
             },
             self.flow_s.abs().min(2.0),
+            self.waiting_s.min(2.0),
         ]
     }
 }
 
 /// Number of model inputs ([`Evidence::inputs`]).
-pub const N_INPUTS: usize = 11;
+pub const N_INPUTS: usize = 12;
 
 /// Number of knots of [`ConfidenceModel::knots`].
 pub const N_KNOTS: usize = 16;
@@ -97,32 +100,32 @@ impl Default for ConfidenceModel {
     /// The model fitted on the development corpus's 35 cases (`eval --mode follow
     /// --fit-confidence`, default settings; 4686 scored events of 17 pieces). Left out one
     /// piece at a time, its calibration on the left-out pieces: events at confidence 0.5-0.6
-    /// 60.8 % within 300 ms, 0.6-0.7 78.5 %, 0.7-0.8 77.8 %, 0.8-0.9 88.6 %, 0.9-1.0 96.9 %
-    /// (80.2 % of events); at 0.95 and above 98.4 % (62.7 % of events).
+    /// 56.0 % within 300 ms, 0.6-0.7 70.2 %, 0.7-0.8 78.8 %, 0.8-0.9 89.1 %, 0.9-1.0 97.8 %
+    /// (75.0 % of events); at 0.95 and above 98.5 % (66.2 % of events).
     fn default() -> Self {
         Self {
-            bias: 2.4521,
+            bias: 2.5103,
             weights: [
-                1.0637, -2.7496, -4.3571, -2.7985, 0.1482, -1.2830, -0.5841, -0.9445, 1.5611,
-                -1.3639, -2.8902,
+                1.1516, -2.8232, -4.2540, -2.6232, -0.0954, 0.1165, -0.4932, -0.6721, 1.6399,
+                -1.0229, -2.7466, -1.4343,
             ],
             knots: [
-                (-3.0842, 0.0100),
-                (1.4928, 0.7986),
-                (2.1171, 0.8998),
-                (2.5343, 0.8998),
-                (2.8259, 0.9179),
-                (3.0591, 0.9381),
-                (3.2777, 0.9700),
-                (3.4732, 0.9837),
-                (3.6438, 0.9837),
-                (3.7710, 0.9837),
-                (3.9044, 0.9837),
-                (4.0405, 0.9900),
-                (4.1611, 0.9900),
-                (4.2614, 0.9900),
-                (4.3968, 0.9900),
-                (4.7407, 0.9900),
+                (-3.2246, 0.0100),
+                (1.5994, 0.7910),
+                (2.1822, 0.8795),
+                (2.6010, 0.8848),
+                (2.8797, 0.9343),
+                (3.1212, 0.9474),
+                (3.3225, 0.9836),
+                (3.5047, 0.9845),
+                (3.6636, 0.9848),
+                (3.7968, 0.9900),
+                (3.9239, 0.9900),
+                (4.0526, 0.9900),
+                (4.1633, 0.9900),
+                (4.2680, 0.9900),
+                (4.3876, 0.9900),
+                (5.1200, 0.9900),
             ],
         }
     }
@@ -238,7 +241,7 @@ mod tests {
     fn probability_follows_the_knots_of_the_weighted_inputs() {
         let model = ConfidenceModel {
             bias: -1.0,
-            weights: [2.0, 0.0, -3.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            weights: [2.0, 0.0, -3.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
             knots: std::array::from_fn(|i| {
                 let z = -4.0 + i as f32 * 8.0 / (N_KNOTS - 1) as f32;
                 (z, 1.0 / (1.0 + (-z).exp()))

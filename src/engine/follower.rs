@@ -720,6 +720,7 @@ impl Follower {
             mass_recent_min: run.mass_recent_min,
             tempo: tracked.tempo as f32,
             flow_s: ((tracked.ref_frame_now - tracked.raw_ref_frame) * hop_s) as f32,
+            waiting_s: (tracked.waiting_frames as f64 * hop_s) as f32,
         };
         self.last = Some(tracked);
         (self.position(k, &tracked, &evidence, capture_wall_ns), jump)
