@@ -105,10 +105,104 @@ pub fn nominal_bpm(case: &CorpusCase) -> Result<f64> {
         })
 }
 
+/// How a printed score's beats are scored in `score.mid`'s, whose seconds the ground truth is
+/// in: `score.mid` either plays the music as performed (the repeats written out, as the
+/// printed score unfolds them) or plays each printed measure once in print order (an excerpt
+/// exported without its repeats). In the second case a follower that is at bar 15 after the
+/// performer left out a written repeat is right, and scoring its unfolded beat would count
+/// it the repeat's length off.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BeatMap {
+    /// The unfolded beat is `score.mid`'s beat.
+    Unfolded,
+    /// Print order: each printed measure once.
+    PrintOrder {
+        /// `score.mid`'s beat at the start of each printed measure
+        /// ([`PrintedLayout::printed`](crate::score::musicxml::PrintedLayout::printed)).
+        printed_start_beats: Vec<f64>,
+        /// `(start beat, printed index)` of each measure in performance order.
+        unfolded: Vec<(f64, usize)>,
+    },
+}
+
+impl BeatMap {
+    /// The mapping that puts more of `midi`'s notes on notes of the printed `score`: print
+    /// order only when it matches clearly more (a tenth) than the unfolded order.
+    pub fn choose(score: &Score, midi: &Score) -> BeatMap {
+        let Some(layout) = score.printed.as_ref() else {
+            return BeatMap::Unfolded;
+        };
+        let in_print_order = layout.measures.len() == layout.printed.len()
+            && layout
+                .measures
+                .iter()
+                .enumerate()
+                .all(|(i, m)| m.printed == i);
+        if in_print_order {
+            return BeatMap::Unfolded;
+        }
+        let mut start = 0.0;
+        let printed_start_beats = layout
+            .printed
+            .iter()
+            .map(|m| {
+                let s = start;
+                start += m.length_quarters;
+                s
+            })
+            .collect();
+        let print_order = BeatMap::PrintOrder {
+            printed_start_beats,
+            unfolded: layout
+                .measures
+                .iter()
+                .map(|m| (m.start_beat, m.printed))
+                .collect(),
+        };
+        // Onsets to a 48th of a quarter note.
+        let key = |beat: f64, pitch: u8| ((beat * 48.0).round() as i64, pitch);
+        let midi_notes: std::collections::HashSet<(i64, u8)> = midi
+            .pitched_notes()
+            .map(|n| key(midi.beat_at_s(n.onset_s), n.pitch))
+            .collect();
+        let matched = |map: &BeatMap| {
+            score
+                .pitched_notes()
+                .filter(|n| {
+                    midi_notes.contains(&key(map.beat(score.beat_at_s(n.onset_s)), n.pitch))
+                })
+                .count()
+        };
+        let (unfolded, printed) = (matched(&BeatMap::Unfolded), matched(&print_order));
+        if printed as f64 > 1.1 * unfolded as f64 {
+            print_order
+        } else {
+            BeatMap::Unfolded
+        }
+    }
+
+    /// `score.mid`'s beat at the printed score's unfolded beat `beat`.
+    pub fn beat(&self, beat: f64) -> f64 {
+        match self {
+            BeatMap::Unfolded => beat,
+            BeatMap::PrintOrder {
+                printed_start_beats,
+                unfolded,
+            } => {
+                let k = unfolded.partition_point(|&(start, _)| start <= beat);
+                match k.checked_sub(1).map(|k| unfolded[k]) {
+                    Some((start, printed)) => printed_start_beats[printed] + (beat - start),
+                    None => beat,
+                }
+            }
+        }
+    }
+}
+
 /// Seconds of `score.mid` (the ground truth's) at score time `t_s` of a MusicXML `score`:
-/// its quarter-note beat at `bpm` quarter notes a minute.
-fn corpus_s(score: &Score, t_s: f64, bpm: f64) -> f64 {
-    score.beat_at_s(t_s) * 60.0 / bpm
+/// its quarter-note beat, mapped by `map`, at `bpm` quarter notes a minute.
+fn corpus_s(score: &Score, map: &BeatMap, t_s: f64, bpm: f64) -> f64 {
+    map.beat(score.beat_at_s(t_s)) * 60.0 / bpm
 }
 
 /// One case's outcome.
@@ -278,7 +372,17 @@ pub fn run(
         let to_corpus_s = match (opts.score_format, reference.score()) {
             (ScoreFormat::MusicXml(_), Some(score)) => {
                 let bpm = nominal_bpm(case)?;
-                Some(move |t_s: f64| corpus_s(score, t_s, bpm))
+                let map = match &case.score {
+                    Some(mid) => BeatMap::choose(score, &Score::load_midi(mid)?),
+                    None => BeatMap::Unfolded,
+                };
+                if map != BeatMap::Unfolded {
+                    eprintln!(
+                        "  {}: score.mid plays the printed measures once, in print order: the beats are scored by printed measure",
+                        case.key()
+                    );
+                }
+                Some(move |t_s: f64| corpus_s(score, &map, t_s, bpm))
             }
             _ => None,
         };
@@ -687,5 +791,74 @@ impl std::fmt::Display for AlignmentReport {
         let mut s = String::new();
         self.write_tables(&mut s)?;
         f.write_str(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::score::musicxml::MusicXmlOptions;
+
+    /// Three 4/4 measures, the second repeated: performed 1 2 2 3 (beats 0, 4, 8, 12), printed
+    /// 1 2 3 (beats 0, 4, 8).
+    const REPEATED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<score-partwise version="4.0">
+  <part-list><score-part id="P1"><part-name>Piano</part-name></score-part></part-list>
+  <part id="P1">
+    <measure number="1">
+      <attributes><divisions>1</divisions><time><beats>4</beats><beat-type>4</beat-type></time></attributes>
+      <note><pitch><step>C</step><octave>4</octave></pitch><duration>1</duration></note>
+      <note><pitch><step>E</step><octave>4</octave></pitch><duration>1</duration></note>
+      <note><pitch><step>G</step><octave>4</octave></pitch><duration>2</duration></note>
+    </measure>
+    <measure number="2">
+      <barline location="left"><repeat direction="forward"/></barline>
+      <note><pitch><step>A</step><octave>4</octave></pitch><duration>2</duration></note>
+      <note><pitch><step>F</step><octave>4</octave></pitch><duration>2</duration></note>
+      <barline location="right"><repeat direction="backward"/></barline>
+    </measure>
+    <measure number="3">
+      <note><pitch><step>D</step><octave>5</octave></pitch><duration>1</duration></note>
+      <note><pitch><step>B</step><octave>4</octave></pitch><duration>3</duration></note>
+    </measure>
+  </part>
+</score-partwise>
+"#;
+
+    fn printed(repeats: RepeatMode) -> Score {
+        Score::from_musicxml_bytes(
+            REPEATED.as_bytes(),
+            Path::new("repeated.musicxml"),
+            &MusicXmlOptions {
+                repeats,
+                ..MusicXmlOptions::default()
+            },
+        )
+        .expect("parses")
+    }
+
+    fn as_midi(score: &Score) -> Score {
+        Score::from_bytes(&crate::score::smf::write_smf(score), Path::new("score.mid"))
+            .expect("reads back")
+    }
+
+    #[test]
+    fn a_score_mid_as_performed_keeps_the_unfolded_beats() {
+        let score = printed(RepeatMode::Performed);
+        assert_eq!(BeatMap::choose(&score, &as_midi(&score)), BeatMap::Unfolded);
+    }
+
+    #[test]
+    fn a_score_mid_in_print_order_scores_by_printed_measure() {
+        let score = printed(RepeatMode::Performed);
+        let once = printed(RepeatMode::NoRepeats);
+        let map = BeatMap::choose(&score, &as_midi(&once));
+        assert!(matches!(map, BeatMap::PrintOrder { .. }), "{map:?}");
+        // Measure 1, measure 2 (both passes) and measure 3, each with its offset.
+        for (unfolded, printed) in [(1.0, 1.0), (5.0, 5.0), (10.0, 6.0), (13.0, 9.0)] {
+            assert_eq!(map.beat(unfolded), printed, "beat {unfolded}");
+        }
+        // A score laid out in print order already needs no map.
+        assert_eq!(BeatMap::choose(&once, &as_midi(&once)), BeatMap::Unfolded);
     }
 }
