@@ -203,10 +203,15 @@ struct Doubt {
     /// Smoothed local cost of the followed place, and of each other place.
     main_cost: f32,
     other_costs: [f32; MAX_ALTERNATIVES],
+    /// Frames after which the doubt ends either way.
+    until: u32,
 }
 
 /// Longest the other place of an ambiguous jump is followed (performance frames, 12 s).
 const DOUBT_FRAMES: u32 = 600;
+/// How long the place after a written repeat is followed alongside from the bar before it
+/// (performance frames, 5 s).
+const REPEAT_DOUBT_FRAMES: u32 = 250;
 /// Frames before the two places' costs are compared (1 s, as a candidate's check).
 const DOUBT_MIN_FRAMES: u32 = 50;
 /// Smoothing of the two places' local costs (per frame: about 1 s).
@@ -269,6 +274,38 @@ fn nearer_place(
         })
         .min_by(|a, b| distance(*a.1 .0).total_cmp(&distance(*b.1 .0)))
         .map(|(k, _)| k)
+}
+
+/// Largest step of the aligner's match (reference frames) that counts as following on, not a
+/// jump, when it crosses a written repeat.
+const MAX_REPEAT_STEP_FRAMES: f64 = 25.0;
+
+/// A printed score's written repeats, in order, as `(reference frame where the bar the repeat
+/// goes back from starts, reference frame of the same music for a performer who leaves the
+/// repeat out)`. The unfolded measures go back where a measure's printed index is not above
+/// the one before it; leaving the repeat out goes on at the first later measure printed after
+/// the one the repeat went back from (past the repeat, the first ending skipped for the
+/// second), and the bar before it is that measure's start less the bar's length. Following
+/// both places from that bar on, they hear the same music until the repeat, and part there.
+fn repeat_branches(reference: &Reference) -> Vec<(f64, f64)> {
+    let Some(score) = reference.score() else {
+        return Vec::new();
+    };
+    let Some(layout) = score.printed.as_ref() else {
+        return Vec::new();
+    };
+    let m = &layout.measures;
+    let frame = |beat: f64| reference.frame_at_score_s(score.s_at_beat(beat)) as f64;
+    (0..m.len().saturating_sub(1))
+        .filter(|&k| m[k + 1].printed <= m[k].printed)
+        .filter_map(|k| {
+            let last = m[k].printed;
+            m[k + 2..].iter().find(|x| x.printed > last).map(|on| {
+                let bar_before = frame(m[k + 1].start_beat) - frame(m[k].start_beat);
+                (frame(m[k].start_beat), frame(on.start_beat) - bar_before)
+            })
+        })
+        .collect()
 }
 
 /// The cosine distance between `frame` and the reference frame nearest `at` (NaN on an empty
@@ -418,6 +455,7 @@ impl Relocation {
                 n,
                 main_cost: 0.0,
                 other_costs: [0.0; MAX_ALTERNATIVES],
+                until: DOUBT_FRAMES,
             });
         }
         Some(Verdict::Jump(Jump {
@@ -488,10 +526,30 @@ impl Relocation {
                 key_shift: shift,
             }));
         }
-        if d.frames >= DOUBT_FRAMES {
+        if d.frames >= d.until {
             self.doubt = None;
         }
         None
+    }
+
+    /// The follower reached the bar a written repeat goes back from: a performer who will
+    /// leave the repeat out is at `skip_to` (reference frames), the same music on the last
+    /// pass. That place is followed alongside for [`REPEAT_DOUBT_FRAMES`], as the other place
+    /// of an ambiguous jump is, and the follower switches to it once it matches clearly better
+    /// (after the repeat, if the performer went on). Nothing happens while a candidate is
+    /// checked or another doubt runs.
+    fn consider_repeat_skip(&mut self, skip_to: f64) {
+        if self.checking || self.doubt.is_some() || self.heard_in_key.is_none() {
+            return;
+        }
+        self.others[0].reset_to(skip_to.round().max(0.0) as usize);
+        self.doubt = Some(Doubt {
+            frames: 0,
+            n: 1,
+            main_cost: 0.0,
+            other_costs: [0.0; MAX_ALTERNATIVES],
+            until: REPEAT_DOUBT_FRAMES,
+        });
     }
 
     /// After a seek: forget the history, any candidate and any doubt.
@@ -520,6 +578,11 @@ pub struct Follower {
     themes: Option<ThemeState>,
     evidence: EvidenceTracker,
     confidence: ConfidenceModel,
+    /// A printed score's written repeats: where the bar they go back from starts, and where the
+    /// same music is for a performer who leaves the repeat out (reference frames, in order).
+    repeat_branches: Vec<(f64, f64)>,
+    /// The aligner's match on the previous frame (reference frames).
+    previous_raw: Option<f64>,
 }
 
 impl Follower {
@@ -589,6 +652,8 @@ impl Follower {
             themes: None,
             evidence: EvidenceTracker::default(),
             confidence: config.confidence,
+            repeat_branches: repeat_branches(&reference),
+            previous_raw: None,
             reference,
         })
     }
@@ -642,6 +707,7 @@ impl Follower {
             .reset_to(self.reference.frame_at_score_s(score_s));
         self.tracker.reset();
         self.last = None;
+        self.previous_raw = None;
         self.evidence.jumped();
         if let Some(r) = self.relocation.as_mut() {
             r.reset();
@@ -733,6 +799,17 @@ impl Follower {
     ) -> (Tracked, Option<(RelocationReport, Option<AmbiguousReport>)>) {
         let step = self.aligner.step(frame);
         let tracked = self.tracker.update(&step);
+        if let (Some(r), Some(previous)) = (self.relocation.as_mut(), self.previous_raw) {
+            // An ordinary step (not a jump) into the bar a repeat goes back from.
+            if (0.0..MAX_REPEAT_STEP_FRAMES).contains(&(step.ref_frame - previous)) {
+                for &(branch, skip_to) in &self.repeat_branches {
+                    if previous < branch && step.ref_frame >= branch {
+                        r.consider_repeat_skip(skip_to + (step.ref_frame - branch));
+                    }
+                }
+            }
+        }
+        self.previous_raw = Some(step.ref_frame);
         let key_now = self.aligner.key_shift();
         let verdict = match self.relocation.as_mut() {
             Some(r) => r.step(&self.reference, frame, key_now, step.ref_frame),

@@ -342,3 +342,150 @@ fn skip_and_repeat_are_followed_against_a_recording() {
         );
     }
 }
+
+/// The bundled chorale (played through once, as written) against its printed score with
+/// measures 4 and 5 marked to be repeated: the score unfolds 0-5, 4-9.
+struct ChoraleWithRepeat {
+    reference: Arc<Reference>,
+    /// `score.mid`, whose seconds the ground truth is in.
+    midi: scorefollow::score::Score,
+    perf: Vec<f32>,
+    gt: (Vec<f64>, Vec<f64>),
+    sr: f64,
+    /// Performance seconds at which the performer starts measure 4 and measure 6.
+    measure_4_s: f64,
+    measure_6_s: f64,
+}
+
+fn chorale(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scores/bach_bwv66_6")
+        .join(p)
+}
+
+fn chorale_with_repeat() -> ChoraleWithRepeat {
+    let text = std::fs::read_to_string(chorale("score.musicxml")).expect("bundled score");
+    let forward = r#"<barline location="left"><repeat direction="forward"/></barline>"#;
+    let backward = r#"<barline location="right"><repeat direction="backward"/></barline>"#;
+    let opening_4 = r#"<measure implicit="no" number="4">"#;
+    let opening_5 = r#"<measure implicit="no" number="5">"#;
+    let mut marked = String::new();
+    let mut rest = text.as_str();
+    // In every part: a forward repeat opens measure 4, a backward repeat closes measure 5.
+    while let Some(at) = rest.find(opening_5) {
+        let closing = at + rest[at..].find("</measure>").expect("measure 5 closes");
+        marked.push_str(&rest[..closing].replace(opening_4, &format!("{opening_4}{forward}")));
+        marked.push_str(backward);
+        rest = &rest[closing..];
+    }
+    marked.push_str(rest);
+    assert_eq!(marked.matches(forward).count(), 4, "four parts");
+    let path = std::env::temp_dir().join(format!(
+        "scorefollow-chorale-repeat-{}.musicxml",
+        std::process::id()
+    ));
+    std::fs::write(&path, marked).expect("temp file");
+    let reference = crate::common::score_reference(&path);
+    let _ = std::fs::remove_file(&path);
+    let midi = scorefollow::score::Score::load_midi(&chorale("score.mid")).expect("score.mid");
+    let gt = eval::read_xy(&chorale("gt.csv")).expect("bundled ground truth");
+    // 4/4 after a one-quarter pickup: measure n starts at quarter 1 + 4 (n - 1).
+    let perf_at_beat = |beat: f64| {
+        let k = gt.1.partition_point(|&s| midi.beat_at_s(s) < beat - 1e-6);
+        gt.0[k]
+    };
+    let cfg = FeatureConfig::default();
+    ChoraleWithRepeat {
+        reference,
+        perf: scorefollow::audio::decode::load_mono(
+            &chorale("performance.flac"),
+            cfg.sample_rate_hz,
+        )
+        .expect("bundled performance decodes"),
+        measure_4_s: perf_at_beat(13.0),
+        measure_6_s: perf_at_beat(21.0),
+        midi,
+        gt,
+        sr: cfg.sample_rate_hz as f64,
+    }
+}
+
+/// Share (%) of ground-truth events (performance s, `score.mid` s) from `from_s` on that the
+/// run reports within 300 ms, its unfolded positions read by printed measure.
+fn printed_within_300ms(
+    c: &ChoraleWithRepeat,
+    run: &Run,
+    events: &[(f64, f64)],
+    from_s: f64,
+) -> f64 {
+    let score = c.reference.score().expect("a score");
+    let map = eval::alignment::BeatMap::choose(score, &c.midi);
+    assert!(matches!(map, eval::alignment::BeatMap::PrintOrder { .. }));
+    let xs: Vec<f64> = run.rows.iter().map(|r| r.0).collect();
+    let ys: Vec<f64> = run.rows.iter().map(|r| r.1).collect();
+    let scored: Vec<bool> = events
+        .iter()
+        .filter(|(t, _)| *t >= from_s)
+        .map(|&(t, s)| {
+            let unfolded_s = eval::predict(&xs, &ys, t, true);
+            let printed_s = c.midi.s_at_beat(map.beat(score.beat_at_s(unfolded_s)));
+            (printed_s - s).abs() <= 0.3
+        })
+        .collect();
+    assert!(scored.len() >= 10, "{} events", scored.len());
+    100.0 * scored.iter().filter(|&&b| b).count() as f64 / scored.len() as f64
+}
+
+/// Many performers leave written repeats out. When the follower goes back at the repeat and
+/// the performer goes on, the place after the repeat, followed alongside from the bar before,
+/// wins within a second; a performer who takes the repeat is followed through it.
+#[test]
+fn a_left_out_printed_repeat_is_left_out_within_a_second() {
+    let c = chorale_with_repeat();
+    let events: Vec<(f64, f64)> = c.gt.0.iter().copied().zip(c.gt.1.iter().copied()).collect();
+    let run = follow(&c.perf, c.reference.clone(), RelocateMode::Auto);
+    let switched: Vec<f64> = run.jumps.iter().map(|j| j.perf_time_s).collect();
+    assert!(
+        switched
+            .iter()
+            .any(|&t| t >= c.measure_6_s && t <= c.measure_6_s + 1.5),
+        "went on to measure 6 at {switched:?}, the performer at {:.2} s",
+        c.measure_6_s
+    );
+    // Measured: the switch 0.59 s after the performer went on, then 100 %; found by the
+    // relocation search alone, 2.6 s after, and 84.6 %.
+    let after = printed_within_300ms(&c, &run, &events, c.measure_6_s + 1.5);
+    assert!(
+        after >= 90.0,
+        "{after:.1} % within 300 ms after the left-out repeat"
+    );
+
+    // The same performance with measures 4-5 played twice.
+    let (a, b) = (c.measure_4_s, c.measure_6_s);
+    let mut repeated = c.perf[..(b * c.sr) as usize].to_vec();
+    repeated.extend_from_slice(&c.perf[(a * c.sr) as usize..]);
+    let repeated_events: Vec<(f64, f64)> = events
+        .iter()
+        .filter(|(t, _)| *t < b)
+        .copied()
+        .chain(
+            events
+                .iter()
+                .filter(|(t, _)| *t >= a)
+                .map(|&(t, s)| (t + (b - a), s)),
+        )
+        .collect();
+    let run = follow(&repeated, c.reference.clone(), RelocateMode::Auto);
+    assert!(
+        run.jumps.is_empty(),
+        "jumped at {:?}",
+        run.jumps.iter().map(|j| j.perf_time_s).collect::<Vec<_>>()
+    );
+    // 89.3 % measured, as without the place after the repeat followed alongside (the splice
+    // at the repeat costs a few events either way).
+    let through = printed_within_300ms(&c, &run, &repeated_events, 2.0);
+    assert!(
+        through >= 85.0,
+        "{through:.1} % within 300 ms through the repeat"
+    );
+}
