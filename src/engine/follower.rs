@@ -581,8 +581,6 @@ pub struct Follower {
     /// A printed score's written repeats: where the bar they go back from starts, and where the
     /// same music is for a performer who leaves the repeat out (reference frames, in order).
     repeat_branches: Vec<(f64, f64)>,
-    /// The aligner's match on the previous frame (reference frames).
-    previous_raw: Option<f64>,
 }
 
 impl Follower {
@@ -653,7 +651,6 @@ impl Follower {
             evidence: EvidenceTracker::default(),
             confidence: config.confidence,
             repeat_branches: repeat_branches(&reference),
-            previous_raw: None,
             reference,
         })
     }
@@ -707,7 +704,6 @@ impl Follower {
             .reset_to(self.reference.frame_at_score_s(score_s));
         self.tracker.reset();
         self.last = None;
-        self.previous_raw = None;
         self.evidence.jumped();
         if let Some(r) = self.relocation.as_mut() {
             r.reset();
@@ -799,7 +795,8 @@ impl Follower {
     ) -> (Tracked, Option<(RelocationReport, Option<AmbiguousReport>)>) {
         let step = self.aligner.step(frame);
         let tracked = self.tracker.update(&step);
-        if let (Some(r), Some(previous)) = (self.relocation.as_mut(), self.previous_raw) {
+        let previous = self.last.map(|l| l.raw_ref_frame);
+        if let (Some(r), Some(previous)) = (self.relocation.as_mut(), previous) {
             // An ordinary step (not a jump) into the bar a repeat goes back from.
             if (0.0..MAX_REPEAT_STEP_FRAMES).contains(&(step.ref_frame - previous)) {
                 for &(branch, skip_to) in &self.repeat_branches {
@@ -809,7 +806,6 @@ impl Follower {
                 }
             }
         }
-        self.previous_raw = Some(step.ref_frame);
         let key_now = self.aligner.key_shift();
         let verdict = match self.relocation.as_mut() {
             Some(r) => r.step(&self.reference, frame, key_now, step.ref_frame),
