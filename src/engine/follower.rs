@@ -30,6 +30,7 @@ use crate::align::{transpose_frame, AlignStep, OnlineAligner};
 use crate::features::{FeatureConfig, FeatureFrame, StreamingExtractor, N_CHROMA};
 use crate::output::{Label, PositionEvent, ThemeEvent};
 use crate::score::reference::Reference;
+use crate::score::structure::Unfolding;
 use crate::spot::streaming::{StreamHit, StreamingSpotter};
 use crate::{Error, Result};
 
@@ -288,6 +289,9 @@ const MAX_REPEAT_STEP_FRAMES: f64 = 25.0;
 /// second), and the bar before it is that measure's start less the bar's length. Following
 /// both places from that bar on, they hear the same music until the repeat, and part there.
 fn repeat_branches(reference: &Reference) -> Vec<(f64, f64)> {
+    if let Some(unfolding) = reference.unfolding.as_deref() {
+        return structure_branches(unfolding);
+    }
     let Some(score) = reference.score() else {
         return Vec::new();
     };
@@ -304,6 +308,34 @@ fn repeat_branches(reference: &Reference) -> Vec<(f64, f64)> {
                 let bar_before = frame(m[k + 1].start_beat) - frame(m[k].start_beat);
                 (frame(m[k].start_beat), frame(on.start_beat) - bar_before)
             })
+        })
+        .collect()
+}
+
+/// How far before a structure file's repeat (reference frames, 1 s) the place after it is
+/// followed alongside: a structure file has no bars.
+const STRUCTURE_REPEAT_LEAD_FRAMES: usize = 50;
+
+/// [`repeat_branches`] of a reference unfolded by a structure file: where a section starts
+/// before the end of the one played before it, the music goes back; a performer who leaves
+/// that repeat out goes on from the end of the earlier section, where a later section (the
+/// next one, past its repeated part, or one after it) plays it.
+fn structure_branches(unfolding: &Unfolding) -> Vec<(f64, f64)> {
+    let seg = &unfolding.segments;
+    (0..seg.len().saturating_sub(1))
+        .filter_map(|i| {
+            let (_, start, len) = seg[i];
+            let end = start + len;
+            let (next_at, next_start, _) = seg[i + 1];
+            if next_start >= end {
+                return None;
+            }
+            let (later_at, later_start, _) = *seg[i + 1..]
+                .iter()
+                .find(|&&(_, s, l)| s <= end && end < s + l)?;
+            let lead = STRUCTURE_REPEAT_LEAD_FRAMES.min(len).min(next_at);
+            let on = later_at + (end - later_start);
+            Some(((next_at - lead) as f64, on.saturating_sub(lead) as f64))
         })
         .collect()
 }

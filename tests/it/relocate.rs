@@ -343,6 +343,42 @@ fn skip_and_repeat_are_followed_against_a_recording() {
     }
 }
 
+/// A structure file that repeats a section the performer then leaves out: from 1 s before the
+/// repeat the place after it is followed alongside, and the follower goes on with the
+/// performer within a second and a half.
+#[test]
+fn a_left_out_structure_repeat_is_left_out_within_two_seconds() {
+    let m = bundled_mozart();
+    let (reference, gt) = (m.reference.clone(), &m.gt);
+    let (a, b) = (45.0, 62.0);
+    let dir = std::env::temp_dir().join(format!("sf_structure_skip_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("structure.txt");
+    let (sa, sb) = (gt_at(gt, a), gt_at(gt, b));
+    std::fs::write(
+        &path,
+        format!("0s-{sb:.3}s\n{sa:.3}s-{:.3}s\n", reference.duration_s()),
+    )
+    .expect("write structure");
+    let sections = reference.read_structure(&path).expect("structure parses");
+    let _ = std::fs::remove_dir_all(&dir);
+    let unfolded = Arc::new(reference.unfold(&sections).expect("unfolds"));
+    // The performance as recorded: no repeat.
+    let run = follow(&m.perf, unfolded, RelocateMode::Auto);
+    let jumps: Vec<f64> = run.jumps.iter().map(|j| j.perf_time_s).collect();
+    assert!(
+        jumps.iter().any(|&t| t >= b && t <= b + 1.5),
+        "went on at {jumps:?}, the performer at {b:.2} s"
+    );
+    let events: Vec<(f64, f64)> = gt.0.iter().copied().zip(gt.1.iter().copied()).collect();
+    let after = within_300ms(&run, &events[..], 0.0);
+    eprintln!("left-out structure repeat: went on at {jumps:?} (performer at {b} s), {after:.1} % within 300 ms");
+    assert!(
+        after >= 90.0,
+        "{after:.1} % within 300 ms without the 5 s from the start"
+    );
+}
+
 /// The bundled chorale (played through once, as written) against its printed score with
 /// measures 4 and 5 marked to be repeated: the score unfolds 0-5, 4-9.
 struct ChoraleWithRepeat {
