@@ -205,17 +205,16 @@ fn skip_and_repeat_are_followed_after_a_jump() {
     }
 }
 
-/// A repeat written in a structure file is followed without re-localisation: the reference is
-/// unfolded, positions are still reported in the score as written.
-#[test]
-fn structure_file_repeat_is_followed_without_jumping() {
-    let m = bundled_mozart();
-    let (reference, gt) = (m.reference.clone(), &m.gt);
-    let (a, b) = (45.0, 62.0);
-    let (repeat, events) = with_repeat(&m, a, b);
-
-    let dir = std::env::temp_dir().join(format!("sf_structure_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+/// `reference` laid out by a structure file (written in `dir`, whose path is returned) that
+/// plays the score from the performance's second `a` to its second `b` twice.
+fn unfolded_with_repeat(
+    reference: &Arc<Reference>,
+    gt: &(Vec<f64>, Vec<f64>),
+    a: f64,
+    b: f64,
+    dir: &std::path::Path,
+) -> (Arc<Reference>, PathBuf) {
+    std::fs::create_dir_all(dir).expect("temp dir");
     let path = dir.join("structure.txt");
     let (sa, sb) = (gt_at(gt, a), gt_at(gt, b));
     std::fs::write(
@@ -228,6 +227,20 @@ fn structure_file_repeat_is_followed_without_jumping() {
     .expect("write structure");
     let sections = reference.read_structure(&path).expect("structure parses");
     let unfolded = Arc::new(reference.unfold(&sections).expect("unfolds"));
+    (unfolded, path)
+}
+
+/// A repeat written in a structure file is followed without re-localisation: the reference is
+/// unfolded, positions are still reported in the score as written.
+#[test]
+fn structure_file_repeat_is_followed_without_jumping() {
+    let m = bundled_mozart();
+    let (reference, gt) = (m.reference.clone(), &m.gt);
+    let (a, b) = (45.0, 62.0);
+    let (repeat, events) = with_repeat(&m, a, b);
+
+    let dir = std::env::temp_dir().join(format!("sf_structure_{}", std::process::id()));
+    let (unfolded, path) = unfolded_with_repeat(&reference, gt, a, b, &dir);
     assert!(unfolded.len() > reference.len());
 
     let with = follow(&repeat, unfolded, RelocateMode::Off);
@@ -352,17 +365,8 @@ fn a_left_out_structure_repeat_is_left_out_within_two_seconds() {
     let (reference, gt) = (m.reference.clone(), &m.gt);
     let (a, b) = (45.0, 62.0);
     let dir = std::env::temp_dir().join(format!("sf_structure_skip_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("structure.txt");
-    let (sa, sb) = (gt_at(gt, a), gt_at(gt, b));
-    std::fs::write(
-        &path,
-        format!("0s-{sb:.3}s\n{sa:.3}s-{:.3}s\n", reference.duration_s()),
-    )
-    .expect("write structure");
-    let sections = reference.read_structure(&path).expect("structure parses");
+    let (unfolded, _) = unfolded_with_repeat(&reference, gt, a, b, &dir);
     let _ = std::fs::remove_dir_all(&dir);
-    let unfolded = Arc::new(reference.unfold(&sections).expect("unfolds"));
     // The performance as recorded: no repeat.
     let run = follow(&m.perf, unfolded, RelocateMode::Auto);
     let jumps: Vec<f64> = run.jumps.iter().map(|j| j.perf_time_s).collect();
