@@ -330,11 +330,8 @@ fn structure_branches(unfolding: &Unfolding) -> Vec<(f64, f64)> {
             if next_start >= end {
                 return None;
             }
-            let (later_at, later_start, _) = *seg[i + 1..]
-                .iter()
-                .find(|&&(_, s, l)| s <= end && end < s + l)?;
+            let on = unfolding.to_unfolded(end).find(|&u| u >= next_at)?;
             let lead = STRUCTURE_REPEAT_LEAD_FRAMES.min(len).min(next_at);
-            let on = later_at + (end - later_start);
             Some(((next_at - lead) as f64, on.saturating_sub(lead) as f64))
         })
         .collect()

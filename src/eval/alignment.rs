@@ -18,6 +18,7 @@ use crate::engine::{
 };
 use crate::output::memory::MemorySink;
 use crate::output::{PositionEvent, Sink};
+use crate::score::musicxml::PrintedLayout;
 use crate::score::reference::Reference;
 use crate::score::{RepeatMode, Score, ScoreOptions};
 use crate::{Error, Result};
@@ -118,10 +119,10 @@ pub enum BeatMap {
     /// Print order: each printed measure once.
     PrintOrder {
         /// `score.mid`'s beat at the start of each printed measure
-        /// ([`PrintedLayout::printed`](crate::score::musicxml::PrintedLayout::printed)).
+        /// ([`PrintedLayout::printed`]).
         printed_start_beats: Vec<f64>,
-        /// `(start beat, printed index)` of each measure in performance order.
-        unfolded: Vec<(f64, usize)>,
+        /// The printed score's layout, whose measures in performance order hold the beats.
+        layout: Arc<PrintedLayout>,
     },
 }
 
@@ -153,11 +154,7 @@ impl BeatMap {
             .collect();
         let print_order = BeatMap::PrintOrder {
             printed_start_beats,
-            unfolded: layout
-                .measures
-                .iter()
-                .map(|m| (m.start_beat, m.printed))
-                .collect(),
+            layout: layout.clone(),
         };
         // Onsets to a 48th of a quarter note.
         let key = |beat: f64, pitch: u8| ((beat * 48.0).round() as i64, pitch);
@@ -187,14 +184,11 @@ impl BeatMap {
             BeatMap::Unfolded => beat,
             BeatMap::PrintOrder {
                 printed_start_beats,
-                unfolded,
-            } => {
-                let k = unfolded.partition_point(|&(start, _)| start <= beat);
-                match k.checked_sub(1).map(|k| unfolded[k]) {
-                    Some((start, printed)) => printed_start_beats[printed] + (beat - start),
-                    None => beat,
-                }
-            }
+                layout,
+            } => match layout.measures.get(layout.measure_at_beat(beat)) {
+                Some(m) => printed_start_beats[m.printed] + (beat - m.start_beat),
+                None => beat,
+            },
         }
     }
 }
