@@ -582,6 +582,9 @@ class Follower:
     - ``relocate``: ``"auto"``, ``"on"`` or ``"off"``: re-locate after skips and repeats
     - ``structure``: a structure file (the order sections are played in)
     - ``themes``: a themes file: occurrences are reported by :meth:`events`
+    - ``written_pitch``: ``"auto"``, ``"sounding"`` or ``"written"``: the pitch a MusicXML
+      score's transposing parts (a B-flat clarinet) are followed at; ``"auto"`` listens to
+      both until those parts have played 2 s and keeps the one the performance matches
 
     Fed the same samples, it reports the same positions as ``scorefollow follow --out``,
     however the samples are cut into chunks.
@@ -600,6 +603,7 @@ class Follower:
         relocate: str = "auto",
         structure: Optional[PathLike] = None,
         themes: Optional[PathLike] = None,
+        written_pitch: str = "auto",
     ):
         self._native = _native._Follower(
             _opt_path(score),
@@ -612,6 +616,7 @@ class Follower:
             relocate,
             _opt_path(structure),
             _opt_path(themes),
+            written_pitch,
         )
 
     def push(self, samples: ArrayLike, sample_rate: int) -> np.ndarray:

@@ -22,7 +22,7 @@ use scorefollow::audio::StreamResampler;
 use scorefollow::cli::common::{parse_transpose, parse_tuning, ReferenceArgs};
 use scorefollow::engine::{
     AlignerKind, AmbiguousReport, FollowConfig, FollowSettings, Follower, FollowerEvent,
-    RelocateMode, RelocationReport,
+    RelocateMode, RelocationReport, WrittenPitch,
 };
 use scorefollow::output::PositionEvent;
 
@@ -188,7 +188,7 @@ impl PyFollower {
 #[pymethods]
 impl PyFollower {
     #[new]
-    #[pyo3(signature = (score, reference, aligner, window_s, start_s, tuning, transpose, relocate, structure, themes))]
+    #[pyo3(signature = (score, reference, aligner, window_s, start_s, tuning, transpose, relocate, structure, themes, written_pitch))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -202,8 +202,11 @@ impl PyFollower {
         relocate: &str,
         structure: Option<PathBuf>,
         themes: Option<PathBuf>,
+        written_pitch: &str,
     ) -> PyResult<Self> {
         let aligner: AlignerKind = aligner.parse().map_err(|e| invalid(format!("{e}")))?;
+        let written_pitch: WrittenPitch =
+            written_pitch.parse().map_err(|e| invalid(format!("{e}")))?;
         let relocate: RelocateMode = relocate.parse().map_err(|e| invalid(format!("{e}")))?;
         let tuning = tuning
             .map(|t| parse_tuning(&t).map_err(|e| invalid(format!("invalid tuning {e}"))))
@@ -224,6 +227,7 @@ impl PyFollower {
                 tuning: tuning.unwrap_or_default(),
                 transpose,
                 relocate,
+                written_pitch,
                 ..FollowSettings::for_kind(which.kind()?)
             })?;
             let reference =

@@ -74,6 +74,7 @@ def test_follower():
     raises("loading the reference", sf.Follower, score=SCORES / "nope.mid")
     raises("invalid window_s", sf.Follower, score=p["score"], window_s=0.1)
     raises("invalid transpose '13'", sf.Follower, score=p["score"], transpose=13)
+    raises("invalid written-pitch 'concert'", sf.Follower, score=p["score"], written_pitch="concert")
     f = sf.Follower(score=p["score"])
     f.push(np.zeros(4410, np.float32), 44100)
     raises("sample_rate changed from 44100 to 48000 Hz", f.push, np.zeros(4800, np.float32), 48000)

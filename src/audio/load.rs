@@ -10,7 +10,7 @@ use crate::engine::config::ReferenceKind;
 use crate::engine::ThemeSpotting;
 use crate::features::{self, Chroma, FeatureConfig};
 use crate::score::reference::is_score_path;
-use crate::score::reference::{Reference, ScoreRendering};
+use crate::score::reference::{Reference, ScoreRendering, WRITTEN_PITCH_MARGIN};
 use crate::score::{Score, ScoreOptions};
 use crate::spot::query::{midi_chroma, read_themes_file, MidiMode};
 use crate::spot::streaming::StreamingSpotter;
@@ -185,7 +185,23 @@ pub fn align_samples(
 ) -> Alignment {
     let cfg = &reference.config;
     let perf = features::extract(audio, cfg);
-    let path = align_multiscale(&perf.frames, &reference.frames, opts, progress);
+    let mut path = align_multiscale(&perf.frames, &reference.frames, opts, progress);
+    if let Some(written) = reference.written_pitch.as_deref() {
+        // A printed score with transposing parts: aligned at written pitch too, and the
+        // alignment that matches those parts clearly better is kept (as the follower's trial).
+        let other = align_multiscale(&perf.frames, &written.frames, opts, |_, _| {});
+        let sounding_fit = written_pitch_fit(&perf.frames, reference, reference, &path);
+        let written_fit = written_pitch_fit(&perf.frames, reference, written, &other);
+        if let (Some(s), Some(w)) = (sounding_fit, written_fit) {
+            if w < s - WRITTEN_PITCH_MARGIN {
+                tracing::info!(
+                    "the transposing parts are played as written (mean match {w:.3} against \
+                     {s:.3} at sounding pitch): aligned at written pitch"
+                );
+                path = other;
+            }
+        }
+    }
     let ref_of = path_to_ref_per_perf(&path, perf.len());
     let rows = ref_of
         .iter()
@@ -193,6 +209,27 @@ pub fn align_samples(
         .map(|(i, &j)| (cfg.frame_centre_s(i).max(0.0), reference.score_time_s(j)))
         .collect();
     Alignment { rows }
+}
+
+/// The mean local match (cosine distance) of `path` between the performance and `rendering`
+/// over the pairs whose reference frame tells `reference`'s two renderings apart; None when
+/// fewer than [`crate::engine::follower::WRITTEN_PITCH_TRIAL_FRAMES`] do.
+fn written_pitch_fit(
+    perf: &[features::FeatureFrame],
+    reference: &Reference,
+    rendering: &Reference,
+    path: &[(usize, usize)],
+) -> Option<f64> {
+    let (mut sum, mut n) = (0.0f64, 0u32);
+    for &(i, j) in path {
+        if let (Some(p), Some(r)) = (perf.get(i), rendering.frames.get(j)) {
+            if reference.written_pitch_differs_at(j) {
+                sum += f64::from(crate::align::cost::cosine_distance(&p.chroma, &r.chroma));
+                n += 1;
+            }
+        }
+    }
+    (n >= crate::engine::follower::WRITTEN_PITCH_TRIAL_FRAMES).then(|| sum / f64::from(n))
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use crate::align::oltw::{OltwConfig, StepPattern};
-use crate::engine::{AlignerKind, FollowSettings, ReferenceKind, RelocateMode, TuningSetting};
+use crate::engine::{
+    AlignerKind, FollowSettings, ReferenceKind, RelocateMode, TuningSetting, WrittenPitch,
+};
 use crate::features::FeatureConfig;
 use crate::score::reference::{is_musicxml_path, Reference, ScoreRendering};
 use crate::score::{RepeatMode, ScoreOptions};
@@ -197,6 +199,12 @@ pub struct FollowerArgs {
     /// /scorefollow/status "relocated".
     #[arg(long, default_value = "auto", value_name = "auto|on|off")]
     pub relocate: RelocateMode,
+    /// The pitch a MusicXML score's transposing parts (a B-flat clarinet, a horn in F) are
+    /// followed at: 'auto' (the default: sounding pitch, and written pitch alongside until
+    /// those parts have played 2 s, then the one the performance matches), 'sounding' or
+    /// 'written'.
+    #[arg(long, default_value = "auto", value_name = "auto|sounding|written")]
+    pub written_pitch: WrittenPitch,
     /// Weight of the onset term in the frame cost (tuning knob) [default: 3 for follow, 1 for
     /// align against a score, 5 against a recording].
     #[arg(long, help_heading = "Tuning knobs")]
@@ -247,6 +255,7 @@ impl FollowerArgs {
             tuning: self.tuning.unwrap_or_default(),
             start_score_s: self.start_s,
             relocate: self.relocate,
+            written_pitch: self.written_pitch,
             flow_in_notes: !self.no_flow,
             pause_chroma_max: self.pause_chroma_max,
             pause_flatness: self.pause_flatness,

@@ -102,6 +102,40 @@ impl std::str::FromStr for RelocateMode {
     }
 }
 
+/// The pitch a printed score's transposing parts (a `<transpose>`: a B-flat clarinet, a horn
+/// in F) are followed at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WrittenPitch {
+    /// The default: at sounding pitch, with written pitch followed alongside until those
+    /// parts have played 2 s, then the one that matches clearly better
+    /// ([`crate::score::reference::WRITTEN_PITCH_MARGIN`]). A performance plays them at
+    /// sounding pitch; a file exported from a concert-pitch view may keep the `<transpose>`
+    /// of notes already at concert pitch, and a rendering made without the transposition
+    /// plays them as written.
+    #[default]
+    Auto,
+    /// At sounding pitch, as the score says.
+    Sounding,
+    /// As written (the `<transpose>` elements ignored).
+    Written,
+}
+
+impl std::str::FromStr for WrittenPitch {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(WrittenPitch::Auto),
+            "sounding" => Ok(WrittenPitch::Sounding),
+            "written" => Ok(WrittenPitch::Written),
+            _ => Err(Error::invalid(
+                "written-pitch",
+                s,
+                "expected 'auto', 'sounding' or 'written'",
+            )),
+        }
+    }
+}
+
 /// The performance's tuning.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum TuningSetting {
@@ -146,6 +180,8 @@ pub struct FollowSettings {
     pub transpose: Option<usize>,
     /// Length of the key-detection trial (s of audio).
     pub key_trial_s: f64,
+    /// The pitch a printed score's transposing parts are followed at.
+    pub written_pitch: WrittenPitch,
     /// The performance's tuning.
     pub tuning: TuningSetting,
     /// Score time (s) to start following from.
@@ -193,6 +229,7 @@ impl Default for FollowSettings {
             tempo_model: true,
             transpose: None,
             key_trial_s: 12.0,
+            written_pitch: WrittenPitch::Auto,
             tuning: TuningSetting::default(),
             start_score_s: 0.0,
             relocate: RelocateMode::Auto,
@@ -314,6 +351,8 @@ pub struct FollowConfig {
     pub pause: Option<PauseGate>,
     /// How the key is found.
     pub transposition: Transposition,
+    /// The pitch a printed score's transposing parts are followed at.
+    pub written_pitch: WrittenPitch,
     /// The performance's tuning.
     pub tuning: TuningSetting,
     /// Score time (s) to start from.
@@ -556,6 +595,7 @@ impl TryFrom<FollowSettings> for FollowConfig {
             relocate,
             theme_tau: s.theme_tau,
             confidence: s.confidence,
+            written_pitch: s.written_pitch,
         })
     }
 }

@@ -17,7 +17,9 @@
 use std::sync::Arc;
 
 use super::confidence::{ConfidenceModel, Evidence, EvidenceTracker};
-use super::config::{AlignerConfig, FollowConfig, PauseGate, Transposition, TuningSetting};
+use super::config::{
+    AlignerConfig, FollowConfig, PauseGate, Transposition, TuningSetting, WrittenPitch,
+};
 use crate::align::cost::{cosine_distance, TransposedReference};
 use crate::align::oltw::{Oltw, OltwConfig};
 use crate::align::onset_gate::{onset_sides, OnsetGate};
@@ -29,7 +31,7 @@ use crate::align::transpose::KeyTrial;
 use crate::align::{transpose_frame, AlignStep, OnlineAligner};
 use crate::features::{FeatureConfig, FeatureFrame, StreamingExtractor, N_CHROMA};
 use crate::output::{Label, PositionEvent, ThemeEvent};
-use crate::score::reference::Reference;
+use crate::score::reference::{Reference, WRITTEN_PITCH_MARGIN};
 use crate::score::structure::Unfolding;
 use crate::spot::streaming::{StreamHit, StreamingSpotter};
 use crate::{Error, Result};
@@ -610,12 +612,41 @@ pub struct Follower {
     /// A printed score's written repeats: where the bar they go back from starts, and where the
     /// same music is for a performer who leaves the repeat out (reference frames, in order).
     repeat_branches: Vec<(f64, f64)>,
+    /// While the written-pitch trial runs: the same follower on the score with its transposing
+    /// parts at written pitch ([`Reference::written_pitch`]), fed the same samples.
+    written_pitch_trial: Option<Box<Follower>>,
+    /// The trial's evidence: over the frames heard where the two renderings differ at the
+    /// matched place (the transposing parts play there), the summed local match (cosine
+    /// distance between the performance's chroma and each rendering's there) and their count.
+    trial_fit_sounding: f64,
+    trial_fit_written: f64,
+    trial_frames: u32,
+    /// Frames heard since the trial began.
+    trial_age_frames: u32,
+    /// This follower follows the transposing parts at written pitch.
+    at_written_pitch: bool,
 }
+
+/// Frames of music the transposing parts play in (where the two renderings differ:
+/// [`Reference::written_pitch_differs_at`]) the written-pitch trial listens to before it
+/// decides (2 s).
+pub const WRITTEN_PITCH_TRIAL_FRAMES: u32 = 100;
+
+/// Longest the written-pitch trial runs (frames, 3 minutes): a transposing part that has not
+/// played enough by then is followed at sounding pitch.
+pub const WRITTEN_PITCH_TRIAL_MAX_FRAMES: u32 = 9000;
 
 impl Follower {
     /// A follower at `config.start_score_s` in `reference`, which must have been analysed with
     /// `config.features` (the performance's frames are compared with the reference's).
     pub fn new(reference: Arc<Reference>, config: &FollowConfig) -> Result<Self> {
+        if let (Some(written), WrittenPitch::Written) =
+            (&reference.written_pitch, config.written_pitch)
+        {
+            let mut follower = Follower::new(written.clone(), config)?;
+            follower.at_written_pitch = true;
+            return Ok(follower);
+        }
         if reference.config != config.features {
             return Err(Error::invalid(
                 "reference",
@@ -667,7 +698,21 @@ impl Follower {
             .relocate
             .clone()
             .map(|cfg| Relocation::new(&reference, cfg, || factory.make(&reference, &shared)));
+        let written_pitch_trial = match (&reference.written_pitch, config.written_pitch) {
+            (Some(written), WrittenPitch::Auto) => {
+                let mut follower = Follower::new(written.clone(), config)?;
+                follower.at_written_pitch = true;
+                Some(Box::new(follower))
+            }
+            _ => None,
+        };
         Ok(Self {
+            written_pitch_trial,
+            trial_fit_sounding: 0.0,
+            trial_fit_written: 0.0,
+            trial_frames: 0,
+            trial_age_frames: 0,
+            at_written_pitch: false,
             extractor,
             aligner,
             tracker,
@@ -716,6 +761,10 @@ impl Follower {
     /// yields each frame's events; dropping it early still analyses the rest (their events are
     /// discarded), so the follower always ends up having heard every sample.
     pub fn push<'a>(&'a mut self, samples: &'a [f32], capture_wall_ns: u64) -> Events<'a> {
+        self.settle_written_pitch_trial();
+        if let Some(written) = self.written_pitch_trial.as_mut() {
+            written.push(samples, capture_wall_ns).for_each(drop);
+        }
         Events {
             follower: self,
             samples,
@@ -727,8 +776,58 @@ impl Follower {
         }
     }
 
+    /// True while the written-pitch trial still compares the score at sounding pitch with its
+    /// transposing parts at written pitch.
+    pub fn in_written_pitch_trial(&self) -> bool {
+        self.written_pitch_trial.is_some()
+    }
+
+    /// True once the trial found the transposing parts played as written and the follower
+    /// went on at written pitch.
+    pub fn at_written_pitch(&self) -> bool {
+        self.at_written_pitch
+    }
+
+    /// Once the written-pitch trial has heard enough of the transposing parts, go on with the
+    /// follower that matches them clearly better (the sounding pitch unless the written one is
+    /// [`WRITTEN_PITCH_MARGIN`] better); past [`WRITTEN_PITCH_TRIAL_MAX_FRAMES`], at sounding
+    /// pitch.
+    fn settle_written_pitch_trial(&mut self) {
+        if self.written_pitch_trial.is_none() {
+            return;
+        }
+        let decided = self.trial_frames >= WRITTEN_PITCH_TRIAL_FRAMES;
+        if !decided && self.trial_age_frames < WRITTEN_PITCH_TRIAL_MAX_FRAMES {
+            return;
+        }
+        let Some(mut written) = self.written_pitch_trial.take() else {
+            return;
+        };
+        let n = f64::from(self.trial_frames.max(1));
+        let (sounding_fit, written_fit) = (self.trial_fit_sounding / n, self.trial_fit_written / n);
+        if decided && written_fit < sounding_fit - WRITTEN_PITCH_MARGIN {
+            tracing::info!(
+                "written-pitch trial: the transposing parts are played as written \
+                 (mean match {written_fit:.3} against {sounding_fit:.3} at sounding pitch): \
+                 following them at written pitch"
+            );
+            written.themes = self.themes.take();
+            *self = *written;
+        } else {
+            tracing::info!(
+                "written-pitch trial: the transposing parts are played at sounding pitch \
+                 (mean match {sounding_fit:.3} against {written_fit:.3} at written pitch, \
+                 {} frames)",
+                self.trial_frames
+            );
+        }
+    }
+
     /// Restart following at score time `score_s` (a seek).
     pub fn seek(&mut self, score_s: f64) {
+        if let Some(written) = self.written_pitch_trial.as_mut() {
+            written.seek(score_s);
+        }
         self.aligner
             .reset_to(self.reference.frame_at_score_s(score_s));
         self.tracker.reset();
@@ -790,10 +889,23 @@ impl Follower {
         if jump.is_some() {
             self.evidence.jumped();
         }
-        let run = self.evidence.update(
-            local_cost(&self.reference, &in_key, tracked.raw_ref_frame),
-            tracked.confidence,
-        );
+        let fit = local_cost(&self.reference, &in_key, tracked.raw_ref_frame);
+        if held.is_none() && self.written_pitch_trial.is_some() {
+            self.trial_age_frames = self.trial_age_frames.saturating_add(1);
+            if let Some(written) = self.reference.written_pitch.as_deref() {
+                let written_fit = local_cost(written, &in_key, tracked.raw_ref_frame);
+                let idx = tracked.raw_ref_frame.round().max(0.0) as usize;
+                if self.reference.written_pitch_differs_at(idx)
+                    && fit.is_finite()
+                    && written_fit.is_finite()
+                {
+                    self.trial_fit_sounding += f64::from(fit);
+                    self.trial_fit_written += f64::from(written_fit);
+                    self.trial_frames += 1;
+                }
+            }
+        }
+        let run = self.evidence.update(fit, tracked.confidence);
         let hop_s = self.reference.config.hop_s();
         let evidence = Evidence {
             mass: tracked.confidence,

@@ -14,7 +14,7 @@ pub mod run;
 
 pub use config::{
     AlignConfig, AlignSettings, AlignerConfig, AlignerKind, FollowConfig, FollowSettings,
-    ReferenceKind, RelocateMode, TuningSetting,
+    ReferenceKind, RelocateMode, TuningSetting, WrittenPitch,
 };
 pub use follower::{
     AmbiguousReport, Events, Follower, FollowerEvent, RelocationReport, ThemeSpotting,

@@ -25,4 +25,5 @@ mod show;
 mod soft_dtw;
 mod spot;
 mod stage;
+mod transposing;
 mod web;
