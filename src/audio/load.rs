@@ -10,7 +10,10 @@ use crate::engine::config::ReferenceKind;
 use crate::engine::ThemeSpotting;
 use crate::features::{self, Chroma, FeatureConfig};
 use crate::score::reference::is_score_path;
-use crate::score::reference::{Reference, ScoreRendering, WRITTEN_PITCH_MARGIN};
+use crate::score::reference::{
+    written_pitch_verdict, PitchVerdict, Reference, ScoreRendering, WRITTEN_PITCH_ENOUGH_FRAMES,
+    WRITTEN_PITCH_MIN_FRAMES,
+};
 use crate::score::{Score, ScoreOptions};
 use crate::spot::query::{midi_chroma, read_themes_file, MidiMode};
 use crate::spot::streaming::StreamingSpotter;
@@ -192,8 +195,10 @@ pub fn align_samples(
         let other = align_multiscale(&perf.frames, &written.frames, opts, |_, _| {});
         let sounding_fit = written_pitch_fit(&perf.frames, reference, reference, &path);
         let written_fit = written_pitch_fit(&perf.frames, reference, written, &other);
-        if let (Some(s), Some(w)) = (sounding_fit, written_fit) {
-            if w < s - WRITTEN_PITCH_MARGIN {
+        if let (Some((s, n)), Some((w, m))) = (sounding_fit, written_fit) {
+            // The whole performance is heard: what is still undecided after it is sounding.
+            let frames = n.min(m).max(WRITTEN_PITCH_ENOUGH_FRAMES);
+            if written_pitch_verdict(s, w, frames) == PitchVerdict::Written {
                 tracing::info!(
                     "the transposing parts are played as written (mean match {w:.3} against \
                      {s:.3} at sounding pitch): aligned at written pitch"
@@ -212,14 +217,14 @@ pub fn align_samples(
 }
 
 /// The mean local match (cosine distance) of `path` between the performance and `rendering`
-/// over the pairs whose reference frame tells `reference`'s two renderings apart; None when
-/// fewer than [`crate::engine::follower::WRITTEN_PITCH_TRIAL_FRAMES`] do.
+/// over the pairs whose reference frame tells `reference`'s two renderings apart, and their
+/// count; None when fewer than [`WRITTEN_PITCH_MIN_FRAMES`] do.
 fn written_pitch_fit(
     perf: &[features::FeatureFrame],
     reference: &Reference,
     rendering: &Reference,
     path: &[(usize, usize)],
-) -> Option<f64> {
+) -> Option<(f64, u32)> {
     let (mut sum, mut n) = (0.0f64, 0u32);
     for &(i, j) in path {
         if let (Some(p), Some(r)) = (perf.get(i), rendering.frames.get(j)) {
@@ -229,7 +234,7 @@ fn written_pitch_fit(
             }
         }
     }
-    (n >= crate::engine::follower::WRITTEN_PITCH_TRIAL_FRAMES).then(|| sum / f64::from(n))
+    (n >= WRITTEN_PITCH_MIN_FRAMES).then(|| (sum / f64::from(n), n))
 }
 
 #[cfg(test)]

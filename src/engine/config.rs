@@ -107,8 +107,8 @@ impl std::str::FromStr for RelocateMode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum WrittenPitch {
     /// The default: at sounding pitch, with written pitch followed alongside until those
-    /// parts have played 2 s, then the one that matches clearly better
-    /// ([`crate::score::reference::WRITTEN_PITCH_MARGIN`]). A performance plays them at
+    /// parts have played 2 s or more, then the one that matches them clearly better
+    /// ([`crate::score::reference::written_pitch_verdict`]). A performance plays them at
     /// sounding pitch; a file exported from a concert-pitch view may keep the `<transpose>`
     /// of notes already at concert pitch, and a rendering made without the transposition
     /// plays them as written.

@@ -31,7 +31,7 @@ use crate::align::transpose::KeyTrial;
 use crate::align::{transpose_frame, AlignStep, OnlineAligner};
 use crate::features::{FeatureConfig, FeatureFrame, StreamingExtractor, N_CHROMA};
 use crate::output::{Label, PositionEvent, ThemeEvent};
-use crate::score::reference::{Reference, WRITTEN_PITCH_MARGIN};
+use crate::score::reference::{written_pitch_verdict, PitchVerdict, Reference};
 use crate::score::structure::Unfolding;
 use crate::spot::streaming::{StreamHit, StreamingSpotter};
 use crate::{Error, Result};
@@ -627,13 +627,8 @@ pub struct Follower {
     at_written_pitch: bool,
 }
 
-/// Frames of music the transposing parts play in (where the two renderings differ:
-/// [`Reference::written_pitch_differs_at`]) the written-pitch trial listens to before it
-/// decides (2 s).
-pub const WRITTEN_PITCH_TRIAL_FRAMES: u32 = 100;
-
-/// Longest the written-pitch trial runs (frames, 3 minutes): a transposing part that has not
-/// played enough by then is followed at sounding pitch.
+/// Longest the written-pitch trial runs (frames heard, 3 minutes): a transposing part that has
+/// not told the renderings apart by then is followed at sounding pitch.
 pub const WRITTEN_PITCH_TRIAL_MAX_FRAMES: u32 = 9000;
 
 impl Follower {
@@ -788,28 +783,30 @@ impl Follower {
         self.at_written_pitch
     }
 
-    /// Once the written-pitch trial has heard enough of the transposing parts, go on with the
-    /// follower that matches them clearly better (the sounding pitch unless the written one is
-    /// [`WRITTEN_PITCH_MARGIN`] better); past [`WRITTEN_PITCH_TRIAL_MAX_FRAMES`], at sounding
-    /// pitch.
+    /// Once the written-pitch trial has heard enough of the transposing parts
+    /// ([`written_pitch_verdict`]), go on with the follower that matches them; past
+    /// [`WRITTEN_PITCH_TRIAL_MAX_FRAMES`] undecided, at sounding pitch.
     fn settle_written_pitch_trial(&mut self) {
         if self.written_pitch_trial.is_none() {
             return;
         }
-        let decided = self.trial_frames >= WRITTEN_PITCH_TRIAL_FRAMES;
-        if !decided && self.trial_age_frames < WRITTEN_PITCH_TRIAL_MAX_FRAMES {
+        let n = f64::from(self.trial_frames.max(1));
+        let (sounding_fit, written_fit) = (self.trial_fit_sounding / n, self.trial_fit_written / n);
+        let verdict = written_pitch_verdict(sounding_fit, written_fit, self.trial_frames);
+        if verdict == PitchVerdict::Undecided
+            && self.trial_age_frames < WRITTEN_PITCH_TRIAL_MAX_FRAMES
+        {
             return;
         }
         let Some(mut written) = self.written_pitch_trial.take() else {
             return;
         };
-        let n = f64::from(self.trial_frames.max(1));
-        let (sounding_fit, written_fit) = (self.trial_fit_sounding / n, self.trial_fit_written / n);
-        if decided && written_fit < sounding_fit - WRITTEN_PITCH_MARGIN {
+        if verdict == PitchVerdict::Written {
             tracing::info!(
                 "written-pitch trial: the transposing parts are played as written \
-                 (mean match {written_fit:.3} against {sounding_fit:.3} at sounding pitch): \
-                 following them at written pitch"
+                 (mean match {written_fit:.3} against {sounding_fit:.3} at sounding pitch, \
+                 {} frames): following them at written pitch",
+                self.trial_frames
             );
             written.themes = self.themes.take();
             *self = *written;
