@@ -79,6 +79,59 @@ pub fn score_reference(path: &std::path::Path) -> Arc<Reference> {
     )
 }
 
+/// A file of the bundled chorale (BWV 66.6: its score, printed score, performance, ground
+/// truth).
+pub fn chorale(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scores/bach_bwv66_6")
+        .join(file)
+}
+
+/// The bundled chorale's performance, at the analysis rate.
+pub fn chorale_performance() -> Vec<f32> {
+    scorefollow::audio::decode::load_mono(
+        &chorale("performance.flac"),
+        FeatureConfig::default().sample_rate_hz,
+    )
+    .expect("bundled performance decodes")
+}
+
+/// A MusicXML text (an edited bundled score) as the follower's reference, through a temporary
+/// file named after `name`.
+pub fn musicxml_reference(text: &str, name: &str) -> Arc<Reference> {
+    let path = std::env::temp_dir().join(format!(
+        "scorefollow-{name}-{}.musicxml",
+        std::process::id()
+    ));
+    std::fs::write(&path, text).expect("temp file");
+    let reference = score_reference(&path);
+    let _ = std::fs::remove_file(&path);
+    reference
+}
+
+/// Share (%) of `events` (performance s, `midi` s) that `rows` (performance s, score s of the
+/// printed `reference`, one per frame) report within 300 ms, causally, each position read by
+/// printed beat in `midi` ([`scorefollow::eval::alignment::BeatMap`]).
+pub fn within_300ms_by_printed_beat(
+    reference: &Reference,
+    midi: &Score,
+    rows: &[(f64, f64)],
+    events: &[(f64, f64)],
+) -> f64 {
+    let score = reference.score().expect("a score");
+    let map = scorefollow::eval::alignment::BeatMap::choose(score, midi);
+    let xs: Vec<f64> = rows.iter().map(|r| r.0).collect();
+    let ys: Vec<f64> = rows.iter().map(|r| r.1).collect();
+    let ok = events
+        .iter()
+        .filter(|&&(t, s)| {
+            let printed_s = scorefollow::eval::predict(&xs, &ys, t, true);
+            (midi.s_at_beat(map.beat(score.beat_at_s(printed_s))) - s).abs() <= 0.3
+        })
+        .count();
+    100.0 * ok as f64 / events.len().max(1) as f64
+}
+
 /// What a follower fed a whole performance reported.
 pub struct Followed {
     /// (perf_time_s, score_time_s) per frame.

@@ -10,6 +10,8 @@ use scorefollow::eval;
 use scorefollow::features::FeatureConfig;
 use scorefollow::score::reference::Reference;
 
+use crate::common::chorale;
+
 fn bundled(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("scores/mozart_k331")
@@ -77,7 +79,7 @@ fn bundled_mozart() -> Bundled {
         )
         .expect("bundled performance decodes"),
         gt: eval::read_xy(&bundled("gt.csv")).expect("bundled ground truth"),
-        sr: cfg.sample_rate_hz as f64,
+        sr: FeatureConfig::default().sample_rate_hz as f64,
     }
 }
 
@@ -397,12 +399,6 @@ struct ChoraleWithRepeat {
     measure_6_s: f64,
 }
 
-fn chorale(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("scores/bach_bwv66_6")
-        .join(p)
-}
-
 fn chorale_with_repeat() -> ChoraleWithRepeat {
     let text = std::fs::read_to_string(chorale("score.musicxml")).expect("bundled score");
     let forward = r#"<barline location="left"><repeat direction="forward"/></barline>"#;
@@ -420,13 +416,7 @@ fn chorale_with_repeat() -> ChoraleWithRepeat {
     }
     marked.push_str(rest);
     assert_eq!(marked.matches(forward).count(), 4, "four parts");
-    let path = std::env::temp_dir().join(format!(
-        "scorefollow-chorale-repeat-{}.musicxml",
-        std::process::id()
-    ));
-    std::fs::write(&path, marked).expect("temp file");
-    let reference = crate::common::score_reference(&path);
-    let _ = std::fs::remove_file(&path);
+    let reference = crate::common::musicxml_reference(&marked, "chorale-repeat");
     let midi = scorefollow::score::Score::load_midi(&chorale("score.mid")).expect("score.mid");
     let gt = eval::read_xy(&chorale("gt.csv")).expect("bundled ground truth");
     // 4/4 after a one-quarter pickup: measure n starts at quarter 1 + 4 (n - 1).
@@ -434,19 +424,14 @@ fn chorale_with_repeat() -> ChoraleWithRepeat {
         let k = gt.1.partition_point(|&s| midi.beat_at_s(s) < beat - 1e-6);
         gt.0[k]
     };
-    let cfg = FeatureConfig::default();
     ChoraleWithRepeat {
         reference,
-        perf: scorefollow::audio::decode::load_mono(
-            &chorale("performance.flac"),
-            cfg.sample_rate_hz,
-        )
-        .expect("bundled performance decodes"),
+        perf: crate::common::chorale_performance(),
         measure_4_s: perf_at_beat(13.0),
         measure_6_s: perf_at_beat(21.0),
         midi,
         gt,
-        sr: cfg.sample_rate_hz as f64,
+        sr: FeatureConfig::default().sample_rate_hz as f64,
     }
 }
 
@@ -461,19 +446,13 @@ fn printed_within_300ms(
     let score = c.reference.score().expect("a score");
     let map = eval::alignment::BeatMap::choose(score, &c.midi);
     assert!(matches!(map, eval::alignment::BeatMap::PrintOrder { .. }));
-    let xs: Vec<f64> = run.rows.iter().map(|r| r.0).collect();
-    let ys: Vec<f64> = run.rows.iter().map(|r| r.1).collect();
-    let scored: Vec<bool> = events
+    let scored: Vec<(f64, f64)> = events
         .iter()
         .filter(|(t, _)| *t >= from_s)
-        .map(|&(t, s)| {
-            let unfolded_s = eval::predict(&xs, &ys, t, true);
-            let printed_s = c.midi.s_at_beat(map.beat(score.beat_at_s(unfolded_s)));
-            (printed_s - s).abs() <= 0.3
-        })
+        .copied()
         .collect();
     assert!(scored.len() >= 10, "{} events", scored.len());
-    100.0 * scored.iter().filter(|&&b| b).count() as f64 / scored.len() as f64
+    crate::common::within_300ms_by_printed_beat(&c.reference, &c.midi, &run.rows, &scored)
 }
 
 /// Many performers leave written repeats out. When the follower goes back at the repeat and

@@ -4,20 +4,14 @@
 //! the one the performance matches (a performance, or a file exported from a concert-pitch
 //! view, may play such a part as written).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use scorefollow::engine::{FollowConfig, Follower, FollowerEvent};
 use scorefollow::eval;
-use scorefollow::features::FeatureConfig;
 use scorefollow::score::reference::Reference;
 use scorefollow::score::Score;
 
-fn chorale(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("scores/bach_bwv66_6")
-        .join(p)
-}
+use crate::common::{chorale, chorale_performance};
 
 /// A B-flat instrument's transposition: written a major second above sounding.
 const B_FLAT: &str =
@@ -35,14 +29,7 @@ fn chorale_with_transposing_alto(respell: bool) -> Arc<Reference> {
         alto = written_a_tone_higher(&alto);
     }
     let marked = format!("{}{alto}{}", &text[..start], &text[end..]);
-    let path = std::env::temp_dir().join(format!(
-        "scorefollow-transposing-{}-{respell}.musicxml",
-        std::process::id()
-    ));
-    std::fs::write(&path, marked).expect("temp file");
-    let reference = crate::common::score_reference(&path);
-    let _ = std::fs::remove_file(&path);
-    reference
+    crate::common::musicxml_reference(&marked, &format!("transposing-alto-{respell}"))
 }
 
 /// Every `<pitch>` of `part` two semitones higher, spelt with sharps.
@@ -136,32 +123,12 @@ fn follow(reference: Arc<Reference>, samples: &[f32]) -> Run {
     }
 }
 
-/// Share (%) of the bundled ground truth's events (performance s, `score.mid` s) that `run`
-/// reports within 300 ms, its positions in the printed score read by beat.
+/// Share (%) of the bundled ground truth's events that `run` reports within 300 ms.
 fn within_300ms(run: &Run, reference: &Reference) -> f64 {
     let gt = eval::read_xy(&chorale("gt.csv")).expect("bundled ground truth");
     let midi = Score::load_midi(&chorale("score.mid")).expect("score.mid");
-    let score = reference.score().expect("a score");
-    let map = eval::alignment::BeatMap::choose(score, &midi);
-    let xs: Vec<f64> = run.rows.iter().map(|r| r.0).collect();
-    let ys: Vec<f64> = run.rows.iter().map(|r| r.1).collect();
-    let ok =
-        gt.0.iter()
-            .zip(&gt.1)
-            .filter(|(&t, &s)| {
-                let printed_s = eval::predict(&xs, &ys, t, true);
-                (midi.s_at_beat(map.beat(score.beat_at_s(printed_s))) - s).abs() <= 0.3
-            })
-            .count();
-    100.0 * ok as f64 / gt.0.len() as f64
-}
-
-fn performance() -> Vec<f32> {
-    scorefollow::audio::decode::load_mono(
-        &chorale("performance.flac"),
-        FeatureConfig::default().sample_rate_hz,
-    )
-    .expect("bundled performance decodes")
+    let events: Vec<(f64, f64)> = gt.0.iter().copied().zip(gt.1.iter().copied()).collect();
+    crate::common::within_300ms_by_printed_beat(reference, &midi, &run.rows, &events)
 }
 
 /// The alto marked as a B-flat instrument but left at the pitch the performance plays: the
@@ -170,7 +137,7 @@ fn performance() -> Vec<f32> {
 /// played, and the follower stays at sounding pitch.
 #[test]
 fn a_transposing_part_is_followed_at_the_pitch_it_is_played() {
-    let perf = performance();
+    let perf = chorale_performance();
 
     let reference = chorale_with_transposing_alto(false);
     let as_written = follow(reference.clone(), &perf);
@@ -199,7 +166,7 @@ fn a_transposing_part_is_followed_at_the_pitch_it_is_played() {
 /// `align` aligns to both renderings and keeps the one that matches the transposing part.
 #[test]
 fn align_keeps_the_rendering_the_performance_plays() {
-    let perf = performance();
+    let perf = chorale_performance();
     let marked = chorale_with_transposing_alto(false);
     let sounding_only = Arc::new(Reference {
         written_pitch: None,
