@@ -208,6 +208,7 @@ def soft_dtw(
     *,
     cost: str = "sqeuclidean",
     band: Optional[int] = None,
+    threads: int = 0,
 ) -> float:
     """Soft-DTW value between two sequences (Cuturi & Blondel 2017).
 
@@ -216,11 +217,15 @@ def soft_dtw(
     (1 - cos(x, y)); with ``"precomputed"``, X is the N x M cost matrix and Y is None.
     ``gamma`` > 0 is the smoothing, in cost units (gamma -> 0 gives the DTW cost).
     ``band`` restricts alignments to a Sakoe-Chiba band of that half-width (frames of the
-    longer sequence). Memory is O(min(N, M)): no cost matrix is stored.
+    longer sequence). Memory is O(min(N, M)): no cost matrix is stored. ``threads``: the
+    value of two sequences is computed on that many threads (0, the default: one per core;
+    stripes of rows pipelined), with the same result to the bit.
     """
     cost_m = _matrix(X, "X")
     y = None if Y is None else _matrix(Y, "Y")
-    return _native.soft_dtw(cost_m, y, float(gamma), cost, _opt_int("band", band, 0))
+    return _native.soft_dtw(
+        cost_m, y, float(gamma), cost, _opt_int("band", band, 0), _int("threads", threads, 0)
+    )
 
 
 def soft_dtw_grad(

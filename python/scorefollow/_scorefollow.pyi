@@ -15,7 +15,12 @@ _F64_2D = npt.NDArray[np.float64]
 _F32_1D = npt.NDArray[np.float32]
 
 def soft_dtw(
-    x: _F64_2D, y: Optional[_F64_2D], gamma: float, cost: str, band: Optional[int]
+    x: _F64_2D,
+    y: Optional[_F64_2D],
+    gamma: float,
+    cost: str,
+    band: Optional[int],
+    threads: int,
 ) -> float: ...
 def soft_dtw_grad(
     x: _F64_2D,

@@ -73,9 +73,9 @@ fn matrix_to_py<'py>(py: Python<'py>, m: Matrix) -> PyResult<Bound<'py, PyArray2
     Ok(a.into_pyarray(py))
 }
 
-/// Soft-DTW value.
+/// Soft-DTW value; two sequences' value on `threads` threads (0: one per core), the same bits.
 #[pyfunction]
-#[pyo3(signature = (x, y, gamma, cost, band))]
+#[pyo3(signature = (x, y, gamma, cost, band, threads))]
 fn soft_dtw(
     py: Python<'_>,
     x: PyReadonlyArray2<'_, f64>,
@@ -83,14 +83,21 @@ fn soft_dtw(
     gamma: f64,
     cost: &str,
     band: Option<usize>,
+    threads: usize,
 ) -> PyResult<f64> {
     let kind = parse_cost(cost)?;
     let (xp, yp) = operands(kind, &x, y.as_ref())?;
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        t => t,
+    };
     detached(py, move || {
         let sd = solver(gamma, band)?;
         let x = build(&xp)?;
         Ok(match (kind, yp) {
-            (Cost::Features(c), Some(yp)) => sd.value_features(&x, &build(&yp)?, c)?,
+            (Cost::Features(c), Some(yp)) => {
+                sd.value_features_threads(&x, &build(&yp)?, c, threads)?
+            }
             _ => sd.value(&x)?,
         })
     })

@@ -138,6 +138,20 @@ def test_batch_equals_one_call_per_pair():
     ]
 
 
+def test_threads_give_the_same_bits():
+    # Long enough for several stripes of rows, so the pipeline really runs on threads.
+    rng = np.random.default_rng(12)
+    X, Y = rng.random((700, 12)), rng.random((500, 12))
+    one = sf.soft_dtw(X, Y, 0.7, threads=1)
+    for threads in (0, 2, 3):
+        assert sf.soft_dtw(X, Y, 0.7, threads=threads) == one
+    assert sf.soft_dtw(X, Y, 0.7, cost="cosine", band=50, threads=2) == sf.soft_dtw(
+        X, Y, 0.7, cost="cosine", band=50, threads=1
+    )
+    with pytest.raises(sf.ScorefollowError, match="invalid threads"):
+        sf.soft_dtw(X, Y, threads=-1)
+
+
 def test_univariate_and_non_contiguous_inputs():
     x = np.arange(10.0)
     y = np.arange(0.0, 20.0, 2.0)
