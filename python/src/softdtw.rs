@@ -87,10 +87,6 @@ fn soft_dtw(
 ) -> PyResult<f64> {
     let kind = parse_cost(cost)?;
     let (xp, yp) = operands(kind, &x, y.as_ref())?;
-    let threads = match threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        t => t,
-    };
     detached(py, move || {
         let sd = solver(gamma, band)?;
         let x = build(&xp)?;

@@ -125,13 +125,7 @@ pub fn run(args: SoftDtwArgs) -> Result<()> {
                 Ok(al.value)
             }
             None if want_dtw || want_div => Ok(sd.value_features(&x, &y, cost)?),
-            None => {
-                let threads = match args.threads {
-                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-                    t => t,
-                };
-                Ok(sd.value_features_threads(&x, &y, cost, threads)?)
-            }
+            None => Ok(sd.value_features_threads(&x, &y, cost, args.threads)?),
         }
     };
     let dtw_task = || -> Result<Option<f64>> {

@@ -635,12 +635,15 @@ impl Follower {
     /// A follower at `config.start_score_s` in `reference`, which must have been analysed with
     /// `config.features` (the performance's frames are compared with the reference's).
     pub fn new(reference: Arc<Reference>, config: &FollowConfig) -> Result<Self> {
+        let at_written_pitch = |written: &Arc<Reference>| -> Result<Follower> {
+            let mut follower = Follower::new(written.clone(), config)?;
+            follower.at_written_pitch = true;
+            Ok(follower)
+        };
         if let (Some(written), WrittenPitch::Written) =
             (&reference.written_pitch, config.written_pitch)
         {
-            let mut follower = Follower::new(written.clone(), config)?;
-            follower.at_written_pitch = true;
-            return Ok(follower);
+            return at_written_pitch(written);
         }
         if reference.config != config.features {
             return Err(Error::invalid(
@@ -694,11 +697,7 @@ impl Follower {
             .clone()
             .map(|cfg| Relocation::new(&reference, cfg, || factory.make(&reference, &shared)));
         let written_pitch_trial = match (&reference.written_pitch, config.written_pitch) {
-            (Some(written), WrittenPitch::Auto) => {
-                let mut follower = Follower::new(written.clone(), config)?;
-                follower.at_written_pitch = true;
-                Some(Box::new(follower))
-            }
+            (Some(written), WrittenPitch::Auto) => Some(Box::new(at_written_pitch(written)?)),
             _ => None,
         };
         Ok(Self {

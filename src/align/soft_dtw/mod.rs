@@ -592,9 +592,9 @@ impl SoftDtw {
         value_features_unchecked::<false>(x, y, cost, self.gamma, self.band)
     }
 
-    /// As [`SoftDtw::value_features`] on `threads` threads (the stripes of rows pipelined,
-    /// each a diagonal behind the one above), with the same result to the bit. Worth it for
-    /// one large pair; for many pairs prefer [`SoftDtw::batch_values`].
+    /// As [`SoftDtw::value_features`] on `threads` threads (0: one per core; the stripes of
+    /// rows pipelined, each a diagonal behind the one above), with the same result to the bit.
+    /// Worth it for one large pair; for many pairs prefer [`SoftDtw::batch_values`].
     pub fn value_features_threads(
         &self,
         x: &Matrix,
@@ -603,6 +603,10 @@ impl SoftDtw {
         threads: usize,
     ) -> Result<f64> {
         check_pair(x, y)?;
+        let threads = match threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            t => t,
+        };
         let (rows, cols) = if x.rows() >= y.rows() { (x, y) } else { (y, x) };
         if threads < 2 || rows.rows() <= STRIPE_ROWS {
             return value_features_unchecked::<false>(x, y, cost, self.gamma, self.band);
