@@ -62,6 +62,8 @@ pub mod load;
 pub mod replay;
 pub mod resample;
 pub mod ring;
+pub mod room;
+pub mod wav;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -80,6 +80,13 @@ pub struct EvalArgs {
     /// With --score-format musicxml: play every section once (no repeat is taken).
     #[arg(long)]
     pub no_repeats: bool,
+    /// Play every performance through a synthetic room before it is followed or aligned:
+    /// reverberation time (s for 60 dB of decay below 1 kHz, half of it above),
+    /// direct-to-reverberant ratio (dB, default 0) and pink noise (signal-to-noise ratio
+    /// while the music plays, dB, default 30); the reference is left as it is. Each case has
+    /// its own seeded room, the same in every run (added in this version).
+    #[arg(long, value_name = "RT60_S[,DRR_DB[,SNR_DB]]")]
+    pub room: Option<crate::audio::room::Room>,
     /// How to follow (and the knobs shared with align).
     #[command(flatten)]
     pub follower: FollowerArgs,
@@ -125,12 +132,16 @@ impl EvalArgs {
                 (ScoreFormatArg::Musicxml, false) => ScoreFormat::MusicXml(RepeatMode::Performed),
                 (ScoreFormatArg::Musicxml, true) => ScoreFormat::MusicXml(RepeatMode::NoRepeats),
             },
+            room: self.room,
         }
     }
 }
 
 /// Run `eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    if args.room.is_some() && matches!(args.mode, EvalMode::Themes | EvalMode::Switch) {
+        anyhow::bail!("--room is for --mode follow, align or cues");
+    }
     if args.mode == EvalMode::Themes {
         return run_themes(&args);
     }
@@ -297,6 +308,21 @@ mod tests {
         assert!(o.align.fixed_key);
         assert!(!o.follow.tempo_model);
         assert_eq!(o.follow.relocate, crate::engine::RelocateMode::Off);
+    }
+
+    #[test]
+    fn a_room_reaches_the_runs_and_is_refused_where_it_has_no_meaning() {
+        let o = parse(&["--room", "1.5,-3,25"]).alignment_eval();
+        let room = o.room.expect("a room");
+        assert_eq!(
+            (room.rt60_s, room.direct_to_reverb_db, room.snr_db),
+            (1.5, -3.0, 25.0)
+        );
+        assert!(parse(&[]).alignment_eval().room.is_none());
+        let e = run(parse(&["--mode", "themes", "--room", "1"])).expect_err("themes");
+        assert!(e.to_string().contains("--room"), "{e}");
+        let cli = Cli::try_parse_from(["eval", "corpus", "--room", "loud"]);
+        assert!(cli.is_err(), "not a number");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use super::{CorpusCase, Metrics, Row};
 use crate::audio::replay::{ReplayOptions, Speed};
+use crate::audio::room::Room;
 use crate::audio::Capture;
 use crate::engine::{
     AlignConfig, AlignSettings, FollowConfig, FollowSettings, ReferenceKind, RelocationReport,
@@ -60,6 +61,45 @@ pub struct AlignmentEval {
     /// Which score the cases are followed against (with [`Against::Auto`]); added in this
     /// version.
     pub score_format: ScoreFormat,
+    /// Play each performance through this room before it is followed or aligned (the
+    /// reference stays as it is); each case gets its own seed, the same in every run.
+    pub room: Option<Room>,
+}
+
+/// A case's performance played through a room, in a temporary WAV file removed on drop.
+struct RoomedCase {
+    case: CorpusCase,
+}
+
+impl RoomedCase {
+    fn new(case: &CorpusCase, room: Room) -> Result<Self> {
+        let rate = crate::audio::decode::probe(&case.performance)?.sample_rate_hz;
+        let samples = crate::audio::decode::load_mono(&case.performance, rate)?;
+        let key = case.key();
+        // FNV-1a of the case's key: its own noise, the same in every run.
+        let seed = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let played = room.with_seed(seed).apply(&samples, rate);
+        let path = std::env::temp_dir().join(format!(
+            "scorefollow-room-{}-{}.wav",
+            std::process::id(),
+            key.replace('/', "--")
+        ));
+        crate::audio::wav::write_wav_f32(&path, rate, &played)?;
+        Ok(Self {
+            case: CorpusCase {
+                performance: path,
+                ..case.clone()
+            },
+        })
+    }
+}
+
+impl Drop for RoomedCase {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.case.performance);
+    }
 }
 
 /// Which score of a piece is followed (`eval --score-format`).
@@ -290,6 +330,8 @@ pub fn run(
     let mut results = Vec::new();
     let total_start = Instant::now();
     for case in &cases {
+        let roomed = opts.room.map(|r| RoomedCase::new(case, r)).transpose()?;
+        let case = roomed.as_ref().map_or(case, |r| &r.case);
         let (ref_path, repeats) = match (opts.against, opts.score_format, &case.score) {
             (Against::Auto, ScoreFormat::MusicXml(repeats), _) => match musicxml_of(case) {
                 Some(p) => (p, repeats),
