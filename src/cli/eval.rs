@@ -158,6 +158,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         anyhow::bail!("--no-repeats is for --score-format musicxml");
     }
     let opts = args.alignment_eval();
+    if let Some(room) = opts.room {
+        eprintln!("every performance played through a room: {room}");
+    }
     let mut cases = alignment::select_cases(&args.corpus, &opts.cases)?;
     if opts.score_format != ScoreFormat::Midi {
         let (with, without): (Vec<_>, Vec<_>) = cases
