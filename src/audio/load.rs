@@ -91,6 +91,41 @@ pub fn load_themes(themes_file: &Path, tau: f32) -> Result<ThemeSpotting> {
 pub struct Alignment {
     /// (perf_time_s, score_time_s) per performance frame (frame centres).
     pub rows: Vec<(f64, f64)>,
+    /// Set when an open end looks like a false one (see [`EarlyEnd`]); added in this version.
+    pub early_end: Option<EarlyEnd>,
+}
+
+/// An open-ended alignment that crawls to an end short of the reference's: the performance's
+/// last [`EARLY_END_TAIL_S`] move through under [`EARLY_END_MAX_PACE`] times as much of the
+/// reference, and more than [`EARLY_END_MIN_LEFT_S`] of the reference is left. An excerpt's
+/// last bars move at its usual pace; in a noisy recording (a historical one, a distant
+/// microphone in a hall) the ends compare almost alike and the least costly can be one far
+/// too early (measured: the 1933 Winterreise recording in a small room, see README *Real
+/// rooms*).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EarlyEnd {
+    /// Where the alignment ends (reference seconds).
+    pub end_s: f64,
+    /// Where the reference ends (reference seconds).
+    pub reference_end_s: f64,
+    /// How far the performance's last [`EARLY_END_TAIL_S`] moved in the reference (s).
+    pub tail_advance_s: f64,
+}
+
+impl Alignment {
+    /// Log [`Self::early_end`], with the remedy, as a warning.
+    pub fn warn_of_an_early_end(&self) {
+        if let Some(e) = self.early_end {
+            tracing::warn!(
+                "the alignment ends at {:.1} s of the reference's {:.1} s, and the performance's \
+                 last {EARLY_END_TAIL_S:.0} s move through only {:.1} s of it: if the performance \
+                 plays on to the end, align again with --full-end",
+                e.end_s,
+                e.reference_end_s,
+                e.tail_advance_s
+            );
+        }
+    }
 }
 
 /// Align the recording at `performance` to `reference` offline (multiscale DTW with `opts`);
@@ -208,12 +243,44 @@ pub fn align_samples(
         }
     }
     let ref_of = path_to_ref_per_perf(&path, perf.len());
+    let early_end = opts
+        .open_end
+        .then(|| early_end(&ref_of, reference.frames.len(), cfg.hop_s()))
+        .flatten()
+        .map(|(end, last, tail_advance_s)| EarlyEnd {
+            end_s: reference.score_time_s(end),
+            reference_end_s: reference.score_time_s(last),
+            tail_advance_s,
+        });
     let rows = ref_of
         .iter()
         .enumerate()
         .map(|(i, &j)| (cfg.frame_centre_s(i).max(0.0), reference.score_time_s(j)))
         .collect();
-    Alignment { rows }
+    Alignment { rows, early_end }
+}
+
+/// The end of a performance an [`EarlyEnd`] looks at (s).
+pub const EARLY_END_TAIL_S: f64 = 10.0;
+/// The pace (reference seconds per performance second) under which an [`EarlyEnd`]'s tail
+/// crawls: a third.
+pub const EARLY_END_MAX_PACE: f64 = 0.3;
+/// The reference left after an [`EarlyEnd`] (s): a final fermata crawls too, into the end.
+pub const EARLY_END_MIN_LEFT_S: f64 = 5.0;
+
+/// The shape [`EarlyEnd`] describes, from the reference frame of each performance
+/// frame (`ref_of`) of a reference of `ref_frames` frames of `hop_s` seconds: the last
+/// reference frame reached, the reference's last frame, and how far (s) the performance's
+/// last [`EARLY_END_TAIL_S`] moved in the reference.
+fn early_end(ref_of: &[f64], ref_frames: usize, hop_s: f64) -> Option<(f64, f64, f64)> {
+    let tail = (EARLY_END_TAIL_S / hop_s).round() as usize;
+    let end = *ref_of.last()?;
+    let last = ref_frames.checked_sub(1)? as f64;
+    let tail_start = *ref_of.get(ref_of.len().checked_sub(tail + 1)?)?;
+    let left_s = (last - end) * hop_s;
+    let advanced_s = (end - tail_start) * hop_s;
+    (left_s > EARLY_END_MIN_LEFT_S && advanced_s < EARLY_END_MAX_PACE * EARLY_END_TAIL_S)
+        .then_some((end, last, advanced_s))
 }
 
 /// The mean local match (cosine distance) of `path` between the performance and `rendering`
@@ -252,16 +319,70 @@ mod tempo_tests {
                 (t, 0.8 * t + skip)
             })
             .collect();
-        let f = performed_tempo_scale(&Alignment { rows }).expect("a tempo");
+        let f = performed_tempo_scale(&Alignment {
+            rows,
+            early_end: None,
+        })
+        .expect("a tempo");
         assert!((f - 0.8).abs() < 1e-9, "{f}");
         // Shorter than a window: the whole of it; standing still: none.
         let short: Vec<(f64, f64)> = (0..100)
             .map(|i| (i as f64 * 0.02, 1.5 * i as f64 * 0.02))
             .collect();
-        let f = performed_tempo_scale(&Alignment { rows: short }).expect("a tempo");
+        let f = performed_tempo_scale(&Alignment {
+            rows: short,
+            early_end: None,
+        })
+        .expect("a tempo");
         assert!((f - 1.5).abs() < 1e-9, "{f}");
         let still: Vec<(f64, f64)> = (0..1000).map(|i| (i as f64 * 0.02, 3.0)).collect();
-        assert_eq!(performed_tempo_scale(&Alignment { rows: still }), None);
-        assert_eq!(performed_tempo_scale(&Alignment { rows: vec![] }), None);
+        assert_eq!(
+            performed_tempo_scale(&Alignment {
+                rows: still,
+                early_end: None
+            }),
+            None
+        );
+        assert_eq!(
+            performed_tempo_scale(&Alignment {
+                rows: vec![],
+                early_end: None
+            }),
+            None
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_early_end_is_a_crawl_short_of_the_reference_end() {
+        let hop_s = 0.02;
+        // 60 s of performance: 50 s through the reference at its pace, then 10 s through 1 s.
+        let crawl: Vec<f64> = (0..3000)
+            .map(|i| {
+                if i < 2500 {
+                    i as f64
+                } else {
+                    2500.0 + (i - 2500) as f64 * 0.1
+                }
+            })
+            .collect();
+        let (end, last, advanced_s) = early_end(&crawl, 6000, hop_s).expect("reported");
+        assert!(
+            (end - 2549.9).abs() < 1e-9 && last == 5999.0,
+            "{end} {last}"
+        );
+        assert!((advanced_s - 1.0).abs() < 0.05, "{advanced_s}");
+        // The same crawl into the reference's last 5 s: a final fermata, not reported.
+        assert_eq!(early_end(&crawl, 2700, hop_s), None);
+        // An excerpt that stops halfway at its usual pace: not reported.
+        let excerpt: Vec<f64> = (0..3000).map(|i| i as f64 * 0.9).collect();
+        assert_eq!(early_end(&excerpt, 6000, hop_s), None);
+        // Shorter than the tail looked at: nothing to say.
+        assert_eq!(early_end(&crawl[..400], 6000, hop_s), None);
+        assert_eq!(early_end(&[], 6000, hop_s), None);
     }
 }

@@ -70,6 +70,7 @@ pub fn run(args: AlignArgs) -> anyhow::Result<()> {
         config.dtw,
     )?;
     bar.finish_and_clear();
+    alignment.warn_of_an_early_end();
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     let mut w = std::io::BufWriter::new(file);

@@ -400,6 +400,7 @@ pub fn run(
                     },
                     align_config.dtw,
                 )?;
+                alignment.warn_of_an_early_end();
                 aligned = alignment.rows;
                 reference
             }
