@@ -7,7 +7,7 @@ use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1};
 use pyo3::prelude::*;
 
-use scorefollow::audio::load::align_samples;
+use scorefollow::audio::load::{align_samples, realign_at_performed_tempo};
 use scorefollow::cli::common::ReferenceArgs;
 use scorefollow::engine::{AlignConfig, AlignSettings};
 
@@ -55,6 +55,18 @@ fn align<'py>(
             anyhow::bail!("the performance has no audio samples");
         }
         let alignment = align_samples(&audio, &reference, config.dtw, |_, _| {});
+        // As `scorefollow align`: a printed score is aligned again at the tempo the first
+        // pass found.
+        let (reference, alignment) = realign_at_performed_tempo(
+            &audio,
+            which.path()?,
+            reference,
+            alignment,
+            &config.features,
+            &config.rendering,
+            &which.score_options(false)?,
+            config.dtw,
+        )?;
         let cols = if beats { 4 } else { 2 };
         let mut out = Array2::<f64>::zeros((alignment.rows.len(), cols));
         for (mut row, &(t, s)) in out.rows_mut().into_iter().zip(&alignment.rows) {
