@@ -308,6 +308,14 @@ fn written_pitch_fit(
 mod tempo_tests {
     use super::*;
 
+    /// An alignment of `rows` (no early end).
+    fn aligned(rows: Vec<(f64, f64)>) -> Alignment {
+        Alignment {
+            rows,
+            early_end: None,
+        }
+    }
+
     /// A performer at 0.8x the score's tempo with a skip of 30 score seconds in one window:
     /// the median over 10 s windows is 0.8, the skip does not count.
     #[test]
@@ -319,37 +327,17 @@ mod tempo_tests {
                 (t, 0.8 * t + skip)
             })
             .collect();
-        let f = performed_tempo_scale(&Alignment {
-            rows,
-            early_end: None,
-        })
-        .expect("a tempo");
+        let f = performed_tempo_scale(&aligned(rows)).expect("a tempo");
         assert!((f - 0.8).abs() < 1e-9, "{f}");
         // Shorter than a window: the whole of it; standing still: none.
         let short: Vec<(f64, f64)> = (0..100)
             .map(|i| (i as f64 * 0.02, 1.5 * i as f64 * 0.02))
             .collect();
-        let f = performed_tempo_scale(&Alignment {
-            rows: short,
-            early_end: None,
-        })
-        .expect("a tempo");
+        let f = performed_tempo_scale(&aligned(short)).expect("a tempo");
         assert!((f - 1.5).abs() < 1e-9, "{f}");
         let still: Vec<(f64, f64)> = (0..1000).map(|i| (i as f64 * 0.02, 3.0)).collect();
-        assert_eq!(
-            performed_tempo_scale(&Alignment {
-                rows: still,
-                early_end: None
-            }),
-            None
-        );
-        assert_eq!(
-            performed_tempo_scale(&Alignment {
-                rows: vec![],
-                early_end: None
-            }),
-            None
-        );
+        assert_eq!(performed_tempo_scale(&aligned(still)), None);
+        assert_eq!(performed_tempo_scale(&aligned(vec![])), None);
     }
 }
 

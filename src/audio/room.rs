@@ -24,6 +24,7 @@ use std::str::FromStr;
 use realfft::num_complex::Complex;
 use realfft::RealFftPlanner;
 
+use crate::audio::replay::SplitMix64;
 use crate::error::{Error, Result};
 
 /// The room a recording is played through (`eval --room RT60_S[,DRR_DB[,SNR_DB]]`).
@@ -60,7 +61,7 @@ impl Room {
         if self.rt60_s <= 0.0 {
             return vec![1.0];
         }
-        let mut rng = SplitMix64::new(self.seed ^ 0x9e37_79b9_7f4a_7c15);
+        let mut rng = SplitMix64(self.seed ^ 0x9e37_79b9_7f4a_7c15);
         // 66 dB of decay: past that the tail is below any recording's noise floor.
         let len = ((self.rt60_s * 1.1 * rate).ceil() as usize).max(2);
         let mut h = vec![0.0f64; len];
@@ -73,7 +74,7 @@ impl Room {
         let build_up = 0.020 * rate;
         let mut low = 0.0f64;
         for (k, v) in h.iter_mut().enumerate().skip(start.max(1)) {
-            let white = rng.gaussian();
+            let white = gaussian(&mut rng);
             low += alpha * (white - low);
             let high = white - low;
             let t = k as f64 / rate;
@@ -85,9 +86,9 @@ impl Room {
         let mut early = [0.0f64; 6];
         let mut early_at = [0usize; 6];
         for (i, (g, at)) in early.iter_mut().zip(early_at.iter_mut()).enumerate() {
-            let t = 0.003 + 0.047 * rng.uniform();
+            let t = 0.003 + 0.047 * rng.next_f64();
             *at = ((t * rate) as usize).clamp(1, len - 1);
-            let sign = if rng.uniform() < 0.5 { -1.0 } else { 1.0 };
+            let sign = if rng.next_f64() < 0.5 { -1.0 } else { 1.0 };
             *g = sign * (0.6 - 0.07 * i as f64) * (-decay_low * t).exp();
         }
         for (g, &at) in early.iter().zip(&early_at) {
@@ -261,33 +262,11 @@ pub fn convolve(x: &[f32], h: &[f32], fft_len: usize) -> Vec<f32> {
     out.into_iter().map(|v| v as f32).collect()
 }
 
-/// SplitMix64: small, fast, and the same numbers on every platform.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box-Muller).
-    fn gaussian(&mut self) -> f64 {
-        let u = 1.0 - self.uniform();
-        let v = self.uniform();
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
+/// A standard normal number from `rng` (Box-Muller).
+fn gaussian(rng: &mut SplitMix64) -> f64 {
+    let u = 1.0 - rng.next_f64();
+    let v = rng.next_f64();
+    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
 }
 
 /// Pink (1/f) noise: white noise through Paul Kellet's filter, within 0.05 dB of -3 dB per
@@ -300,13 +279,13 @@ struct PinkNoise {
 impl PinkNoise {
     fn new(seed: u64) -> Self {
         Self {
-            rng: SplitMix64::new(seed),
+            rng: SplitMix64(seed),
             b: [0.0; 7],
         }
     }
 
     fn next(&mut self) -> f64 {
-        let w = self.rng.gaussian();
+        let w = gaussian(&mut self.rng);
         let b = &mut self.b;
         b[0] = 0.99886 * b[0] + w * 0.0555179;
         b[1] = 0.99332 * b[1] + w * 0.0750759;
@@ -347,9 +326,9 @@ mod tests {
 
     #[test]
     fn overlap_add_equals_convolution_by_definition() {
-        let mut rng = SplitMix64::new(3);
-        let x: Vec<f32> = (0..1000).map(|_| rng.gaussian() as f32).collect();
-        let h: Vec<f32> = (0..77).map(|_| rng.gaussian() as f32).collect();
+        let mut rng = SplitMix64(3);
+        let x: Vec<f32> = (0..1000).map(|_| gaussian(&mut rng) as f32).collect();
+        let h: Vec<f32> = (0..77).map(|_| gaussian(&mut rng) as f32).collect();
         let want = convolve_direct(&x, &h);
         for fft_len in [128, 255, 256, 1024, 0] {
             let got = convolve(&x, &h, fft_len);
