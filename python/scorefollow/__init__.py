@@ -391,7 +391,11 @@ def align(
     apart). ``performance`` is an audio file or samples at ``sample_rate`` Hz. Give the piece
     as ``score=`` (MIDI or MusicXML) or ``reference=`` (a recording, or a score file).
     ``full_end=True`` makes the performance reach the end of the reference. ``beats=True``
-    adds the columns beat and bar (scores; NaN against a recording): (n, 4).
+    adds the columns beat and bar (scores; NaN against a recording): (n, 4). When the open
+    end looks false (the performance's last 10 s move through under a third as much of the
+    reference, more than 5 s of it left), a ``UserWarning`` says so, with the text
+    ``scorefollow align`` prints: align again with ``full_end=True`` if the performance plays
+    on to the end.
     """
     path, samples, rate = _audio(performance, sample_rate)
     return _native.align(

@@ -1,19 +1,22 @@
 //! Offline alignment of a whole performance (`scorefollow align`, same settings and numbers).
 
+use std::ffi::CString;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1};
+use pyo3::exceptions::PyUserWarning;
 use pyo3::prelude::*;
 
 use scorefollow::audio::load::{align_samples, realign_at_performed_tempo};
 use scorefollow::cli::common::ReferenceArgs;
 use scorefollow::engine::{AlignConfig, AlignSettings};
 
-use crate::{audio_input, detached, samples_vec, AudioInput};
+use crate::{audio_input, detached, invalid, samples_vec, AudioInput};
 
-/// (perf_time_s, score_time_s[, beat, bar]) per performance frame.
+/// (perf_time_s, score_time_s[, beat, bar]) per performance frame; a `UserWarning` when the
+/// open end looks false, as `scorefollow align` warns.
 #[pyfunction]
 #[pyo3(signature = (path, samples, sample_rate, score, reference, full_end, beats))]
 #[allow(clippy::too_many_arguments)]
@@ -29,7 +32,7 @@ fn align<'py>(
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let view = samples.as_ref().map(samples_vec);
     let input = audio_input(path, view.as_deref(), sample_rate)?;
-    let rows = detached(py, move || {
+    let (rows, early_end) = detached(py, move || {
         let which = ReferenceArgs {
             score,
             reference,
@@ -82,8 +85,14 @@ fn align<'py>(
                 };
             }
         }
-        Ok(out)
+        Ok((out, alignment.early_end.map(|e| e.to_string())))
     })?;
+    if let Some(message) = early_end {
+        // As `scorefollow align` warns on stderr: a UserWarning the caller can filter or
+        // turn into an error.
+        let message = CString::new(message).map_err(|e| invalid(e.to_string()))?;
+        PyErr::warn(py, &py.get_type::<PyUserWarning>(), &message, 2)?;
+    }
     Ok(rows.into_pyarray(py))
 }
 

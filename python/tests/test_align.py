@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 import scorefollow as sf
-from conftest import PIECES, fmt, piece, read_csv
+from conftest import PIECES, fmt, piece, read_csv, write_wav16
 
 
 def assert_same_as_csv(A, rows):
@@ -57,3 +59,24 @@ def test_align_against_a_recording_and_full_end_same_as_the_cli(cli, tmp_path):
     assert np.all(np.isnan(A[:, 2]))
     # against itself the path is the diagonal, within a frame
     assert np.abs(A[:, 1] - A[:, 0]).max() < 0.05
+
+
+def test_align_warns_of_a_false_open_end_as_the_cli(cli, tmp_path):
+    # The chorale's first 15 s, then 15 s of silence: the open end stops where the music does,
+    # and the silent last 10 s move through none of the 14 s of the reference left.
+    p = piece("bach_bwv66_6")
+    y, rate = sf.load_audio(p["performance"])
+    stops = np.concatenate([y[: 15 * rate], np.zeros(15 * rate, dtype=np.float32)])
+    wav = tmp_path / "stops.wav"
+    write_wav16(wav, stops, rate)
+    with pytest.warns(UserWarning, match="align again with --full-end") as caught:
+        A = sf.align(wav, score=p["score"])
+    (message,) = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert message.startswith("the alignment ends at ")
+    assert A[-1, 1] < 15.0
+    run = cli("align", wav, "--score", p["score"], "--out", tmp_path / "a.csv")
+    assert message in run.stderr
+    # The whole performance ends where the score does: no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sf.align(p["performance"], score=p["score"])

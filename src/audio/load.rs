@@ -112,18 +112,24 @@ pub struct EarlyEnd {
     pub tail_advance_s: f64,
 }
 
+impl std::fmt::Display for EarlyEnd {
+    /// The warning `align` gives (the command line, `eval` and the Python package alike).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the alignment ends at {:.1} s of the reference's {:.1} s, and the performance's \
+             last {EARLY_END_TAIL_S:.0} s move through only {:.1} s of it: if the performance \
+             plays on to the end, align again with --full-end",
+            self.end_s, self.reference_end_s, self.tail_advance_s
+        )
+    }
+}
+
 impl Alignment {
     /// Log [`Self::early_end`], with the remedy, as a warning.
     pub fn warn_of_an_early_end(&self) {
         if let Some(e) = self.early_end {
-            tracing::warn!(
-                "the alignment ends at {:.1} s of the reference's {:.1} s, and the performance's \
-                 last {EARLY_END_TAIL_S:.0} s move through only {:.1} s of it: if the performance \
-                 plays on to the end, align again with --full-end",
-                e.end_s,
-                e.reference_end_s,
-                e.tail_advance_s
-            );
+            tracing::warn!("{e}");
         }
     }
 }
