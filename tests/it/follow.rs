@@ -128,6 +128,46 @@ fn offline_alignment_matches_golden_and_truth() {
     let _ = std::fs::remove_file(out);
 }
 
+/// `align` warns on stderr when its open end looks false (`Alignment::early_end`): the
+/// chorale's first 15 s and then 15 s of silence end where the music stops, and the silent
+/// last 10 s move through none of the 14 s of the reference left. The whole performance, which
+/// ends where the score does, gives no warning.
+#[test]
+fn align_warns_of_an_open_end_that_looks_false() {
+    let rate = FeatureConfig::default().sample_rate_hz;
+    let mut stops = crate::common::chorale_performance();
+    stops.truncate(15 * rate as usize);
+    stops.resize(30 * rate as usize, 0.0);
+    let id = std::process::id();
+    let wav = std::env::temp_dir().join(format!("sf_stops_{id}.wav"));
+    crate::common::write_wav_mono(&wav, rate, &stops);
+    let out = std::env::temp_dir().join(format!("sf_stops_{id}.csv"));
+    let align = |performance: &std::path::Path| {
+        let o = bin()
+            .arg("align")
+            .arg(performance)
+            .arg("--score")
+            .arg(root().join("scores/bach_bwv66_6/score.mid"))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("run");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let warned = align(&wav);
+    assert!(
+        warned.contains("the alignment ends at 13.")
+            && warned.contains("of the reference's 27.8 s")
+            && warned.contains("align again with --full-end"),
+        "{warned}"
+    );
+    let whole = align(&root().join("scores/bach_bwv66_6/performance.flac"));
+    assert!(!whole.contains("--full-end"), "{whole}");
+    let _ = std::fs::remove_file(&wav);
+    let _ = std::fs::remove_file(&out);
+}
+
 /// `align --reference` against a recording of the piece (the Mozart score rendered by the
 /// crate's synthesiser to a WAV file, so its time is score time): the audio-to-audio settings
 /// are as accurate against the ground truth as the score's.
