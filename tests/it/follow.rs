@@ -147,7 +147,7 @@ fn align_warns_of_an_open_end_that_looks_false() {
             .arg("align")
             .arg(performance)
             .arg("--score")
-            .arg(root().join("scores/bach_bwv66_6/score.mid"))
+            .arg(crate::common::chorale("score.mid"))
             .arg("--out")
             .arg(&out)
             .output()
@@ -162,7 +162,7 @@ fn align_warns_of_an_open_end_that_looks_false() {
             && warned.contains("align again with --full-end"),
         "{warned}"
     );
-    let whole = align(&root().join("scores/bach_bwv66_6/performance.flac"));
+    let whole = align(&crate::common::chorale("performance.flac"));
     assert!(!whole.contains("--full-end"), "{whole}");
     let _ = std::fs::remove_file(&wav);
     let _ = std::fs::remove_file(&out);
