@@ -234,8 +234,8 @@ impl OnsetGate {
     }
 
     /// One performance frame, in the reference's key: `aligned` is where the aligner matched
-    /// it (reference frames), `held` a frame the follower holds on (silence, noise), which
-    /// confirms nothing. Returns [`Self::limit`].
+    /// it (reference frames), `held` a pause (silence, noise: held on, or stepped through a
+    /// written rest), which confirms nothing. Returns [`Self::limit`].
     pub fn update(&mut self, frame: &FeatureFrame, aligned: f64, held: bool) -> f64 {
         self.frames_seen += 1;
         self.frames_since_attack = self.frames_since_attack.saturating_add(1);

@@ -852,10 +852,15 @@ impl Follower {
         PositionEvent,
         Option<(RelocationReport, Option<AmbiguousReport>)>,
     ) {
-        let held = match (self.last, self.pause) {
-            (Some(last), Some(gate)) if gate.holds(frame) => Some(last),
+        // A pause (silence, noise) holds the position, unless the score is silent there too:
+        // then the pause is the written rest, and the aligner goes through it.
+        let pause = match (self.last, self.pause) {
+            (Some(last), Some(gate)) if gate.holds(frame) => Some((last, gate)),
             _ => None,
         };
+        let held = pause
+            .filter(|(last, gate)| !gate.rest_at(&self.reference.frames, last.ref_frame_now))
+            .map(|(last, _)| last);
         let (mut tracked, jump) = match held {
             // Nothing to hear: hold the position (and the aligner's state).
             Some(last) => {
@@ -878,7 +883,7 @@ impl Follower {
                 gate.reset_to(tracked.heard_ref_frame);
                 gate.limit()
             } else {
-                gate.update(&in_key, tracked.raw_ref_frame, held.is_some())
+                gate.update(&in_key, tracked.raw_ref_frame, pause.is_some())
             };
             tracked.heard_ref_frame = tracked.heard_ref_frame.min(limit - 1.0);
         }

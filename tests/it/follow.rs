@@ -572,6 +572,151 @@ fn fast_and_slow_performers_are_followed_with_the_tempo_model() {
 /// performance reaches the page's first measure (ground truth: measure 3 at 10.97 s,
 /// measure 6 at 22.11 s) and at most 3 s before it (the lead is 1 s); the positions carry
 /// the printed bar, pass, page, system and label. A page file still overrides.
+/// The bundled Mozart score with a rest written into it: every note sounding at the first onset
+/// at or after 6 s is cut there, and everything from that onset on comes `rest_s` later. The
+/// reference is that score; the performer (another timbre, as in
+/// [`crate::common::mozart_at_tempo`]) plays it with a rest of `played_rest_s`. Returns the
+/// reference, the samples, every distinct onset as (performance s, score s) and the score
+/// time (s) of the first onset after the rest.
+fn mozart_with_a_rest(rest_s: f64, played_rest_s: f64) -> WithARest {
+    use scorefollow::score::reference::{Reference, ScoreRendering};
+    use scorefollow::score::synth::{render_with, SynthOptions};
+    use scorefollow::score::Score;
+
+    let path = root().join("scores/mozart_k331/score.mid");
+    let score = Score::load(&path).expect("bundled score loads");
+    let cut = score
+        .notes
+        .iter()
+        .map(|n| n.onset_s)
+        .find(|&t| t >= 6.0)
+        .expect("the score goes on after 6 s");
+    let with_rest = |rest: f64| {
+        let mut s = score.clone();
+        for n in &mut s.notes {
+            if n.onset_s < cut {
+                n.offset_s = n.offset_s.min(cut);
+                n.key_offset_s = n.key_offset_s.min(cut);
+            } else {
+                n.onset_s += rest;
+                n.offset_s += rest;
+                n.key_offset_s += rest;
+            }
+        }
+        s.duration_s += rest;
+        s
+    };
+    let cfg = FeatureConfig::default();
+    let audio = render_with(
+        &with_rest(played_rest_s),
+        cfg.sample_rate_hz,
+        &SynthOptions {
+            partials: 5,
+            rolloff: 1.6,
+            decay_s_at_c4: 0.9,
+            ..SynthOptions::default()
+        },
+    );
+    let mut onsets: Vec<f64> = score.notes.iter().map(|n| n.onset_s).collect();
+    onsets.dedup_by(|a, b| (*a - *b).abs() < 0.01);
+    let events = onsets
+        .iter()
+        .map(|&t| match t < cut {
+            true => (t, t),
+            false => (t + played_rest_s, t + rest_s),
+        })
+        .collect();
+    let reference = std::sync::Arc::new(Reference::from_score(
+        with_rest(rest_s),
+        &path,
+        &cfg,
+        &ScoreRendering::default(),
+    ));
+    (reference, audio, events, cut + rest_s)
+}
+
+/// What [`mozart_with_a_rest`] returns: the reference, the samples (analysis rate), the
+/// onsets as (performance s, score s) and the score time (s) where the music comes back.
+type WithARest = (
+    std::sync::Arc<scorefollow::score::reference::Reference>,
+    Vec<f32>,
+    Vec<(f64, f64)>,
+    f64,
+);
+
+/// A rest in the score that the performer plays as written is followed through, not held at
+/// its start: when the music comes back the follower is already at the end of the rest. Held
+/// at its start (as any pause used to be) it had to cross the whole rest first, each reference
+/// frame crossed in one step costing a full mismatch. Measured when written (a 2 s rest, the
+/// onsets of the 3 s after it, causal): worst error 34 ms through the rest, 2039 ms held. A
+/// performer who holds the rest 1 s longer is waited for at its end: the furthest position
+/// before the music comes back was 8.17 s, the rest ending at 8.18 s (at most two frames
+/// past it are allowed, the tracker's onset allowance).
+#[test]
+fn a_written_rest_is_followed_through() {
+    let config = FollowConfig::default();
+    let mut holding = config.clone();
+    if let Some(gate) = holding.pause.as_mut() {
+        gate.through_rests_frames = 0;
+    }
+    let (reference, audio, events, resume_score_s) = mozart_with_a_rest(2.0, 2.0);
+    let resume_perf_s = events
+        .iter()
+        .find(|e| e.1 >= resume_score_s - 1e-6)
+        .expect("onsets after the rest")
+        .0;
+    let worst_after_rest = |config: &FollowConfig| {
+        let run = crate::common::follow_in_chunks(reference.clone(), config, &audio, 1024);
+        let (px, py): (Vec<f64>, Vec<f64>) = run.rows.into_iter().unzip();
+        let after: (Vec<f64>, Vec<f64>) = events
+            .iter()
+            .filter(|e| e.0 >= resume_perf_s && e.0 < resume_perf_s + 3.0)
+            .copied()
+            .unzip();
+        assert!(
+            after.0.len() >= 4,
+            "{} onsets after the rest",
+            after.0.len()
+        );
+        eval::errors_ms(&after, &(px, py), true)
+            .iter()
+            .fold(0.0f64, |m, e| m.max(e.abs()))
+    };
+    let through = worst_after_rest(&config);
+    let held = worst_after_rest(&holding);
+    eprintln!(
+        "worst error in the 3 s after the rest: {through:.0} ms through it, {held:.0} ms held"
+    );
+    assert!(through <= 300.0, "{through} ms");
+    assert!(
+        held > 2.0 * through.max(100.0),
+        "{held} ms held, {through} through"
+    );
+
+    // Held 1 s longer than written: the position waits at the end of the rest.
+    let (reference, audio, events, resume_score_s) = mozart_with_a_rest(2.0, 3.0);
+    let resume_perf_s = events
+        .iter()
+        .find(|e| e.1 >= resume_score_s - 1e-6)
+        .expect("onsets after the rest")
+        .0;
+    let run = crate::common::follow_in_chunks(reference, &config, &audio, 1024);
+    let before_resume = run
+        .rows
+        .iter()
+        .filter(|r| r.0 < resume_perf_s)
+        .fold(0.0f64, |m, r| m.max(r.1));
+    eprintln!("held 1 s longer: furthest position before the music comes back {before_resume:.2} s, the rest ends at {resume_score_s:.2} s");
+    assert!(
+        before_resume <= resume_score_s + 0.04 + 1e-9,
+        "{before_resume} s before the performer came back at score {resume_score_s} s"
+    );
+    assert!(
+        before_resume >= resume_score_s - 0.5,
+        "{before_resume} s: the rest was not followed through"
+    );
+}
+
 #[test]
 fn musicxml_page_breaks_turn_pages_without_a_page_file() {
     let log = std::env::temp_dir().join(format!("sf_pages_{}.jsonl", std::process::id()));
