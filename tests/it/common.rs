@@ -25,16 +25,7 @@ pub fn mozart_at_tempo(tempo: f64) -> (Arc<Reference>, Vec<f32>, Vec<(f64, f64)>
     }
     played.duration_s /= tempo;
     let cfg = FeatureConfig::default();
-    let audio = render_with(
-        &played,
-        cfg.sample_rate_hz,
-        &SynthOptions {
-            partials: 5,
-            rolloff: 1.6,
-            decay_s_at_c4: 0.9,
-            ..SynthOptions::default()
-        },
-    );
+    let audio = render_as_performer(&played);
     let mut onsets: Vec<f64> = score.notes.iter().map(|n| n.onset_s).collect();
     onsets.dedup_by(|a, b| (*a - *b).abs() < 0.01);
     let events = onsets.iter().map(|&s| (s / tempo, s)).collect();
@@ -45,6 +36,21 @@ pub fn mozart_at_tempo(tempo: f64) -> (Arc<Reference>, Vec<f32>, Vec<(f64, f64)>
         &ScoreRendering::default(),
     ));
     (reference, audio, events)
+}
+
+/// `score` played by the tests' performer: rendered at the analysis rate with another timbre
+/// than the follower's reference (fewer, weaker partials, a shorter decay) and no voicing.
+pub fn render_as_performer(score: &Score) -> Vec<f32> {
+    render_with(
+        score,
+        FeatureConfig::default().sample_rate_hz,
+        &SynthOptions {
+            partials: 5,
+            rolloff: 1.6,
+            decay_s_at_c4: 0.9,
+            ..SynthOptions::default()
+        },
+    )
 }
 
 /// A mono 16-bit PCM WAV file.

@@ -572,15 +572,23 @@ fn fast_and_slow_performers_are_followed_with_the_tempo_model() {
 /// performance reaches the page's first measure (ground truth: measure 3 at 10.97 s,
 /// measure 6 at 22.11 s) and at most 3 s before it (the lead is 1 s); the positions carry
 /// the printed bar, pass, page, system and label. A page file still overrides.
-/// The bundled Mozart score with a rest written into it: every note sounding at the first onset
-/// at or after 6 s is cut there, and everything from that onset on comes `rest_s` later. The
-/// reference is that score; the performer (another timbre, as in
-/// [`crate::common::mozart_at_tempo`]) plays it with a rest of `played_rest_s`. Returns the
-/// reference, the samples, every distinct onset as (performance s, score s) and the score
-/// time (s) of the first onset after the rest.
+/// The bundled Mozart score with a rest written into it (every note sounding at the first onset
+/// at or after 6 s is cut there, and everything from that onset on comes `rest_s` later),
+/// played with a rest of `played_rest_s` ([`crate::common::render_as_performer`]).
+struct WithARest {
+    /// The score with the rest, as the follower's reference.
+    reference: std::sync::Arc<scorefollow::score::reference::Reference>,
+    /// The performance (analysis rate).
+    samples: Vec<f32>,
+    /// Every distinct onset as (performance s, score s).
+    events: Vec<(f64, f64)>,
+    /// Where the music comes back: performance s and score s.
+    resume_perf_s: f64,
+    resume_score_s: f64,
+}
+
 fn mozart_with_a_rest(rest_s: f64, played_rest_s: f64) -> WithARest {
     use scorefollow::score::reference::{Reference, ScoreRendering};
-    use scorefollow::score::synth::{render_with, SynthOptions};
     use scorefollow::score::Score;
 
     let path = root().join("scores/mozart_k331/score.mid");
@@ -606,17 +614,7 @@ fn mozart_with_a_rest(rest_s: f64, played_rest_s: f64) -> WithARest {
         s.duration_s += rest;
         s
     };
-    let cfg = FeatureConfig::default();
-    let audio = render_with(
-        &with_rest(played_rest_s),
-        cfg.sample_rate_hz,
-        &SynthOptions {
-            partials: 5,
-            rolloff: 1.6,
-            decay_s_at_c4: 0.9,
-            ..SynthOptions::default()
-        },
-    );
+    let samples = crate::common::render_as_performer(&with_rest(played_rest_s));
     let mut onsets: Vec<f64> = score.notes.iter().map(|n| n.onset_s).collect();
     onsets.dedup_by(|a, b| (*a - *b).abs() < 0.01);
     let events = onsets
@@ -629,20 +627,17 @@ fn mozart_with_a_rest(rest_s: f64, played_rest_s: f64) -> WithARest {
     let reference = std::sync::Arc::new(Reference::from_score(
         with_rest(rest_s),
         &path,
-        &cfg,
+        &FeatureConfig::default(),
         &ScoreRendering::default(),
     ));
-    (reference, audio, events, cut + rest_s)
+    WithARest {
+        reference,
+        samples,
+        events,
+        resume_perf_s: cut + played_rest_s,
+        resume_score_s: cut + rest_s,
+    }
 }
-
-/// What [`mozart_with_a_rest`] returns: the reference, the samples (analysis rate), the
-/// onsets as (performance s, score s) and the score time (s) where the music comes back.
-type WithARest = (
-    std::sync::Arc<scorefollow::score::reference::Reference>,
-    Vec<f32>,
-    Vec<(f64, f64)>,
-    f64,
-);
 
 /// A rest in the score that the performer plays as written is followed through, not held at
 /// its start: when the music comes back the follower is already at the end of the rest. Held
@@ -659,18 +654,19 @@ fn a_written_rest_is_followed_through() {
     if let Some(gate) = holding.pause.as_mut() {
         gate.through_rests_frames = 0;
     }
-    let (reference, audio, events, resume_score_s) = mozart_with_a_rest(2.0, 2.0);
-    let resume_perf_s = events
-        .iter()
-        .find(|e| e.1 >= resume_score_s - 1e-6)
-        .expect("onsets after the rest")
-        .0;
+    let played = mozart_with_a_rest(2.0, 2.0);
     let worst_after_rest = |config: &FollowConfig| {
-        let run = crate::common::follow_in_chunks(reference.clone(), config, &audio, 1024);
+        let run = crate::common::follow_in_chunks(
+            played.reference.clone(),
+            config,
+            &played.samples,
+            1024,
+        );
         let (px, py): (Vec<f64>, Vec<f64>) = run.rows.into_iter().unzip();
-        let after: (Vec<f64>, Vec<f64>) = events
+        let after: (Vec<f64>, Vec<f64>) = played
+            .events
             .iter()
-            .filter(|e| e.0 >= resume_perf_s && e.0 < resume_perf_s + 3.0)
+            .filter(|e| e.0 >= played.resume_perf_s && e.0 < played.resume_perf_s + 3.0)
             .copied()
             .unzip();
         assert!(
@@ -694,19 +690,18 @@ fn a_written_rest_is_followed_through() {
     );
 
     // Held 1 s longer than written: the position waits at the end of the rest.
-    let (reference, audio, events, resume_score_s) = mozart_with_a_rest(2.0, 3.0);
-    let resume_perf_s = events
-        .iter()
-        .find(|e| e.1 >= resume_score_s - 1e-6)
-        .expect("onsets after the rest")
-        .0;
-    let run = crate::common::follow_in_chunks(reference, &config, &audio, 1024);
+    let longer = mozart_with_a_rest(2.0, 3.0);
+    let run = crate::common::follow_in_chunks(longer.reference, &config, &longer.samples, 1024);
     let before_resume = run
         .rows
         .iter()
-        .filter(|r| r.0 < resume_perf_s)
+        .filter(|r| r.0 < longer.resume_perf_s)
         .fold(0.0f64, |m, r| m.max(r.1));
-    eprintln!("held 1 s longer: furthest position before the music comes back {before_resume:.2} s, the rest ends at {resume_score_s:.2} s");
+    let resume_score_s = longer.resume_score_s;
+    eprintln!(
+        "held 1 s longer: furthest position before the music comes back {before_resume:.2} s, \
+         the rest ends at {resume_score_s:.2} s"
+    );
     assert!(
         before_resume <= resume_score_s + 0.04 + 1e-9,
         "{before_resume} s before the performer came back at score {resume_score_s} s"
