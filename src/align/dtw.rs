@@ -249,7 +249,7 @@ const SILENT_CHROMA_MAX: f32 = 0.3;
 pub fn leading_silence(frames: &[FeatureFrame]) -> usize {
     frames
         .iter()
-        .take_while(|f| f.chroma.iter().copied().fold(0.0f32, f32::max) < SILENT_CHROMA_MAX)
+        .take_while(|f| f.chroma_peak() < SILENT_CHROMA_MAX)
         .count()
 }
 

@@ -329,7 +329,7 @@ impl PauseGate {
     /// True when `frame` carries nothing to follow (silence or noise).
     #[inline]
     pub fn holds(&self, frame: &crate::features::FeatureFrame) -> bool {
-        peak(frame) < self.chroma_max || frame.flatness > self.flatness
+        frame.chroma_peak() < self.chroma_max || frame.flatness > self.flatness
     }
 
     /// True when `reference` is silent at frame `at` (rounded) or within
@@ -344,14 +344,8 @@ impl PauseGate {
             .min(reference.len());
         reference[from..to]
             .iter()
-            .any(|f| peak(f) < self.chroma_max)
+            .any(|f| f.chroma_peak() < self.chroma_max)
     }
-}
-
-/// The largest chroma entry of `frame` (a silent frame's unit chroma is flat, 0.289).
-#[inline]
-fn peak(frame: &crate::features::FeatureFrame) -> f32 {
-    frame.chroma.iter().copied().fold(0.0f32, f32::max)
 }
 
 /// The validated configuration of one follower. Build it with [`FollowConfig::try_from`] from

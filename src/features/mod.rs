@@ -131,6 +131,15 @@ pub struct FeatureFrame {
     pub attack: Chroma,
 }
 
+impl FeatureFrame {
+    /// The largest chroma entry: near 1 for a single pitch class, 1/sqrt(12) = 0.289 for the
+    /// flat chroma the extractor gives silence.
+    #[inline]
+    pub fn chroma_peak(&self) -> f32 {
+        self.chroma.iter().copied().fold(0.0f32, f32::max)
+    }
+}
+
 /// A sequence of frames with its configuration and the tuning used.
 #[derive(Clone, Debug)]
 pub struct Features {
