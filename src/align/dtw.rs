@@ -242,7 +242,7 @@ const LEVEL_FACTOR: usize = 5;
 const BAND_RADIUS: usize = 12;
 
 /// Largest chroma entry of a frame that carries nothing: the extractor gives silence (relative
-/// to the running level) the flat unit chroma, 1/sqrt(12) = 0.289 in every class.
+/// to the running level) [`crate::features::SILENT_CHROMA`], 0.289 in every class.
 const SILENT_CHROMA_MAX: f32 = 0.3;
 
 /// Frames at the start of `frames` that are silent: the extractor's flat silence chroma.
@@ -637,10 +637,10 @@ mod tests {
         );
     }
 
-    /// A frame of the extractor's silence: the flat unit chroma.
+    /// A frame of the extractor's silence.
     fn silent_frame() -> FeatureFrame {
         FeatureFrame {
-            chroma: [1.0 / 12f32.sqrt(); N_CHROMA],
+            chroma: crate::features::SILENT_CHROMA,
             ..FeatureFrame::default()
         }
     }

@@ -1809,7 +1809,7 @@ mod tests {
     #[test]
     fn a_fresh_aligner_may_start_anywhere_before_the_first_note() {
         let silent = FeatureFrame {
-            chroma: [1.0 / (N_CHROMA as f32).sqrt(); N_CHROMA],
+            chroma: crate::features::SILENT_CHROMA,
             ..FeatureFrame::default()
         };
         let mut refr = vec![silent; 20];

@@ -744,7 +744,7 @@ mod tests {
             .map(|j| {
                 let mut f = FeatureFrame::default();
                 if (5..8).contains(&j) {
-                    f.chroma = [1.0 / 12f32.sqrt(); crate::features::N_CHROMA];
+                    f.chroma = crate::features::SILENT_CHROMA;
                 } else {
                     f.chroma[j % 12] = 1.0;
                 }

@@ -110,7 +110,7 @@ pub fn quantize(c: &Chroma) -> Chroma {
 pub fn normalize_l2(c: &mut Chroma) {
     let n = c.iter().map(|v| v * v).sum::<f32>().sqrt();
     if n < 1e-6 {
-        *c = [1.0 / (N_CHROMA as f32).sqrt(); N_CHROMA];
+        *c = super::SILENT_CHROMA;
     } else {
         for v in c.iter_mut() {
             *v /= n;

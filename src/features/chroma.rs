@@ -196,7 +196,7 @@ impl FrameAnalyzer {
             ((log_sum / n).exp() / (energy / n + 1e-12)).clamp(0.0, 1.0)
         };
         if energy < silence {
-            out.chroma = [1.0 / (N_CHROMA as f32).sqrt(); N_CHROMA];
+            out.chroma = super::SILENT_CHROMA;
         } else {
             let mut c = [0.0f32; N_CHROMA];
             for (dst, &r) in c.iter_mut().zip(&raw) {

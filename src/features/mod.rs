@@ -20,6 +20,10 @@ pub const N_CHROMA: usize = 12;
 /// One chroma vector, pitch class 0 = C.
 pub type Chroma = [f32; N_CHROMA];
 
+/// The chroma of silence: the flat unit vector, 1/sqrt(12) in every pitch class (the extractor
+/// gives it to frames below the silence level, and normalising a zero vector gives it).
+pub const SILENT_CHROMA: Chroma = [0.288_675_13; N_CHROMA];
+
 /// The analysis sample rate every source is resampled to before feature extraction (Hz).
 pub const ANALYSIS_RATE_HZ: u32 = 22_050;
 
@@ -170,5 +174,21 @@ impl Features {
     /// Duration covered (s).
     pub fn duration_s(&self) -> f64 {
         self.frames.len() as f64 * self.config.hop_s()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silent_chroma_is_the_flat_unit_vector() {
+        let flat = 1.0 / (N_CHROMA as f32).sqrt();
+        assert!(
+            SILENT_CHROMA.iter().all(|&v| v == flat),
+            "{SILENT_CHROMA:?}"
+        );
+        let norm: f32 = SILENT_CHROMA.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-6);
     }
 }
