@@ -48,6 +48,19 @@ pub struct RelocateConfig {
     pub smooth_s: f64,
     /// Smoothed local cost (`1 - cos`) above which the follower is suspect.
     pub trigger_cost: f32,
+    /// When set, the follower is also suspect once the smoothed cost is this many times its
+    /// usual level ([`RelocateConfig::usual_s`]), between [`RelocateConfig::usual_trigger_floor`]
+    /// and `trigger_cost`. Two recordings of a piece can match so closely (a usual cost of 0.1)
+    /// that, after a jump, the wrong place still costs under 0.3 (0.15-0.25 in the dev corpus's
+    /// chorale BWV 7.7 against its organ recording), and the follower went on there for 36 s.
+    /// Set against a reference recording only (see `engine::config`): against a rendered score
+    /// the cost swings twice its usual level in ordinary passages.
+    pub usual_trigger_ratio: Option<f32>,
+    /// Lowest suspect level the usual-cost trigger may set (`1 - cos`).
+    pub usual_trigger_floor: f32,
+    /// Time constant (s of performance) of the usual cost: the smoothed cost's slow mean over
+    /// the frames where the follower is not suspect, outside cooldowns and checks.
+    pub usual_s: f64,
     /// Shortest query (s of performance).
     pub min_query_s: f64,
     /// Longest query (s of performance).
@@ -94,6 +107,9 @@ impl Default for RelocateConfig {
         Self {
             smooth_s: 1.0,
             trigger_cost: 0.3,
+            usual_trigger_ratio: None,
+            usual_trigger_floor: 0.15,
+            usual_s: 20.0,
             min_query_s: 2.0,
             max_query_s: 4.0,
             search_every_s: 0.5,
@@ -202,6 +218,9 @@ pub struct Relocator {
     curve_scale: Vec<f32>,
     smooth_alpha: f32,
     smoothed: f32,
+    /// The smoothed cost's slow mean while not suspect: this performance's usual match.
+    usual: f32,
+    usual_alpha: f32,
     frames: usize,
     suspect_since: Option<usize>,
     next_search: usize,
@@ -269,6 +288,8 @@ impl Relocator {
             curve_scale: vec![1.0; n_ref],
             ref_cens,
             smoothed: 0.0,
+            usual: f32::NAN,
+            usual_alpha: (1.0 / (cfg.usual_s * frame_rate_hz).max(1.0)) as f32,
             frames: 0,
             suspect_since: None,
             next_search: 0,
@@ -347,7 +368,16 @@ impl Relocator {
         if self.verifying.is_some() {
             return None;
         }
-        if self.smoothed > self.cfg.trigger_cost {
+        // The usual level is learnt where the match is taken as sound: not while suspect, in
+        // a cooldown (the smoothed cost restarts from 0 after a jump) or a check.
+        if self.suspect_since.is_none() && frame >= self.secs(self.cfg.smooth_s) {
+            if self.usual.is_finite() {
+                self.usual += self.usual_alpha * (self.smoothed - self.usual);
+            } else {
+                self.usual = self.smoothed;
+            }
+        }
+        if self.smoothed > self.trigger_cost() {
             if self.suspect_since.is_none() {
                 // The cost rose over about one smoothing time: the jump is about that old.
                 let since = frame.saturating_sub(self.secs(self.cfg.smooth_s));
@@ -389,6 +419,18 @@ impl Relocator {
             alternatives: hit.alternatives,
             n_alternatives: hit.n_alternatives,
         })
+    }
+
+    /// The smoothed cost above which the follower is suspect now: [`RelocateConfig::trigger_cost`],
+    /// or lower where this performance usually matches much better than that.
+    pub fn trigger_cost(&self) -> f32 {
+        match self.cfg.usual_trigger_ratio {
+            Some(ratio) if ratio > 0.0 && self.usual.is_finite() => (ratio * self.usual).clamp(
+                self.cfg.usual_trigger_floor.min(self.cfg.trigger_cost),
+                self.cfg.trigger_cost,
+            ),
+            _ => self.cfg.trigger_cost,
+        }
     }
 
     /// Frames since the match started to go bad (0 when it is not).
@@ -884,6 +926,89 @@ mod tests {
         }
         assert!(reloc.searches > 0, "it did search");
         assert_eq!(reloc.jumps, 0);
+    }
+
+    /// A performer who jumps from frame 1500 of the reference to 2500, followed by a follower
+    /// that stays behind, where its match costs `main_cost(t)`: the frame of the confirmed
+    /// jump and where it landed, or None.
+    fn jump_found_with(
+        cfg: RelocateConfig,
+        main_cost: impl Fn(usize) -> f32,
+    ) -> Option<(usize, f64)> {
+        let reference = random_chroma(4000, 17);
+        let truth = |t: usize| if t < 1500 { t } else { t + 1000 };
+        let mut reloc = Relocator::new(&reference, 50.0, cfg);
+        let mut shadow: Option<f64> = None;
+        for t in 0..2500 {
+            let c = reference[truth(t)];
+            let cost = main_cost(t);
+            if let Some(pos) = shadow.as_mut() {
+                *pos += 1.0;
+                let p = (pos.round() as usize).min(reference.len() - 1);
+                let _ = reloc.push(&c, cost, t as f64);
+                match reloc.verify(cost, cosine_distance(&c, &reference[p])) {
+                    Some(true) => return Some((t, *pos)),
+                    Some(false) => shadow = None,
+                    None => {}
+                }
+            } else if let Some(cand) = reloc.push(&c, cost, t as f64) {
+                shadow = Some(cand.ref_frame);
+            }
+        }
+        None
+    }
+
+    /// Where the right place matches at 0.06 and the wrong one after the jump at 0.2 (two
+    /// recordings alike), the fixed trigger (0.3) never suspects anything; the usual-cost
+    /// trigger finds the jump within 3 s and lands where the performer is.
+    #[test]
+    fn a_jump_that_only_doubles_the_usual_cost_is_found_with_the_usual_trigger() {
+        let cost = |t: usize| if t < 1500 { 0.06 } else { 0.2 };
+        assert_eq!(jump_found_with(RelocateConfig::default(), cost), None);
+        let (t, landed) = jump_found_with(
+            RelocateConfig {
+                usual_trigger_ratio: Some(2.0),
+                ..RelocateConfig::default()
+            },
+            cost,
+        )
+        .expect("found with the usual-cost trigger");
+        assert!(t < 1500 + 150, "confirmed at frame {t}");
+        assert!(
+            (landed - (t + 1000) as f64).abs() <= 10.0,
+            "landed at {landed}, t {t}"
+        );
+    }
+
+    /// A match whose cost swings between 0.06 and 0.16 (within twice its usual level, about
+    /// 0.11) never makes the usual-cost trigger suspicious; one that stays at 0.26, more than
+    /// twice the usual and still under the fixed trigger, does, and only with it.
+    #[test]
+    fn the_usual_trigger_ignores_swings_within_twice_the_usual_cost() {
+        let reference = random_chroma(3000, 5);
+        let with_ratio = RelocateConfig {
+            usual_trigger_ratio: Some(2.0),
+            ..RelocateConfig::default()
+        };
+        for (cfg, suspects) in [(with_ratio, true), (RelocateConfig::default(), false)] {
+            let mut reloc = Relocator::new(&reference, 50.0, cfg);
+            for (t, c) in reference.iter().enumerate().take(2000) {
+                let cost = if (t / 40) % 2 == 0 { 0.06 } else { 0.16 };
+                let _ = reloc.push(c, cost, t as f64);
+                assert!(!reloc.is_suspect(), "suspect at frame {t}");
+            }
+            for (t, c) in reference.iter().enumerate().skip(2000).take(200) {
+                let _ = reloc.push(c, 0.26, t as f64);
+            }
+            // The music is where the follower is: searching finds nothing, suspicion stays.
+            assert_eq!(
+                reloc.is_suspect(),
+                suspects,
+                "trigger {}",
+                reloc.trigger_cost()
+            );
+            assert_eq!(reloc.jumps, 0);
+        }
     }
 
     /// The diagonal matcher agrees with a direct evaluation of Δ at every end frame.
