@@ -56,7 +56,12 @@ pub struct RelocateConfig {
     /// Set against a reference recording only (see `engine::config`): against a rendered score
     /// the cost swings twice its usual level in ordinary passages.
     pub usual_trigger_ratio: Option<f32>,
-    /// Lowest suspect level the usual-cost trigger may set (`1 - cos`).
+    /// Lowest suspect level the usual-cost trigger may set (`1 - cos`). 0.2: an hour of
+    /// audio followed against itself (the bundled chorale looped, `tests/it/robust.rs` soak)
+    /// matches at 0.02 usually, but at each seam of the loop the smoothed cost reaches 0.164
+    /// while the aligner crosses it; at 0.15 the re-localiser then jumped to another
+    /// repetition of the loop every time and ended 1950 s behind. The dev corpus's gains are
+    /// the same at 0.2 (see README, *Jumps*).
     pub usual_trigger_floor: f32,
     /// Time constant (s of performance) of the usual cost: the smoothed cost's slow mean over
     /// the frames where the follower is not suspect, outside cooldowns and checks.
@@ -108,7 +113,7 @@ impl Default for RelocateConfig {
             smooth_s: 1.0,
             trigger_cost: 0.3,
             usual_trigger_ratio: None,
-            usual_trigger_floor: 0.15,
+            usual_trigger_floor: 0.2,
             usual_s: 20.0,
             min_query_s: 2.0,
             max_query_s: 4.0,
@@ -958,12 +963,12 @@ mod tests {
         None
     }
 
-    /// Where the right place matches at 0.06 and the wrong one after the jump at 0.2 (two
+    /// Where the right place matches at 0.06 and the wrong one after the jump at 0.25 (two
     /// recordings alike), the fixed trigger (0.3) never suspects anything; the usual-cost
     /// trigger finds the jump within 3 s and lands where the performer is.
     #[test]
-    fn a_jump_that_only_doubles_the_usual_cost_is_found_with_the_usual_trigger() {
-        let cost = |t: usize| if t < 1500 { 0.06 } else { 0.2 };
+    fn a_jump_the_fixed_trigger_misses_is_found_with_the_usual_trigger() {
+        let cost = |t: usize| if t < 1500 { 0.06 } else { 0.25 };
         assert_eq!(jump_found_with(RelocateConfig::default(), cost), None);
         let (t, landed) = jump_found_with(
             RelocateConfig {
@@ -982,7 +987,8 @@ mod tests {
 
     /// A match whose cost swings between 0.06 and 0.16 (within twice its usual level, about
     /// 0.11) never makes the usual-cost trigger suspicious; one that stays at 0.26, more than
-    /// twice the usual and still under the fixed trigger, does, and only with it.
+    /// twice the usual (and the floor) and still under the fixed trigger, does, and only with
+    /// it.
     #[test]
     fn the_usual_trigger_ignores_swings_within_twice_the_usual_cost() {
         let reference = random_chroma(3000, 5);

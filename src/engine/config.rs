@@ -615,8 +615,8 @@ impl TryFrom<FollowSettings> for FollowConfig {
         let relocate = match s.relocate {
             // Against a recording the follower is also suspect at twice its usual match
             // cost. Measured (`eval --mode follow --against audio`, 35 cases): ratio 2 lifts
-            // the BWV 7.7 repeat from 49.3 to 87.7 % and Haydn op. 74's from 91.9 to 97.0 %
-            // within 300 ms, the jump cases 83.4 -> 88.8 % (recovery 5.75 -> 4.23 s), no case
+            // the BWV 7.7 repeat from 49.3 to 88.4 % and Haydn op. 74's from 91.9 to 97.0 %
+            // within 300 ms, the jump cases 83.4 -> 88.9 % (recovery 5.75 -> 4.23 s), no case
             // lower, the same in three rooms; 1.75 costs the Haydn sonata's skip an event and
             // makes a false jump, 2.5 keeps only the BWV 7.7 gain. Against the score, 2
             // cost the Haydn sonata's repeat and skip and the fugue's repeat (its cost swings
