@@ -809,11 +809,31 @@ mod tests {
         truth: impl Fn(usize) -> usize,
         believed: impl Fn(usize) -> usize,
     ) -> (Relocator, Option<(usize, Relocation, usize)>) {
-        let mut reloc = Relocator::new(reference, 50.0, RelocateConfig::default());
+        drive_with(
+            RelocateConfig::default(),
+            reference,
+            frames,
+            truth,
+            believed,
+            |_, heard, at| cosine_distance(heard, at),
+        )
+    }
+
+    /// [`drive`] with `cfg`, and the current match's local cost given by `main_cost(t, the
+    /// frame heard, the reference frame believed)`.
+    fn drive_with(
+        cfg: RelocateConfig,
+        reference: &[Chroma],
+        frames: usize,
+        truth: impl Fn(usize) -> usize,
+        believed: impl Fn(usize) -> usize,
+        main_cost: impl Fn(usize, &Chroma, &Chroma) -> f32,
+    ) -> (Relocator, Option<(usize, Relocation, usize)>) {
+        let mut reloc = Relocator::new(reference, 50.0, cfg);
         let mut shadow: Option<(Relocation, f64)> = None;
         for t in 0..frames {
             let c = reference[truth(t)];
-            let main_cost = cosine_distance(&c, &reference[believed(t)]);
+            let main_cost = main_cost(t, &c, &reference[believed(t)]);
             if let Some((cand, pos)) = shadow.as_mut() {
                 *pos += cand.tempo as f64;
                 let p = (pos.round() as usize).min(reference.len() - 1);
@@ -942,25 +962,8 @@ mod tests {
     ) -> Option<(usize, f64)> {
         let reference = random_chroma(4000, 17);
         let truth = |t: usize| if t < 1500 { t } else { t + 1000 };
-        let mut reloc = Relocator::new(&reference, 50.0, cfg);
-        let mut shadow: Option<f64> = None;
-        for t in 0..2500 {
-            let c = reference[truth(t)];
-            let cost = main_cost(t);
-            if let Some(pos) = shadow.as_mut() {
-                *pos += 1.0;
-                let p = (pos.round() as usize).min(reference.len() - 1);
-                let _ = reloc.push(&c, cost, t as f64);
-                match reloc.verify(cost, cosine_distance(&c, &reference[p])) {
-                    Some(true) => return Some((t, *pos)),
-                    Some(false) => shadow = None,
-                    None => {}
-                }
-            } else if let Some(cand) = reloc.push(&c, cost, t as f64) {
-                shadow = Some(cand.ref_frame);
-            }
-        }
-        None
+        let (_, found) = drive_with(cfg, &reference, 2500, truth, |t| t, |t, _, _| main_cost(t));
+        found.map(|(t, _, landed)| (t, landed as f64))
     }
 
     /// Where the right place matches at 0.06 and the wrong one after the jump at 0.25 (two
