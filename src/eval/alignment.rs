@@ -536,13 +536,14 @@ fn write_pred(path: &Path, rows: &[(f64, f64)], positions: &[PositionEvent]) -> 
         writeln!(
             w,
             "perf_time_s,score_time_s,heard_score_s,confidence,tempo,spread_s,\
-             mass,fit_fast,fit_slow,since_jump_s,doubt,holding"
+             mass,fit_fast,fit_slow,since_jump_s,doubt,holding,fit_usual,mass_recent_min,\
+             flow_s,waiting_s"
         )
         .map_err(io)?;
         for p in positions {
             writeln!(
                 w,
-                "{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2},{},{}",
+                "{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2},{},{},{:.4},{:.4},{:.4},{:.2}",
                 p.perf_time_s,
                 p.score_time_s,
                 p.heard_score_s,
@@ -554,7 +555,11 @@ fn write_pred(path: &Path, rows: &[(f64, f64)], positions: &[PositionEvent]) -> 
                 p.evidence.fit_slow,
                 p.evidence.since_jump_s,
                 p.evidence.doubt,
-                p.evidence.holding
+                p.evidence.holding,
+                p.evidence.fit_usual,
+                p.evidence.mass_recent_min,
+                p.evidence.flow_s,
+                p.evidence.waiting_s
             )
             .map_err(io)?;
         }
