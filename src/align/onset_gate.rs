@@ -246,6 +246,7 @@ impl OnsetGate {
         self.frames_since_attack = self.frames_since_attack.saturating_add(1);
         if held {
             self.left_for = 0;
+            self.moved_on_for = 0;
             self.frames_since_attack = u32::MAX;
             return self.limit();
         }
