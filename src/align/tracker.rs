@@ -29,6 +29,18 @@ pub struct TrackerConfig {
     /// 92.3, 2 frames 70.9 / 80.9 / 92.7 (the 1.5x tempo case 71.9 -> 76.6 % within 300 ms),
     /// 3 frames 65.3 / 81.3 / 92.6, 4 frames 47.7 / 81.1 / 92.6.
     pub onset_allowance_frames: f64,
+    /// Frames a long note (see [`Self::long_note_frames`]) may be held past the end the
+    /// tempo gives it and still count towards the tempo. Beyond them the held frames are left
+    /// out of the tempo's history: a fermata, a held chord at a phrase end, is no change of
+    /// tempo, yet counted it pulled the tempo down by half for the two seconds after it, and
+    /// the position lagged behind every note of that time (BWV 7.7 after its fermatas: the
+    /// tempo fell from 1.1 to 0.55 and the position lagged by up to 400 ms). Measured on the
+    /// dev corpus, see the README (*Following*, "A held note no longer slows the tempo").
+    pub hold_counted_frames: u32,
+    /// Notes at least this long (reference frames, as the onset gate's
+    /// `min_note_frames`) can be held; a wait on a shorter note means the tempo is off, and
+    /// counts.
+    pub long_note_frames: u32,
 }
 
 impl Default for TrackerConfig {
@@ -39,6 +51,8 @@ impl Default for TrackerConfig {
             min_tempo: 0.25,
             max_tempo: 4.0,
             onset_allowance_frames: 2.0,
+            hold_counted_frames: 5,
+            long_note_frames: 15,
         }
     }
 }
@@ -73,30 +87,33 @@ pub struct Tracked {
 /// inside the note, but never past the next reference onset that has not been heard yet.
 pub struct Tracker {
     cfg: TrackerConfig,
-    history: Vec<f64>,
-    next: usize,
-    filled: usize,
+    /// The matches the tempo is fitted on: all but the frames of a long note held beyond
+    /// [`TrackerConfig::hold_counted_frames`].
+    counted: MatchHistory,
     tempo: f64,
     onsets: Option<std::sync::Arc<[u32]>>,
     flowing: f64,
     /// The same flow without the onset allowance, for [`Tracked::heard_ref_frame`].
     flowing_heard: f64,
     waiting_frames: u32,
+    /// The same wait for the heard position (without the allowance), which decides whether
+    /// a frame counts towards the tempo: so the tempo, and the heard position, do not depend
+    /// on the allowance.
+    held_frames: u32,
 }
 
 impl Tracker {
     /// A new tracker.
     pub fn new(cfg: TrackerConfig) -> Self {
         Self {
-            history: vec![0.0; cfg.tempo_history_frames.max(2)],
+            counted: MatchHistory::new(cfg.tempo_history_frames),
             cfg,
-            next: 0,
-            filled: 0,
             tempo: 1.0,
             onsets: None,
             flowing: 0.0,
             flowing_heard: 0.0,
             waiting_frames: 0,
+            held_frames: 0,
         }
     }
 
@@ -120,12 +137,12 @@ impl Tracker {
 
     /// Forget the history (after a jump or a seek).
     pub fn reset(&mut self) {
-        self.next = 0;
-        self.filled = 0;
+        self.counted.clear();
         self.tempo = 1.0;
         self.flowing = 0.0;
         self.flowing_heard = 0.0;
         self.waiting_frames = 0;
+        self.held_frames = 0;
     }
 
     /// Current tempo ratio.
@@ -133,18 +150,38 @@ impl Tracker {
         self.tempo
     }
 
+    /// The onsets around `frame`: the last at or before it (0 without one) and the first
+    /// after it (infinity without one), in reference frames.
+    fn note_around(&self, frame: f64) -> (f64, f64) {
+        match &self.onsets {
+            Some(on) => {
+                let k = on.partition_point(|&o| (o as f64) <= frame);
+                let start = k.checked_sub(1).map_or(0.0, |j| on[j] as f64);
+                let end = on.get(k).map_or(f64::INFINITY, |&o| o as f64);
+                (start, end)
+            }
+            None => (0.0, f64::INFINITY),
+        }
+    }
+
+    /// True while the aligner stays on a long note held past its end at the tempo by more
+    /// than [`TrackerConfig::hold_counted_frames`]: that frame says nothing about the tempo.
+    fn beyond_hold(&self, ref_frame: f64) -> bool {
+        let Some(last) = self.counted.last() else {
+            return false;
+        };
+        if self.held_frames <= self.cfg.hold_counted_frames {
+            return false;
+        }
+        let (start, end) = self.note_around(ref_frame);
+        ref_frame <= last + 0.5 && end - start >= self.cfg.long_note_frames as f64
+    }
+
     /// Feed one aligner step.
     pub fn update(&mut self, step: &AlignStep) -> Tracked {
-        let cap = self.history.len();
-        self.history[self.next] = step.ref_frame;
-        self.next = (self.next + 1) % cap;
-        self.filled = (self.filled + 1).min(cap);
-        if self.filled >= 10 {
-            // Over the history, oldest first.
-            let n = self.filled;
-            let start = (self.next + cap - n) % cap;
-            let history = &self.history;
-            if let Some(slope) = super::least_squares_slope(n, |k| history[(start + k) % cap]) {
+        if !self.beyond_hold(step.ref_frame) {
+            self.counted.push(step.ref_frame);
+            if let Some(slope) = self.counted.slope() {
                 self.tempo = slope.clamp(self.cfg.min_tempo, self.cfg.max_tempo);
             }
         }
@@ -164,6 +201,8 @@ impl Tracker {
             let cap = (before_unheard + allowance).max(raw);
             let waiting = self.flowing + tempo > cap && cap > raw;
             self.waiting_frames = if waiting { self.waiting_frames + 1 } else { 0 };
+            let held = self.flowing_heard + tempo > before_unheard;
+            self.held_frames = if held { self.held_frames + 1 } else { 0 };
             let now = flow(&mut self.flowing, cap);
             let heard = flow(&mut self.flowing_heard, before_unheard);
             (now, heard)
@@ -180,6 +219,52 @@ impl Tracker {
             spread_frames: step.spread_frames,
             waiting_frames: self.waiting_frames,
         }
+    }
+}
+
+/// A ring of the latest aligner matches (reference frames), one a performance frame.
+#[derive(Clone, Debug)]
+struct MatchHistory {
+    values: Vec<f64>,
+    next: usize,
+    filled: usize,
+}
+
+impl MatchHistory {
+    fn new(frames: usize) -> Self {
+        Self {
+            values: vec![0.0; frames.max(2)],
+            next: 0,
+            filled: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.next = 0;
+        self.filled = 0;
+    }
+
+    fn push(&mut self, ref_frame: f64) {
+        let cap = self.values.len();
+        self.values[self.next] = ref_frame;
+        self.next = (self.next + 1) % cap;
+        self.filled = (self.filled + 1).min(cap);
+    }
+
+    fn last(&self) -> Option<f64> {
+        let cap = self.values.len();
+        (self.filled > 0).then(|| self.values[(self.next + cap - 1) % cap])
+    }
+
+    /// Least-squares slope (reference frames per performance frame) over the history,
+    /// once it holds 10 matches.
+    fn slope(&self) -> Option<f64> {
+        if self.filled < 10 {
+            return None;
+        }
+        let cap = self.values.len();
+        let start = (self.next + cap - self.filled) % cap;
+        super::least_squares_slope(self.filled, |k| self.values[(start + k) % cap])
     }
 }
 
@@ -325,6 +410,56 @@ mod tests {
             ahead += (a.ref_frame_now > b.ref_frame_now) as usize;
         }
         assert!(ahead > 0, "the allowance never moved the position");
+    }
+
+    /// The tempo 20 frames after the aligner held the last frame of the note starting at
+    /// reference frame 100 for 60 frames more than the tempo gives it (steady at tempo 1 before
+    /// and after), with notes `note` frames long.
+    fn tempo_after_hold(cfg: TrackerConfig, note: u32) -> f64 {
+        let onsets: std::sync::Arc<[u32]> = (0..40u32).map(|k| k * note).collect();
+        let mut t = Tracker::new(cfg).with_onsets(onsets);
+        let next = (100 + note) as f64;
+        let hold_ends = next + 60.0;
+        let mut out = Tracked::default();
+        for i in 0..(hold_ends as usize + 20) {
+            let i = i as f64;
+            let raw = if i < next - 1.0 {
+                i
+            } else if i < hold_ends {
+                next - 1.0
+            } else {
+                next + (i - hold_ends)
+            };
+            out = t.update(&AlignStep {
+                ref_frame: raw,
+                confidence: 1.0,
+                ..AlignStep::default()
+            });
+        }
+        out.tempo
+    }
+
+    /// A long note held far past its end (a fermata) leaves the tempo as it was; counted, it
+    /// would pull the tempo down for the seconds after it.
+    #[test]
+    fn a_held_long_note_does_not_slow_the_tempo() {
+        let tempo = tempo_after_hold(TrackerConfig::default(), 25);
+        assert!(tempo > 0.85, "tempo after the hold {tempo}");
+        let counted = tempo_after_hold(
+            TrackerConfig {
+                hold_counted_frames: u32::MAX,
+                ..TrackerConfig::default()
+            },
+            25,
+        );
+        assert!(counted < 0.6, "with the hold counted {counted}");
+    }
+
+    /// A wait on a short note means the tempo is off: it counts.
+    #[test]
+    fn a_wait_on_a_short_note_slows_the_tempo() {
+        let tempo = tempo_after_hold(TrackerConfig::default(), 10);
+        assert!(tempo < 0.6, "tempo after the wait {tempo}");
     }
 
     #[test]
