@@ -126,13 +126,7 @@ impl Tracker {
 
     /// The first onset strictly after `frame` (or infinity).
     fn next_onset_after(&self, frame: f64) -> f64 {
-        match &self.onsets {
-            Some(on) => {
-                let k = on.partition_point(|&o| (o as f64) <= frame);
-                on.get(k).map(|&o| o as f64).unwrap_or(f64::INFINITY)
-            }
-            None => f64::INFINITY,
-        }
+        self.note_around(frame).1
     }
 
     /// Forget the history (after a jump or a seek).
