@@ -134,9 +134,12 @@ impl Versions {
                         total,
                     })
                 })?;
-                let map = WarpMap::from_monotone(&alignment.rows).map_err(|reason| {
+                let mut map = WarpMap::from_monotone(&alignment.rows).map_err(|reason| {
                     Error::invalid("alignment", path.display().to_string(), reason)
                 })?;
+                if let Some(score) = r.score() {
+                    map = map.anchored(&note_onsets_s(score));
+                }
                 CacheEntry {
                     duration_s: alignment.rows.len() as f64 * config.features.hop_s(),
                     map,
@@ -270,7 +273,21 @@ fn round4(x: f64) -> f64 {
 }
 
 /// Bumped when the cached data or the way it is computed changes.
-const CACHE_FORMAT: &str = "scorefollow-switch-1";
+/// Version 2: maps straight between the score's onsets ([`WarpMap::anchored`]).
+const CACHE_FORMAT: &str = "scorefollow-switch-2";
+
+/// The score's distinct note onsets (s), sorted.
+fn note_onsets_s(score: &Score) -> Vec<f64> {
+    let mut onsets: Vec<f64> = score
+        .notes
+        .iter()
+        .filter(|n| !n.is_drum)
+        .map(|n| n.onset_s)
+        .collect();
+    onsets.sort_by(f64::total_cmp);
+    onsets.dedup();
+    onsets
+}
 
 /// 64-bit FNV-1a, streaming.
 #[derive(Clone, Copy, Debug)]
