@@ -124,11 +124,6 @@ impl Tracker {
         self
     }
 
-    /// The first onset strictly after `frame` (or infinity).
-    fn next_onset_after(&self, frame: f64) -> f64 {
-        self.note_around(frame).1
-    }
-
     /// Forget the history (after a jump or a seek).
     pub fn reset(&mut self) {
         self.counted.clear();
@@ -160,31 +155,31 @@ impl Tracker {
 
     /// True while the aligner stays on a long note held past its end at the tempo by more
     /// than [`TrackerConfig::hold_counted_frames`]: that frame says nothing about the tempo.
-    fn beyond_hold(&self, ref_frame: f64) -> bool {
+    /// `note` is the note `ref_frame` is in ([`Self::note_around`]).
+    fn beyond_hold(&self, ref_frame: f64, (start, end): (f64, f64)) -> bool {
         let Some(last) = self.counted.last() else {
             return false;
         };
-        if self.held_frames <= self.cfg.hold_counted_frames {
-            return false;
-        }
-        let (start, end) = self.note_around(ref_frame);
-        ref_frame <= last + 0.5 && end - start >= self.cfg.long_note_frames as f64
+        self.held_frames > self.cfg.hold_counted_frames
+            && ref_frame <= last + 0.5
+            && end - start >= self.cfg.long_note_frames as f64
     }
 
     /// Feed one aligner step.
     pub fn update(&mut self, step: &AlignStep) -> Tracked {
-        if !self.beyond_hold(step.ref_frame) {
-            self.counted.push(step.ref_frame);
+        let raw = step.ref_frame;
+        let note = self.note_around(raw);
+        if !self.beyond_hold(raw, note) {
+            self.counted.push(raw);
             if let Some(slope) = self.counted.slope() {
                 self.tempo = slope.clamp(self.cfg.min_tempo, self.cfg.max_tempo);
             }
         }
-        let raw = step.ref_frame;
         let (now, heard) = if self.onsets.is_some() {
             // Flow on from the last reported position at the local tempo, between the raw
             // match and the frame before the next unheard onset (plus the allowance).
             let allowance = self.tempo * self.cfg.onset_allowance_frames;
-            let before_unheard = (self.next_onset_after(raw) - 1.0).max(raw);
+            let before_unheard = (note.1 - 1.0).max(raw);
             let (tempo, lag) = (self.tempo, self.cfg.lag_frames);
             // One flow with the allowance (the position), one without (what was heard: exactly
             // the position an allowance of 0 gives).
